@@ -1,0 +1,251 @@
+"""The ``mer-bench`` command line.
+
+Importing this module is cheap: torch, pandas and rich load only inside the commands that need
+them, so ``mer-bench --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mer_bench import __version__
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mer-bench",
+        description="Honest, reproducible benchmarks for micro-expression recognition.",
+        epilog="Start with: mer-bench run --method meranet --protocol loso   (embedded synthetic dataset)")
+    p.add_argument("--version", action="version", version=f"mer-bench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="train and evaluate a method under a protocol; store per-sample predictions",
+                       description="Run METHOD under PROTOCOL on DATASET for each --seed. Completed folds are "
+                                   "stored as they finish: re-running an interrupted command resumes it, and a "
+                                   "completed run is reused unless --force.")
+    r.add_argument("--method", required=True, help="registered method name (see `mer-bench list methods`)")
+    r.add_argument("--protocol", default="loso", help="registered protocol (default: loso)")
+    r.add_argument("--dataset", default="synthetic", help="registered dataset (default: synthetic, embedded)")
+    r.add_argument("--data-root", default=None, help="folder of a real dataset (passed to the dataset loader)")
+    r.add_argument("--seed", type=int, action="append", help="run seed; repeat for several (default: 0)")
+    r.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="override a method hyper-parameter, e.g. --set lr=1e-4 --set epochs=5")
+    r.add_argument("--preset", default=None,
+                   help="method hyper-parameter preset (e.g. paper, fast); default: the dataset's suggestion")
+    r.add_argument("--dataset-set", dest="dataset_overrides", action="append", metavar="KEY=VALUE",
+                   help="dataset option, e.g. --dataset-set n_subjects=6")
+    r.add_argument("--protocol-set", dest="protocol_overrides", action="append", metavar="KEY=VALUE",
+                   help="protocol option, e.g. --protocol-set test_size=0.2")
+    r.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    r.add_argument("--store", default=None, help="results database (default: $MER_BENCH_STORE or "
+                                                 "~/.local/share/mer-bench/results.sqlite)")
+    r.add_argument("--force", action="store_true", help="recompute even if the run is complete in the store")
+    r.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+
+    ls = sub.add_parser("list", help="list registered methods, protocols or datasets",
+                        description="List registry entries, optionally filtered by a wildcard pattern.")
+    ls.add_argument("kind", choices=["methods", "protocols", "datasets"])
+    ls.add_argument("pattern", nargs="?", default=None, help="shell wildcard, e.g. 'meranet*' or '*3d*'")
+
+    lb = sub.add_parser("leaderboard", help="render the leaderboard markdown from the results store")
+    lb.add_argument("--protocol", default=None)
+    lb.add_argument("--dataset", default=None)
+    lb.add_argument("--store", default=None)
+    lb.add_argument("--write", action="store_true", help="publish into leaderboards/<dataset>-<protocol>.md")
+    lb.add_argument("--out", default="leaderboards", help="folder for --write (default: leaderboards)")
+    return p
+
+
+def _err(msg: str) -> None:
+    try:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {msg}", markup=True, soft_wrap=True)
+    except Exception:  # pragma: no cover - rich missing
+        print(f"error: {msg}", file=sys.stderr)
+
+
+def _cmd_list(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mer_bench.registry import PluginLoadError, registry_for
+
+    reg = registry_for(args.kind)
+    names = reg.names(args.pattern)
+    table = Table(title=f"{args.kind} ({len(names)})" + (f" matching {args.pattern!r}" if args.pattern else ""))
+    for col in ("name", "origin", "details"):
+        table.add_column(col)
+    broken = {}
+    for name in names:
+        try:
+            obj = reg.get(name)
+        except PluginLoadError as exc:
+            broken[name] = str(exc)
+            continue
+        info = getattr(obj, "info", None)
+        if info is not None:
+            cpu = "" if info.practical_on_cpu else " [GPU advised]"
+            details = f"{info.summary} — input: {info.representation}{cpu}"
+        elif hasattr(obj, "leaky"):
+            details = ("LEAKY: subjects shared between train and test. " if obj.leaky else "") + \
+                ((obj.__doc__ or "").strip().splitlines() or [""])[0]
+        else:
+            reps = ", ".join(getattr(obj, "representations", ()))
+            details = ((obj.__doc__ or "").strip().splitlines() or [""])[0] + (f" — provides: {reps}" if reps else "")
+        table.add_row(name, reg.origin(name), details)
+    console = Console()
+    console.print(table)
+    broken.update({k: v for k, v in reg.broken(load=False).items() if not args.pattern or k in names})
+    for name, msg in broken.items():
+        Console(stderr=True).print(f"[yellow]broken plugin[/] {name}: {msg}", markup=True, highlight=False)
+    return 0
+
+
+def _options(items) -> dict:
+    from mer_bench.method import parse_overrides
+
+    return parse_overrides(items)
+
+
+def _cmd_run(args) -> int:
+    from mer_bench.runtime import resolve_device
+    from mer_bench.store import Store
+
+    dataset_options = _options(args.dataset_overrides)
+    if args.data_root is not None:
+        dataset_options["data_root"] = args.data_root
+    store = Store(args.store)  # an unwritable store fails here, before any work
+    try:
+        device = resolve_device(args.device)
+        from mer_bench.runner import execute, prepare
+
+        try:
+            prep = prepare(args.method, args.protocol, args.dataset, args.seed, _options(args.overrides), args.preset,
+                           dataset_options, _options(args.protocol_overrides))
+        except TypeError as exc:  # a dataset/protocol option the constructor does not take
+            raise ValueError(f"invalid dataset or protocol option: {exc}") from None
+        results = _execute_with_progress(prep, store, device, args.force, quiet=args.json)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"store": str(store.path), "results": [r.as_dict() for r in results]}, indent=2))
+    else:
+        _print_results(results, store.path)
+    return 0
+
+
+def _execute_with_progress(prep, store, device, force, quiet=False):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mer_bench.runner import execute
+
+    console = Console(stderr=True)
+    spec0 = prep.specs[0]
+    n_folds = len(prep.protocol.folds(prep.dataset.table(), spec0.seed))
+    total = n_folds * len(prep.specs)
+    if not quiet:
+        console.print(f"[bold]{spec0.method}[/] on [bold]{spec0.dataset}[/] under [bold]{spec0.protocol}[/]"
+                      f"{' [red](LEAKY protocol)[/]' if spec0.leaky else ''}: {len(prep.specs)} seed(s) x {n_folds} "
+                      f"folds on {device}; preset {spec0.preset or 'none (defaults)'}; params {spec0.params}",
+                      highlight=False)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False, disable=quiet) as progress:
+        folds_task = progress.add_task("folds", total=total)
+        epoch_task = progress.add_task("", total=1, visible=False)
+
+        def on_fold(spec, i, n, name, status):
+            if status == "start":
+                progress.update(folds_task, description=f"seed {spec.seed} fold {i + 1}/{n} ({name})")
+                progress.reset(epoch_task, total=1, description="", visible=False)
+            else:
+                progress.advance(folds_task)
+
+        def on_progress(desc, done, of):
+            progress.update(epoch_task, description=f"  {desc}", completed=done, total=of, visible=True)
+
+        try:
+            return execute(prep, store, device=device, force=force, on_fold=on_fold, on_progress=on_progress)
+        finally:
+            progress.update(epoch_task, visible=False)
+
+
+def _print_results(results, store_path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="results (pooled over folds)")
+    for col in ("method", "dataset", "protocol", "seed", "subset", "UF1", "UAR", "accuracy", "n", "folds", "status"):
+        table.add_column(col, justify="right" if col in ("UF1", "UAR", "accuracy", "n", "folds", "seed") else "left")
+    for r in results:
+        s = r.spec
+        for subset, sc in r.scores.items():
+            table.add_row(s.method, s.dataset, s.protocol + (" (LEAKY)" if s.leaky else ""), str(s.seed), subset,
+                          f"{sc['uf1']:.4f}", f"{sc['uar']:.4f}", f"{sc['accuracy']:.4f}", str(sc["n"]),
+                          str(r.n_folds), r.status)
+    console.print(table)
+    absent = {c for r in results for sc in r.scores.values() for c in sc["absent_classes"]}
+    if absent:
+        console.print(f"[yellow]note:[/] classes absent from the ground truth were excluded from the means: "
+                      f"{sorted(absent)}")
+    n_classes = len(results[0].scores["Full"]["per_class"]) if results else 0
+    if n_classes:
+        console.print(f"chance level: UAR {1 / n_classes:.4f}; for the empirical floor run "
+                      f"`mer-bench run --method chance --protocol {results[0].spec.protocol}`.", highlight=False)
+    console.print(f"run ids: {', '.join(r.spec.run_id for r in results)}; store: {store_path}; wall time "
+                  f"{sum(r.wall_time for r in results):.1f} s", highlight=False)
+
+
+def _cmd_leaderboard(args) -> int:
+    from mer_bench.leaderboard import leaderboard_rows, render_markdown, write_leaderboard
+    from mer_bench.store import Store
+
+    with Store(args.store) as store:
+        rows = leaderboard_rows(store, args.protocol, args.dataset)
+    scope = " / ".join(x for x in (args.dataset, args.protocol) if x)
+    md = render_markdown(rows, title="mer-bench leaderboard" + (f": {scope}" if scope else ""))
+    if args.write:
+        name = "-".join(x for x in (args.dataset, args.protocol) if x) or "leaderboard"
+        path = write_leaderboard(md, args.out, name)
+        print(f"wrote {path}")
+    else:
+        print(md)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from mer_bench.data import DatasetError
+    from mer_bench.metrics import AbsentClassError
+    from mer_bench.method import ParameterError
+    from mer_bench.protocol import ProtocolError
+    from mer_bench.registry import RegistryError
+    from mer_bench.store import StoreError
+
+    handlers = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard}
+    try:
+        return handlers[args.command](args)
+    except (RegistryError, ParameterError, DatasetError, ProtocolError, StoreError, AbsentClassError,
+            ValueError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted. Completed folds are saved in the store; re-run the same command to resume.")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

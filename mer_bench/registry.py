@@ -1,0 +1,239 @@
+"""Lazy, typed registries for methods, protocols and datasets.
+
+Names map to ``"module:object"`` strings and are imported on first use, so importing the CLI
+does not import torch. Built-in entries are listed below; third-party plugins come in through
+the entry-point groups ``mer_bench.methods``, ``mer_bench.protocols`` and ``mer_bench.datasets``
+(``name = "package.module:Object"`` in the plugin's ``pyproject.toml``).
+
+Rules (after lm-evaluation-harness and timm, with the lessons of both):
+
+* a duplicate name is an error: :meth:`Registry.register` raises :class:`DuplicateNameError`,
+  and a plugin entry point that reuses a taken name is rejected and reported, never silently
+  shadowing a method (in a benchmark, name identity is result identity);
+* an unknown name raises :class:`UnknownNameError` with "did you mean" suggestions;
+* a plugin that fails to import is reported by :meth:`Registry.broken` and ``mer-bench list``;
+  the other entries keep working;
+* :meth:`Registry.names` accepts shell wildcards (``"meranet*"``, ``"*3d*"``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+__all__ = ["Registry", "RegistryError", "UnknownNameError", "DuplicateNameError", "PluginLoadError",
+           "METHODS", "PROTOCOLS", "DATASETS", "registry_for"]
+
+
+class RegistryError(Exception):
+    """Base class of registry errors."""
+
+
+class UnknownNameError(RegistryError, KeyError):
+    """An unknown name was asked for; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class DuplicateNameError(RegistryError):
+    """A name was registered twice."""
+
+
+class PluginLoadError(RegistryError):
+    """A registered ``module:object`` target could not be imported."""
+
+
+class _Entry:
+    __slots__ = ("target", "obj", "origin", "error")
+
+    def __init__(self, target: str | None, obj: Any = None, origin: str = "built-in") -> None:
+        self.target = target
+        self.obj = obj
+        self.origin = origin
+        self.error: str | None = None
+
+
+def _target_of(obj: Any) -> str:
+    return f"{obj.__module__}:{obj.__qualname__}"
+
+
+class Registry:
+    """A name -> object table whose objects are imported lazily.
+
+    Args:
+        kind: what is registered (``"method"``), used in messages.
+        group: the entry-point group of third-party plugins.
+        builtins: name -> ``"module:object"`` for the built-in entries.
+    """
+
+    def __init__(self, kind: str, group: str, builtins: dict[str, str]) -> None:
+        self.kind = kind
+        self.group = group
+        self._entries: dict[str, _Entry] = {name: _Entry(target) for name, target in builtins.items()}
+        self._rejected: dict[str, str] = {}
+        self._plugins_loaded = False
+
+    # -- registration ---------------------------------------------------------------------------
+    def register(self, name: str, obj: Any, origin: str = "decorator") -> Any:
+        """Register ``obj`` under ``name``; returns ``obj``.
+
+        Re-registering the object a lazy built-in entry points to (which happens when that
+        module is imported) fills in the entry; anything else under a taken name raises.
+
+        Raises:
+            DuplicateNameError: the name is taken by another object.
+        """
+        entry = self._entries.get(name)
+        if entry is not None:
+            same = entry.obj is obj or (entry.obj is None and entry.target == _target_of(obj))
+            if not same:
+                taken = entry.target or _target_of(entry.obj)
+                raise DuplicateNameError(
+                    f"{self.kind} name {name!r} is already registered ({taken}, {entry.origin}); "
+                    f"cannot register {_target_of(obj)} under the same name")
+            entry.obj = obj
+            return obj
+        self._entries[name] = _Entry(_target_of(obj), obj, origin)
+        return obj
+
+    def decorator(self, name: str) -> Callable[[Any], Any]:
+        """``@registry.decorator("name")`` registers the decorated class or factory."""
+
+        def wrap(obj: Any) -> Any:
+            return self.register(name, obj)
+
+        return wrap
+
+    # -- discovery ------------------------------------------------------------------------------
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        try:
+            eps = metadata.entry_points(group=self.group)
+        except Exception as exc:  # pragma: no cover - broken metadata on the machine
+            self._rejected[f"<{self.group}>"] = f"could not read entry points: {exc}"
+            return
+        seen: set[str] = set()
+        for ep in eps:
+            dist = getattr(getattr(ep, "dist", None), "name", "?")
+            if ep.name in self._entries:
+                taken = self._entries[ep.name]
+                if ep.value == taken.target and taken.origin == "built-in":
+                    continue  # our own distribution declaring a built-in entry
+                key = ep.name if ep.name not in self._rejected else f"{ep.name} ({dist})"
+                self._rejected[key] = (f"duplicate {self.kind} name {ep.name!r} from plugin {dist} "
+                                       f"({ep.value}); already registered by {taken.origin} "
+                                       f"({taken.target}). The plugin entry is ignored.")
+                continue
+            if ep.name in seen:  # pragma: no cover - guarded above
+                continue
+            seen.add(ep.name)
+            self._entries[ep.name] = _Entry(ep.value, origin=f"plugin {dist}")
+
+    def _all(self) -> dict[str, _Entry]:
+        self._load_plugins()
+        return self._entries
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Sorted registered names, optionally filtered by a shell wildcard (case-insensitive)."""
+        names = sorted(self._all())
+        if pattern:
+            names = [n for n in names if fnmatch.fnmatch(n.lower(), pattern.lower())]
+        return names
+
+    def origin(self, name: str) -> str:
+        """Where an entry came from: ``"built-in"``, ``"plugin <dist>"`` or ``"decorator"``."""
+        return self._entry(name).origin
+
+    def target(self, name: str) -> str:
+        """The ``module:object`` string of an entry."""
+        entry = self._entry(name)
+        return entry.target or _target_of(entry.obj)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._all()
+
+    def _entry(self, name: str) -> _Entry:
+        entries = self._all()
+        if name not in entries:
+            if name in self._rejected:
+                raise UnknownNameError(self._rejected[name])
+            close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}.{hint} Available: {', '.join(sorted(entries)) or 'none'}. "
+                f"See `mer-bench list {self.kind}s`.")
+        return entries[name]
+
+    def get(self, name: str) -> Any:
+        """The registered object (imported on first use).
+
+        Raises:
+            UnknownNameError: no such name (with suggestions).
+            PluginLoadError: the entry's module or object could not be imported.
+        """
+        entry = self._entry(name)
+        if entry.obj is None:
+            if entry.error is not None:
+                raise PluginLoadError(entry.error)
+            module_name, _, attr = entry.target.partition(":")
+            try:
+                obj = importlib.import_module(module_name)
+                for part in attr.split(".") if attr else []:
+                    obj = getattr(obj, part)
+            except Exception as exc:
+                entry.error = (f"{self.kind} {name!r} ({entry.origin}) could not be loaded from "
+                               f"{entry.target}: {type(exc).__name__}: {exc}")
+                raise PluginLoadError(entry.error) from exc
+            entry.obj = obj
+        return entry.obj
+
+    def broken(self, load: bool = True) -> dict[str, str]:
+        """Entries that cannot be used: rejected duplicates, and (``load=True``) import failures."""
+        out = dict(self._rejected)
+        if load:
+            for name in self.names():
+                try:
+                    self.get(name)
+                except PluginLoadError as exc:
+                    out[name] = str(exc)
+        return out
+
+
+_BUILTIN_METHODS = {
+    "meranet": "mer_bench.methods.meranet:MERANet",
+    "resnet3d18": "mer_bench.methods.meranet:ResNet3D18",
+    "chance": "mer_bench.methods.baselines:Chance",
+    "majority": "mer_bench.methods.baselines:Majority",
+}
+_BUILTIN_PROTOCOLS = {
+    "loso": "mer_bench.protocols.loso:LOSO",
+    "holdout": "mer_bench.protocols.holdout:SubjectHoldout",
+    "holdout-sample": "mer_bench.protocols.holdout:SampleHoldout",
+}
+_BUILTIN_DATASETS = {
+    "synthetic": "mer_bench.datasets.synthetic:SyntheticMER",
+}
+
+METHODS = Registry("method", "mer_bench.methods", _BUILTIN_METHODS)
+PROTOCOLS = Registry("protocol", "mer_bench.protocols", _BUILTIN_PROTOCOLS)
+DATASETS = Registry("dataset", "mer_bench.datasets", _BUILTIN_DATASETS)
+
+
+def registry_for(kind: str) -> Registry:
+    """The registry of ``"methods"``, ``"protocols"`` or ``"datasets"`` (singular accepted).
+
+    Raises:
+        UnknownNameError: any other kind.
+    """
+    table = {"method": METHODS, "protocol": PROTOCOLS, "dataset": DATASETS}
+    key = kind.rstrip("s")
+    if key not in table:
+        raise UnknownNameError(f"unknown registry {kind!r}; choose methods, protocols or datasets")
+    return table[key]

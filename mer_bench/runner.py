@@ -1,0 +1,241 @@
+"""The runner: method x protocol x dataset x seed -> folds -> stored predictions -> metrics.
+
+The pipeline is a straight line::
+
+    dataset.table()  ->  protocol.folds(table, seed)  ->  for each fold:
+        method = Method(**params, random_state=seed*1000 + fold)     # fresh, seeded
+        method.fit(train samples)                                     # never sees test labels
+        predict(test samples without labels)  ->  store.write_fold()  # one transaction
+    ->  metrics.pooled_scores(all stored predictions)
+
+Everything before the first fold is checked first (names, hyper-parameters, representation,
+protocol feasibility, a writable store), so bad input fails in seconds and loses nothing.
+A run's identity is its ``run_id`` = configuration hash + seed; a completed run is not
+recomputed unless ``force=True``, and an interrupted one resumes from its completed folds,
+giving the same predictions as an uninterrupted run (each fold is seeded independently).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mer_bench import __version__, runtime
+from mer_bench.data import DatasetError
+from mer_bench.method import clone, resolve_params
+from mer_bench.metrics import breakdown
+from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
+from mer_bench.store import Store
+
+__all__ = ["RunSpec", "RunResult", "prepare", "execute", "run", "config_hash", "git_commit", "run_metrics"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One fully resolved run: what is hashed into its identity."""
+
+    method: str
+    dataset: str
+    protocol: str
+    seed: int
+    params: dict[str, Any]
+    preset: str | None
+    dataset_options: dict[str, Any]
+    dataset_fingerprint: str
+    protocol_options: dict[str, Any]
+    leaky: bool
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.method, self.params, self.dataset, self.dataset_options, self.dataset_fingerprint,
+                           self.protocol, self.protocol_options)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.config_hash}-s{self.seed}"
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``status``: ``computed``, ``resumed`` or ``cached``."""
+
+    spec: RunSpec
+    status: str
+    n_folds: int
+    wall_time: float
+    scores: dict[str, dict] = field(default_factory=dict)
+    device: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.spec
+        return {"run_id": s.run_id, "config_hash": s.config_hash, "method": s.method, "dataset": s.dataset,
+                "protocol": s.protocol, "seed": s.seed, "preset": s.preset, "params": s.params,
+                "leaky": s.leaky, "status": self.status, "folds": self.n_folds, "wall_time": self.wall_time,
+                "device": self.device, "scores": self.scores}
+
+
+def config_hash(method: str, params: dict, dataset: str, dataset_options: dict, fingerprint: str,
+                protocol: str, protocol_options: dict) -> str:
+    """12 hex digits identifying a configuration (everything but the seed and the device)."""
+    blob = json.dumps({"method": method, "params": params, "dataset": dataset, "dataset_options": dataset_options,
+                       "fingerprint": fingerprint, "protocol": protocol, "protocol_options": protocol_options},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def git_commit() -> str:
+    """The git commit of the mer-bench source tree, or ``"unknown"`` (e.g. a wheel install)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        commit = out.stdout.strip()
+        if out.returncode or not commit:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass
+class Prepared:
+    """A checked run plan: the objects it needs and the resolved specs."""
+
+    method_cls: type
+    dataset: Any
+    protocol: Any
+    specs: list[RunSpec]
+
+
+def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", seeds: list[int] | None = None,
+            overrides: dict[str, Any] | None = None, preset: str | None = None,
+            dataset_options: dict[str, Any] | None = None,
+            protocol_options: dict[str, Any] | None = None) -> Prepared:
+    """Resolve names and hyper-parameters and check that the run can start.
+
+    Raises:
+        UnknownNameError, PluginLoadError: a bad method/protocol/dataset name or plugin.
+        ParameterError: an invalid override or preset.
+        DatasetError, ProtocolError: the dataset cannot feed the method or the protocol.
+    """
+    method_cls = METHODS.get(method)
+    protocol_obj = PROTOCOLS.get(protocol)(**(protocol_options or {}))
+    dataset_obj = DATASETS.get(dataset)(**(dataset_options or {}))
+    rep = method_cls.info.representation
+    if rep != "none" and rep not in dataset_obj.representations:
+        raise DatasetError(f"method {method!r} needs the {rep!r} representation, which dataset {dataset!r} does not "
+                           f"provide (it provides {', '.join(dataset_obj.representations)})")
+    if preset is None and dataset_obj.suggested_preset in getattr(method_cls, "presets", {}):
+        preset = dataset_obj.suggested_preset
+    params = resolve_params(method_cls, preset, overrides)
+    table = dataset_obj.table()
+    seeds = list(dict.fromkeys(seeds or [0]))
+    for seed in seeds:  # protocol feasibility before any training
+        protocol_obj.folds(table, seed)
+    specs = [RunSpec(method, dataset, protocol, seed, params, preset, dataset_obj.options(), dataset_obj.fingerprint(),
+                     protocol_obj.options(), bool(protocol_obj.leaky)) for seed in seeds]
+    return Prepared(method_cls, dataset_obj, protocol_obj, specs)
+
+
+def run_metrics(preds, classes: tuple[str, ...]) -> dict[str, dict]:
+    """Pooled scores (``Full``) plus a per-database breakdown when the dataset is a composite.
+
+    A class absent from the ground truth is excluded from the means and listed in
+    ``absent_classes`` (see :mod:`mer_bench.metrics`).
+    """
+    groups = preds["dataset"].to_numpy()
+    scores = breakdown(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), groups, len(classes), classes,
+                       absent="exclude")
+    if len(set(groups)) == 1:
+        scores = {"Full": scores["Full"]}
+    return scores
+
+
+def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = False,
+            on_fold=None, on_progress=None) -> list[RunResult]:
+    """Run (or resume, or reuse) every spec of ``prep``; returns one :class:`RunResult` per seed.
+
+    Args:
+        on_fold: ``on_fold(spec, fold_index, n_folds, fold_name, status)`` after each fold
+            (``status``: ``"start"``, ``"done"``, ``"skipped"``).
+        on_progress: passed to the trainer as the runtime progress callback.
+    """
+    from mer_bench.runtime import resolve_device
+
+    dev = resolve_device(device)
+    table = prep.dataset.table()
+    rep = prep.method_cls.info.representation
+    results = []
+    for spec in prep.specs:
+        folds = prep.protocol.folds(table, spec.seed)
+        existing = store.get_run(spec.run_id)
+        if existing and force:
+            store.reset_run(spec.run_id)
+            existing = None
+        if existing and existing["status"] == "complete":
+            preds = store.predictions(spec.run_id)
+            results.append(RunResult(spec, "cached", len(folds), existing["wall_time"] or 0.0,
+                                     run_metrics(preds, prep.dataset.classes), existing["device"] or ""))
+            continue
+        import torch
+
+        store.start_run({
+            "run_id": spec.run_id, "config_hash": spec.config_hash, "method": spec.method, "dataset": spec.dataset,
+            "protocol": spec.protocol, "seed": spec.seed, "preset": spec.preset, "params": spec.params,
+            "dataset_options": spec.dataset_options, "dataset_fingerprint": spec.dataset_fingerprint,
+            "protocol_options": spec.protocol_options, "classes": list(prep.dataset.classes),
+            "leaky": int(spec.leaky), "n_folds": len(folds)})
+        done = store.completed_folds(spec.run_id)
+        status = "resumed" if done else "computed"
+        template = prep.method_cls(**spec.params)
+        with runtime.use(device=dev, progress=on_progress):
+            for i, fold in enumerate(folds):
+                if i in done:
+                    if on_fold:
+                        on_fold(spec, i, len(folds), fold.name, "skipped")
+                    continue
+                if on_fold:
+                    on_fold(spec, i, len(folds), fold.name, "start")
+                t0 = time.perf_counter()
+                method = clone(template, random_state=spec.seed * 1000 + i)
+                method.fit(prep.dataset.samples(rep, fold.train))
+                test = prep.dataset.samples(rep, fold.test, with_labels=False)
+                y_pred = np.asarray(method.predict(test))
+                proba = method.predict_proba(test) if hasattr(method, "predict_proba") else None
+                rows_t = table.iloc[fold.test]
+                rows = [(sid, subj, ds, int(t), int(p), None if proba is None else [round(float(v), 6) for v in pr])
+                        for sid, subj, ds, t, p, pr in zip(
+                            rows_t["sample_id"], rows_t["subject"].astype(str), rows_t["dataset"], rows_t["label"],
+                            y_pred, proba if proba is not None else [None] * len(y_pred))]
+                store.write_fold(spec.run_id, i, fold.name, len(fold.train), time.perf_counter() - t0, dev, rows)
+                if on_fold:
+                    on_fold(spec, i, len(folds), fold.name, "done")
+        wall = store.fold_times(spec.run_id)
+        store.finish_run(spec.run_id, wall_time=wall, device=dev, package_version=__version__,
+                         git_commit=git_commit(), torch_version=torch.__version__)
+        preds = store.predictions(spec.run_id)
+        results.append(RunResult(spec, status, len(folds), wall, run_metrics(preds, prep.dataset.classes), dev))
+    return results
+
+
+def run(method: str, protocol: str = "loso", dataset: str = "synthetic", seeds: list[int] | None = None,
+        overrides: dict[str, Any] | None = None, preset: str | None = None, store: Store | str | None = None,
+        device: str = "auto", force: bool = False, dataset_options: dict[str, Any] | None = None,
+        protocol_options: dict[str, Any] | None = None) -> list[RunResult]:
+    """Python entry point: :func:`prepare` then :func:`execute` (no progress display)."""
+    prep = prepare(method, protocol, dataset, seeds, overrides, preset, dataset_options, protocol_options)
+    own = not isinstance(store, Store)
+    st = Store(store) if own else store
+    try:
+        return execute(prep, st, device=device, force=force)
+    finally:
+        if own:
+            st.close()

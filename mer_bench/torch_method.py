@@ -1,0 +1,140 @@
+"""Base class of deep methods on clips, built on :mod:`mer_bench.trainer`.
+
+Subclasses store their hyper-parameters in ``__init__`` and implement
+``build_model(in_channels, num_classes) -> nn.Module`` mapping ``(N, C, T, H, W)`` to logits.
+
+Preprocessing (MERANet paper section 4.2):
+
+1. optional resampling to ``frames`` x ``size`` x ``size`` (trilinear; ``None`` keeps the
+   dataset's native size; the paper uses 16 x 112 x 112);
+2. per-sample, per-channel standardisation: subtract each clip's channel mean and divide by its
+   channel standard deviation (+1e-6), so no statistic is shared between clips (and none leaks
+   from test clips into training);
+3. training only: horizontal flip with probability 0.5 (``flip=True``).
+
+A 4-D input ``(N, C, H, W)`` (an apex frame or a flow image) is treated as a one-frame clip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mer_bench._compat import ensure_torchvision_importable
+from mer_bench.data import Samples
+from mer_bench.method import Method, ParameterError
+from mer_bench.trainer import TrainConfig, fit_classifier, predict_logits
+
+ensure_torchvision_importable()
+
+__all__ = ["TorchClipMethod", "standardise_clips", "hflip"]
+
+
+def standardise_clips(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample, per-channel standardisation of ``(N, C, ...)``; returns float32."""
+    x = x.float()
+    dims = tuple(range(2, x.ndim))
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True)
+    return (x - mean) / (std + 1e-6)
+
+
+def hflip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Flip each sample of ``(N, ..., W)`` along W with probability ``p``."""
+    mask = torch.rand(x.shape[0], generator=gen, device=gen.device) < p
+    if not mask.any():
+        return x
+    x = x.clone()
+    x[mask] = x[mask].flip(-1)
+    return x
+
+
+class TorchClipMethod(Method):
+    """Shared fit/predict for clip networks; see the module docstring.
+
+    Hyper-parameters every subclass has: ``epochs``, ``batch_size``, ``lr``, ``weight_decay``,
+    ``warmup`` (steps or ``"untuned"``), ``flip``, ``frames``, ``size``, ``precision``,
+    ``random_state``. Learned state: ``model_`` (the trained ``nn.Module``, eval mode, on CPU),
+    ``classes_``, ``input_shape_``.
+    """
+
+    def build_model(self, in_channels: int, num_classes: int) -> nn.Module:  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        def need(key: str, ok: bool, what: str) -> None:
+            if key in params and not ok:
+                raise ParameterError(f"{key} must be {what}, got {params[key]!r}")
+
+        need("epochs", isinstance(params.get("epochs"), int) and params.get("epochs", 0) > 0, "a positive int")
+        need("batch_size", isinstance(params.get("batch_size"), int) and params.get("batch_size", 0) > 0,
+             "a positive int")
+        need("lr", isinstance(params.get("lr"), (int, float)) and params.get("lr", 0) > 0, "a positive number")
+        need("weight_decay", params.get("weight_decay", 0) >= 0, ">= 0")
+        w = params.get("warmup", 0)
+        need("warmup", w == "untuned" or (isinstance(w, int) and w >= 0), "a non-negative int or 'untuned'")
+        need("precision", params.get("precision") in ("auto", "fp32", "bf16"), "one of auto, fp32, bf16")
+        for key in ("frames", "size", "width"):
+            v = params.get(key)
+            need(key, v is None or (isinstance(v, int) and v > 0), "a positive int" + (" or None" if key != "width"
+                                                                                    else ""))
+        if "shared" in params:
+            need("shared", params["shared"] in ("cnn", "mlp"), "'cnn' or 'mlp'")
+        if "kernel_size" in params:
+            k = params["kernel_size"]
+            need("kernel_size", isinstance(k, int) and k > 0 and k % 2 == 1, "a positive odd int (3, 5, 7)")
+        if "reduction" in params:
+            need("reduction", isinstance(params["reduction"], int) and params["reduction"] >= 1, "an int >= 1")
+
+    def _prepare(self, X: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.ascontiguousarray(X))
+        if x.ndim == 4:
+            x = x.unsqueeze(2)
+        if x.ndim != 5:
+            raise ValueError(f"{self.info.name} expects clips (N, C, T, H, W) or images (N, C, H, W), "
+                             f"got shape {tuple(x.shape)}")
+        t, h, w = x.shape[2:]
+        size = (self.frames or t, self.size or h, self.size or w)
+        if size != (t, h, w):
+            x = F.interpolate(x.float(), size=size, mode="trilinear", align_corners=False)
+        return standardise_clips(x)
+
+    def _augment(self, xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return hflip(xb, gen) if self.flip else xb
+
+    def fit(self, train: Samples) -> TorchClipMethod:
+        """Train on ``train`` (``X`` as in the module docstring, ``y`` required); returns self.
+
+        Raises:
+            ValueError: missing labels or a wrong input shape.
+        """
+        if train.y is None:
+            raise ValueError("fit needs labelled samples")
+        x = self._prepare(train.X)
+        self.classes_ = np.arange(train.n_classes)
+        self.input_shape_ = tuple(x.shape[1:])
+        torch.manual_seed(self.random_state)
+        model = self.build_model(x.shape[1], train.n_classes)
+        cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                          weight_decay=self.weight_decay, warmup=self.warmup, precision=self.precision,
+                          seed=self.random_state)
+        self.model_ = fit_classifier(model, x, train.y, cfg, augment=self._augment,
+                                     description=self.info.name).cpu()
+        return self
+
+    def predict_proba(self, test: Samples) -> np.ndarray:
+        """Class probabilities ``(N, n_classes)`` (softmax of the logits)."""
+        if not hasattr(self, "model_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        logits = predict_logits(self.model_, self._prepare(test.X), precision=self.precision)
+        self.model_.cpu()
+        return torch.softmax(torch.as_tensor(logits), dim=1).numpy()
+
+    def predict(self, test: Samples) -> np.ndarray:
+        """Labels ``(N,)`` int64: the argmax of :meth:`predict_proba`."""
+        return self.predict_proba(test).argmax(axis=1).astype(np.int64)

@@ -1,0 +1,162 @@
+"""The shared torch trainer for deep methods.
+
+* device: from :mod:`mer_bench.runtime` (CUDA when present, else CPU; ``--device`` overrides);
+* precision: ``"auto"`` uses bf16 autocast on CUDA devices that support it, fp32 elsewhere
+  (bf16 on CPUs without native support is slower than fp32); ``"bf16"`` / ``"fp32"`` force;
+* optimiser: Adam (Kingma & Ba 2015) with linear warm-up and cosine annealing to 0
+  (Loshchilov & Hutter 2017), the schedule of the MERANet paper (section 4.3). ``warmup`` is a
+  number of steps, or ``"untuned"``: Ma & Yarats 2019, ``w_t = min(1, t (1 - beta2) / 2)``,
+  i.e. 2 / (1 - beta2) = 2,000 steps at beta2 = 0.999;
+* a fixed number of epochs: the last epoch's model is the result. No test data is seen during
+  training, so no model can be selected on it;
+* seeded: the same seed gives the same model on the same device and thread count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from mer_bench import runtime
+
+__all__ = ["TrainConfig", "fit_classifier", "predict_logits", "lr_factor", "autocast_dtype"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Attributes:
+        epochs: passes over the training set (> 0).
+        batch_size: clips per step (> 0).
+        lr: peak learning rate (> 0).
+        weight_decay: Adam L2 weight decay (>= 0).
+        warmup: linear warm-up steps (>= 0), or ``"untuned"`` (Ma & Yarats 2019).
+        betas: Adam betas.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
+        seed: seeds initialisation, shuffling and augmentation.
+    """
+
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup: int | str = 0
+    betas: tuple[float, float] = (0.9, 0.999)
+    precision: str = "auto"
+    seed: int = 0
+
+    def warmup_steps(self) -> int:
+        if self.warmup == "untuned":
+            return int(round(2 / (1 - self.betas[1])))
+        return int(self.warmup)
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Multiplier of the peak lr at ``step`` (0-based) of ``total``: linear warm-up x cosine to 0."""
+    warm = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    cos = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    return warm * cos
+
+
+def autocast_dtype(device: str, precision: str) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (``None``: plain fp32).
+
+    Raises:
+        ValueError: an unknown precision, or bf16 forced on a device that lacks it.
+    """
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+    is_cuda = device.startswith("cuda")
+    if precision == "fp32":
+        return None
+    supported = is_cuda and torch.cuda.is_bf16_supported()
+    if precision == "bf16":
+        if is_cuda and not supported:
+            raise ValueError(f"bf16 asked for, but {device} does not support it")
+        return torch.bfloat16
+    return torch.bfloat16 if supported else None
+
+
+def _to_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+
+
+def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray, cfg: TrainConfig,
+                   augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                   class_weight: np.ndarray | None = None, description: str = "train") -> nn.Module:
+    """Train ``model`` with cross-entropy on ``(X, y)``; returns the model (in eval mode).
+
+    Args:
+        model: maps a batch ``(B, *X.shape[1:])`` to logits ``(B, n_classes)``.
+        X: inputs ``(N, ...)`` float32 (kept on the CPU; batches move to the device).
+        y: labels ``(N,)`` int in ``0..n_classes-1``.
+        cfg: the :class:`TrainConfig`.
+        augment: ``augment(batch, generator)`` applied to training batches on the device.
+        class_weight: optional ``(n_classes,)`` cross-entropy weights.
+        description: the progress label.
+
+    Raises:
+        ValueError: an empty training set or invalid settings.
+    """
+    if len(X) == 0:
+        raise ValueError("empty training set")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
+        raise ValueError(f"invalid training settings: {cfg}")
+    rt = runtime.current()
+    device = runtime.resolve_device(rt.device)
+    amp = autocast_dtype(device, cfg.precision)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    dev_gen = torch.Generator(device=device).manual_seed(cfg.seed) if device.startswith("cuda") else gen
+    model.to(device).train()
+    Xt, yt = _to_tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.long)
+    n = len(Xt)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    warmup = cfg.warmup_steps()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))
+    weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
+    loss_fn = nn.CrossEntropyLoss(weight=weight)
+    step = 0
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            xb = Xt[idx].to(device, non_blocking=True)
+            yb = yt[idx].to(device, non_blocking=True)
+            if augment is not None:
+                xb = augment(xb, dev_gen)
+            with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
+                loss = loss_fn(model(xb), yb)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{description}: loss became {loss.item()} at epoch {epoch + 1}, step "
+                                         f"{step + 1} (lr {sched.get_last_lr()[0]:.3g}); lower lr or use fp32")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+        if rt.progress is not None:
+            rt.progress(f"{description} epoch {epoch + 1}/{cfg.epochs}", epoch + 1, cfg.epochs)
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: int = 64,
+                   precision: str = "auto") -> np.ndarray:
+    """Logits ``(N, n_classes)`` float32 of ``model`` (in eval mode) on ``X``."""
+    device = runtime.resolve_device(runtime.current().device)
+    amp = autocast_dtype(device, precision)
+    model.to(device).eval()
+    Xt = _to_tensor(X)
+    out = []
+    for start in range(0, len(Xt), batch_size):
+        xb = Xt[start:start + batch_size].to(device)
+        with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
+            out.append(model(xb).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

@@ -1,0 +1,91 @@
+"""Single train/test hold-out splits.
+
+* ``holdout`` — subject-independent: whole subjects go to train or test, the split stratified
+  by class as far as subject groups allow (scikit-learn ``StratifiedGroupKFold``), seeded. Not
+  leaky. Use several ``--seed`` values: one clip is worth several accuracy points on these sizes.
+* ``holdout-sample`` — the sample-level stratified split of the MERANet paper (section 4.3:
+  75 % / 25 %), as written: **leaky**, since the same subject appears in train and test, which
+  inflates results (field notes 3.3). Offered only to reproduce such papers; results carry the
+  leaky label.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+from mer_bench.protocol import Fold, Protocol, ProtocolError
+
+__all__ = ["SubjectHoldout", "SampleHoldout"]
+
+
+def _check_fraction(test_size: float) -> None:
+    if not 0 < test_size < 1:
+        raise ProtocolError(f"test_size must be in (0, 1), got {test_size}")
+
+
+class SubjectHoldout(Protocol):
+    """Subject-disjoint, class-stratified hold-out of about ``test_size`` of the clips.
+
+    Args:
+        test_size: fraction of clips in the test side, in (0, 1); the split has
+            ``round(1 / test_size)`` candidate folds and takes the first.
+
+    Raises (from :meth:`folds`):
+        ProtocolError: fewer than 2 subjects, or an invalid ``test_size``.
+    """
+
+    name: ClassVar[str] = "holdout"
+    seeded: ClassVar[bool] = True
+
+    def __init__(self, test_size: float = 0.25) -> None:
+        self.test_size = test_size
+
+    def options(self) -> dict[str, Any]:
+        return {"test_size": self.test_size}
+
+    def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
+        _check_fraction(self.test_size)
+        groups = (table["dataset"].astype(str) + "/" + table["subject"].astype(str)).to_numpy()
+        n_groups = len(set(groups))
+        if n_groups < 2:
+            raise ProtocolError(f"a subject-independent hold-out needs at least 2 subjects; the dataset has {n_groups}")
+        k = min(max(2, round(1 / self.test_size)), n_groups)
+        y = table["label"].to_numpy()
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        train, test = next(splitter.split(np.zeros(len(y)), y, groups))
+        return [Fold(f"holdout-seed{seed}", np.sort(train), np.sort(test))]
+
+
+class SampleHoldout(Protocol):
+    """Sample-level stratified hold-out (MERANet paper 4.3). **Leaky**: subjects are shared.
+
+    Args:
+        test_size: fraction of clips in the test side, in (0, 1) (paper: 0.25).
+
+    Raises (from :meth:`folds`):
+        ProtocolError: an invalid ``test_size`` or a class too small to stratify.
+    """
+
+    name: ClassVar[str] = "holdout-sample"
+    leaky: ClassVar[bool] = True
+    seeded: ClassVar[bool] = True
+
+    def __init__(self, test_size: float = 0.25) -> None:
+        self.test_size = test_size
+
+    def options(self) -> dict[str, Any]:
+        return {"test_size": self.test_size}
+
+    def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
+        _check_fraction(self.test_size)
+        idx = np.arange(len(table))
+        try:
+            train, test = train_test_split(idx, test_size=self.test_size, random_state=seed,
+                                           stratify=table["label"].to_numpy())
+        except ValueError as exc:
+            raise ProtocolError(f"cannot stratify a sample-level hold-out: {exc}") from None
+        return [Fold(f"holdout-sample-seed{seed}", np.sort(train), np.sort(test))]

@@ -1,0 +1,37 @@
+"""Leave-one-subject-out (LOSO): one fold per subject; the standard MER protocol.
+
+Each fold trains a freshly initialised method on every other subject and tests on the left-out
+subject's clips. Metrics are pooled over all folds (MEGC 2019; :mod:`mer_bench.metrics`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from mer_bench.protocol import Fold, Protocol, ProtocolError
+
+__all__ = ["LOSO"]
+
+
+class LOSO(Protocol):
+    """Leave-one-subject-out over the table's ``subject`` column (grouped per ``dataset`` too,
+    so subject ``s01`` of two databases are two subjects).
+
+    Raises (from :meth:`folds`):
+        ProtocolError: fewer than 2 subjects.
+    """
+
+    name: ClassVar[str] = "loso"
+
+    def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
+        subjects = (table["dataset"].astype(str) + "/" + table["subject"].astype(str)).to_numpy()
+        unique = list(dict.fromkeys(subjects))  # first-appearance order, deterministic
+        if len(unique) < 2:
+            raise ProtocolError(f"LOSO needs at least 2 subjects; the dataset has {len(unique)} "
+                                f"({', '.join(unique) or 'none'})")
+        names = [u.split("/", 1)[1] if len({s.split('/')[0] for s in unique}) == 1 else u for u in unique]
+        idx = np.arange(len(table))
+        return [Fold(name, idx[subjects != u], idx[subjects == u]) for u, name in zip(unique, names)]
