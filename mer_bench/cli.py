@@ -125,7 +125,7 @@ def _cmd_run(args) -> int:
     store = Store(args.store)  # an unwritable store fails here, before any work
     try:
         device = resolve_device(args.device)
-        from mer_bench.runner import execute, prepare
+        from mer_bench.runner import prepare
 
         try:
             prep = prepare(args.method, args.protocol, args.dataset, args.seed, _options(args.overrides), args.preset,
@@ -183,15 +183,15 @@ def _print_results(results, store_path) -> None:
     from rich.table import Table
 
     console = Console()
-    table = Table(title="results (pooled over folds)")
-    for col in ("method", "dataset", "protocol", "seed", "subset", "UF1", "UAR", "accuracy", "n", "folds", "status"):
-        table.add_column(col, justify="right" if col in ("UF1", "UAR", "accuracy", "n", "folds", "seed") else "left")
+    s0 = results[0].spec
+    leaky = " — LEAKY protocol: subjects in both train and test" if s0.leaky else ""
+    table = Table(title=f"{s0.method} on {s0.dataset}, {s0.protocol}: pooled over {results[0].n_folds} folds{leaky}")
+    for col in ("seed", "subset", "UF1", "UAR", "accuracy", "n", "status"):
+        table.add_column(col, justify="left" if col in ("subset", "status") else "right")
     for r in results:
-        s = r.spec
         for subset, sc in r.scores.items():
-            table.add_row(s.method, s.dataset, s.protocol + (" (LEAKY)" if s.leaky else ""), str(s.seed), subset,
-                          f"{sc['uf1']:.4f}", f"{sc['uar']:.4f}", f"{sc['accuracy']:.4f}", str(sc["n"]),
-                          str(r.n_folds), r.status)
+            table.add_row(str(r.spec.seed), subset, f"{sc['uf1']:.4f}", f"{sc['uar']:.4f}", f"{sc['accuracy']:.4f}",
+                          str(sc["n"]), r.status)
     console.print(table)
     absent = {c for r in results for sc in r.scores.values() for c in sc["absent_classes"]}
     if absent:
@@ -229,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     from mer_bench.data import DatasetError
-    from mer_bench.metrics import AbsentClassError
     from mer_bench.method import ParameterError
+    from mer_bench.metrics import AbsentClassError
     from mer_bench.protocol import ProtocolError
     from mer_bench.registry import RegistryError
     from mer_bench.store import StoreError

@@ -25,7 +25,7 @@ class Runtime:
     progress: Callable[[str, int, int], None] | None = None
 
 
-_CURRENT: contextvars.ContextVar[Runtime] = contextvars.ContextVar("mer_bench_runtime", default=Runtime())
+_CURRENT: contextvars.ContextVar[Runtime] = contextvars.ContextVar("mer_bench_runtime", default=Runtime())  # noqa: B039 (frozen)
 
 
 def current() -> Runtime:

@@ -107,7 +107,8 @@ class Store:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
         if self.path.is_dir():
-            raise StoreError(f"results store {self.path} is a directory; give a file path such as {self.path / 'results.sqlite'}")
+            raise StoreError(f"results store {self.path} is a directory; "
+                             f"give a file path such as {self.path / 'results.sqlite'}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)

@@ -113,7 +113,7 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     gen = torch.Generator().manual_seed(cfg.seed)
     dev_gen = torch.Generator(device=device).manual_seed(cfg.seed) if device.startswith("cuda") else gen
     model.to(device).train()
-    Xt, yt = _to_tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.long)
+    Xt, yt = _to_tensor(X), torch.tensor(np.asarray(y, dtype=np.int64))
     n = len(Xt)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch

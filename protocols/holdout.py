@@ -31,8 +31,8 @@ class SubjectHoldout(Protocol):
     """Subject-disjoint, class-stratified hold-out of about ``test_size`` of the clips.
 
     Args:
-        test_size: fraction of clips in the test side, in (0, 1); the split has
-            ``round(1 / test_size)`` candidate folds and takes the first.
+        test_size: fraction of clips in the test side, in (0, 1): the data are split into
+            ``round(1 / test_size)`` stratified subject-disjoint folds and the seed picks one.
 
     Raises (from :meth:`folds`):
         ProtocolError: fewer than 2 subjects, or an invalid ``test_size``.
@@ -56,7 +56,9 @@ class SubjectHoldout(Protocol):
         k = min(max(2, round(1 / self.test_size)), n_groups)
         y = table["label"].to_numpy()
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        train, test = next(splitter.split(np.zeros(len(y)), y, groups))
+        splits = list(splitter.split(np.zeros(len(y)), y, groups))
+        # StratifiedGroupKFold's shuffle only breaks ties, so the seed also picks the test fold
+        train, test = splits[int(np.random.default_rng(seed).integers(len(splits)))]
         return [Fold(f"holdout-seed{seed}", np.sort(train), np.sort(test))]
 
 

@@ -223,7 +223,7 @@ class SyntheticMER(Dataset):
             for c in range(int(rng.integers(self.min_clips, self.max_clips + 1))):
                 label = int(rng.choice(3, p=CLASS_P))
                 kind = CLASSES[label] if label else ["AU4", "AU9", "AU15"][int(rng.integers(3))]
-                amp = face.gain * rng.uniform(0.4, 1.4)
+                amp = face.gain * rng.uniform(0.6, 1.6)
                 onset = int(rng.integers(0, 3))
                 apex = onset + int(rng.integers(2, 4))
                 offset = min(apex + int(rng.integers(2, 4)), FRAMES - 1)
@@ -237,7 +237,7 @@ class SyntheticMER(Dataset):
                     b0, dur = int(rng.integers(0, FRAMES - 1)), int(rng.integers(2, 4))
                     n = min(dur, FRAMES - b0)
                     blink[b0:b0 + n] = [1.0, 0.7, 0.3][:n]
-                walk = np.cumsum(rng.normal(0, 0.25, (FRAMES, 2)), axis=0)
+                walk = np.cumsum(rng.normal(0, 0.15, (FRAMES, 2)), axis=0)
                 prof = _profile(onset, apex, offset)
                 extra_prof = _profile(*sorted(int(x) for x in rng.choice(FRAMES, 3, replace=False)))
                 frames = []

@@ -1,0 +1,131 @@
+"""The conformance checks every method must pass (after scikit-learn's ``check_estimator``).
+
+Use in a plugin's own tests::
+
+    from mer_bench.testing import check_method
+    check_method(MyMethod, params={"epochs": 1})
+
+or parametrise over :func:`method_checks` to get one test per check. Checks run on a tiny
+embedded synthetic dataset (4 subjects), so they take seconds.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from mer_bench.data import Samples
+from mer_bench.method import Method, MethodInfo, clone
+
+__all__ = ["tiny_dataset", "method_checks", "check_method"]
+
+
+def tiny_dataset(seed: int = 0):
+    """A 4-subject synthetic dataset (about 28 clips), not cached on disk."""
+    from mer_bench.datasets.synthetic import SyntheticMER
+
+    return SyntheticMER(seed=seed, n_subjects=4, min_clips=6, max_clips=8, cache=False)
+
+
+def _split(method_cls: type[Method]) -> tuple[Samples, Samples]:
+    ds = tiny_dataset()
+    table = ds.table()
+    test_subject = table["subject"].iloc[0]
+    test_idx = np.flatnonzero(table["subject"].to_numpy() == test_subject)
+    train_idx = np.flatnonzero(table["subject"].to_numpy() != test_subject)
+    rep = method_cls.info.representation
+    return ds.samples(rep, train_idx), ds.samples(rep, test_idx, with_labels=False)
+
+
+def check_info(method_cls, params):
+    assert isinstance(getattr(method_cls, "info", None), MethodInfo), "info must be a MethodInfo"
+    assert method_cls.info.citation, "info.citation must name the source"
+
+
+def check_init_stores_params_only(method_cls, params):
+    m = method_cls(**params)
+    got = m.get_params()
+    for k, v in params.items():
+        assert got[k] == v, f"__init__ must store {k} unchanged"
+    sig = inspect.signature(method_cls.__init__)
+    for name, p in sig.parameters.items():
+        if name != "self":
+            assert p.default is not inspect.Parameter.empty, f"hyper-parameter {name} needs a default"
+    assert not [a for a in vars(m) if a.endswith("_")], "__init__ must not set learned (trailing _) attributes"
+
+
+def check_fit_returns_self(method_cls, params):
+    train, _ = _split(method_cls)
+    m = method_cls(**params)
+    assert m.fit(train) is m, "fit must return self"
+    learned = [a for a in vars(m) if a not in m.param_names()]
+    bad = [a for a in learned if not a.endswith("_") and not a.startswith("_")]
+    assert not bad, f"learned state must end in '_': {bad}"
+    assert hasattr(m, "classes_"), "fit must set classes_"
+
+
+def check_predict_in_classes(method_cls, params):
+    train, test = _split(method_cls)
+    m = method_cls(**params).fit(train)
+    pred = np.asarray(m.predict(test))
+    assert pred.shape == (len(test),), f"predict must return (N,), got {pred.shape}"
+    assert np.issubdtype(pred.dtype, np.integer), "predict must return integer labels"
+    assert set(pred.tolist()) <= set(range(train.n_classes)), "predictions outside the classes"
+
+
+def check_proba_rows_sum_to_one(method_cls, params):
+    if not hasattr(method_cls, "predict_proba"):
+        return
+    train, test = _split(method_cls)
+    proba = np.asarray(method_cls(**params).fit(train).predict_proba(test))
+    assert proba.shape == (len(test), train.n_classes), f"predict_proba shape {proba.shape}"
+    assert np.all(proba >= 0) and np.allclose(proba.sum(1), 1, atol=1e-5), "rows must be distributions"
+
+
+def check_clone_roundtrip(method_cls, params):
+    m = method_cls(**params)
+    c = clone(m)
+    assert c is not m and c.get_params() == m.get_params(), "clone must copy hyper-parameters"
+
+
+def check_deterministic_with_seed(method_cls, params):
+    train, test = _split(method_cls)
+    p1 = method_cls(**params).fit(train).predict(test)
+    p2 = method_cls(**params).fit(train).predict(test)
+    assert np.array_equal(p1, p2), "same data and random_state must give the same predictions"
+
+
+def check_no_test_labels_needed(method_cls, params):
+    train, test = _split(method_cls)
+    assert test.y is None
+    method_cls(**params).fit(train).predict(test)  # must not touch test.y
+
+
+_CHECKS: list[Callable[[type, dict], None]] = [
+    check_info, check_init_stores_params_only, check_fit_returns_self, check_predict_in_classes,
+    check_proba_rows_sum_to_one, check_clone_roundtrip, check_deterministic_with_seed, check_no_test_labels_needed,
+]
+
+
+def method_checks(method_cls: type[Method], params: dict[str, Any] | None = None,
+                  expected_failures: dict[str, str] | None = None) -> Iterator[tuple[str, Callable[[], None]]]:
+    """Yield ``(check_name, thunk)`` pairs; ``expected_failures`` maps names to reasons (skipped)."""
+    params = params or {}
+    for check in _CHECKS:
+        name = check.__name__
+        if expected_failures and name in expected_failures:
+            continue
+        yield name, (lambda c=check: c(method_cls, params))
+
+
+def check_method(method_cls: type[Method], params: dict[str, Any] | None = None,
+                 expected_failures: dict[str, str] | None = None) -> None:
+    """Run every check; raises ``AssertionError`` naming the first that fails."""
+    for name, thunk in method_checks(method_cls, params, expected_failures):
+        try:
+            thunk()
+        except AssertionError as exc:
+            raise AssertionError(f"{method_cls.__name__} fails {name}: {exc}") from exc

@@ -1,0 +1,12 @@
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_paths(tmp_path_factory, monkeypatch):
+    """Every test gets its own store and a shared per-session dataset cache."""
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("MER_BENCH_CACHE", str(cache))
+    monkeypatch.setenv("MER_BENCH_STORE", str(tmp_path_factory.mktemp("store") / "results.sqlite"))
+    os.environ.setdefault("OMP_NUM_THREADS", "2")

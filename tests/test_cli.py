@@ -1,0 +1,77 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mer_bench.cli import main
+
+SMALL = ["--dataset-set", "n_subjects=4", "--dataset-set", "min_clips=6", "--dataset-set", "max_clips=8"]
+
+
+def _cli(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "mer_bench.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_importing_the_cli_does_not_import_torch():
+    code = "import sys, mer_bench.cli; mer_bench.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_help_lists_commands():
+    out = _cli("--help")
+    assert out.returncode == 0
+    for cmd in ("run", "list", "leaderboard"):
+        assert cmd in out.stdout
+
+
+def test_list_with_wildcard(capsys):
+    assert main(["list", "methods", "*3d*"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet3d18" in out and "meranet" not in out
+    assert main(["list", "protocols"]) == 0
+    assert "LEAKY" in capsys.readouterr().out
+
+
+def test_run_json_and_leaderboard(tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    assert main(["run", "--method", "majority", "--store", store, "--json", *SMALL]) == 0
+    result = json.loads(capsys.readouterr().out)
+    (r,) = result["results"]
+    assert r["method"] == "majority" and r["folds"] == 4 and r["leaky"] is False
+    assert 0 <= r["scores"]["Full"]["uf1"] <= 1
+    assert main(["run", "--method", "chance", "--protocol", "holdout-sample", "--store", store, *SMALL]) == 0
+    out = capsys.readouterr().out
+    assert "LEAKY" in out and "UF1" in out
+    assert main(["leaderboard", "--store", store, "--write", "--out", str(tmp_path / "lb"),
+                 "--dataset", "synthetic"]) == 0
+    md = (tmp_path / "lb" / "synthetic.md").read_text()
+    assert "| majority | synthetic | loso |" in md
+    assert "**yes**" in md  # the leaky row is flagged
+    assert r["config_hash"] in md
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--method", "meranett"], "did you mean 'meranet'"),
+    (["run", "--method", "chance", "--protocol", "losoo"], "unknown protocol"),
+    (["run", "--method", "chance", "--dataset", "nope"], "unknown dataset"),
+    (["run", "--method", "meranet", "--set", "widht=8"], "did you mean 'width'"),
+    (["run", "--method", "meranet", "--set", "epochs=-1"], "epochs must be a positive int"),
+    (["run", "--method", "meranet", "--set", "nokey"], "key=value"),
+    (["run", "--method", "chance", "--dataset-set", "n_subjects=1"], "at least 2 subjects"),
+    (["run", "--method", "chance", "--dataset-set", "colour=3"], "invalid dataset or protocol option"),
+])
+def test_bad_input_is_a_clear_error(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message.lower() in " ".join(err.split()).lower()
+
+
+def test_unwritable_store_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    assert main(["run", "--method", "meranet", "--store", str(blocker / "x.sqlite")]) == 2
+    assert "cannot write the results store" in capsys.readouterr().err

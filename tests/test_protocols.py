@@ -1,0 +1,65 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mer_bench.protocol import ProtocolError
+from mer_bench.registry import PROTOCOLS
+from mer_bench.testing import tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def table():
+    return tiny_dataset().table()
+
+
+def test_loso_invariants(table):
+    folds = PROTOCOLS.get("loso")().folds(table)
+    subjects = table["subject"].to_numpy()
+    assert len(folds) == len(set(subjects))
+    tested = np.concatenate([f.test for f in folds])
+    assert sorted(tested.tolist()) == list(range(len(table)))  # every clip tested exactly once
+    for f in folds:
+        assert set(subjects[f.train]).isdisjoint(subjects[f.test])
+        assert len(set(subjects[f.test])) == 1 and f.name == subjects[f.test][0]
+        assert len(f.train) + len(f.test) == len(table)
+
+
+def test_loso_needs_two_subjects(table):
+    one = table[table["subject"] == table["subject"].iloc[0]]
+    with pytest.raises(ProtocolError, match="at least 2 subjects"):
+        PROTOCOLS.get("loso")().folds(one)
+
+
+def test_loso_separates_same_subject_name_across_databases():
+    t = pd.DataFrame({"dataset": ["a", "a", "b", "b"], "subject": ["s1", "s1", "s1", "s2"], "label": [0, 1, 0, 1]})
+    folds = PROTOCOLS.get("loso")().folds(t)
+    assert [f.name for f in folds] == ["a/s1", "b/s1", "b/s2"]
+
+
+def test_subject_holdout_is_disjoint_and_seeded(table):
+    proto = PROTOCOLS.get("holdout")()
+    assert not proto.leaky
+    subjects = table["subject"].to_numpy()
+    (f0,) = proto.folds(table, seed=0)
+    assert set(subjects[f0.train]).isdisjoint(subjects[f0.test])
+    assert len(f0.train) + len(f0.test) == len(table) and len(f0.test) > 0
+    (again,) = proto.folds(table, seed=0)
+    assert np.array_equal(f0.test, again.test)
+    tests = {tuple(proto.folds(table, seed=s)[0].test) for s in range(6)}
+    assert len(tests) > 1, "different seeds must give different splits"
+
+
+def test_sample_holdout_is_leaky_and_stratified(table):
+    proto = PROTOCOLS.get("holdout-sample")(test_size=0.25)
+    assert proto.leaky
+    (f,) = proto.folds(table, seed=1)
+    assert len(f.test) == pytest.approx(0.25 * len(table), abs=1)
+    assert set(f.train).isdisjoint(f.test)
+    y = table["label"].to_numpy()
+    assert set(y[f.test]) == set(y)
+
+
+@pytest.mark.parametrize("name", ["holdout", "holdout-sample"])
+def test_bad_test_size(table, name):
+    with pytest.raises(ProtocolError, match="test_size"):
+        PROTOCOLS.get(name)(test_size=1.5).folds(table)

@@ -1,0 +1,146 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mer_bench.data import DatasetError
+from mer_bench.method import ParameterError
+from mer_bench.protocol import ProtocolError
+from mer_bench.registry import UnknownNameError
+from mer_bench.runner import execute, prepare, run
+from mer_bench.store import Store, StoreError
+
+SMALL = {"n_subjects": 4, "min_clips": 6, "max_clips": 8}
+DEEP = {"width": 4, "epochs": 2, "batch_size": 8, "warmup": 0}
+
+
+def test_chance_run_is_stored_and_cached(tmp_path):
+    store = tmp_path / "r.sqlite"
+    (res,) = run("chance", "loso", dataset_options=SMALL, store=store)
+    assert res.status == "computed" and res.n_folds == 4
+    with Store(store) as st:
+        preds = st.predictions(res.spec.run_id)
+        runs = st.runs()
+    n = SMALL and len(preds)
+    assert n == res.scores["Full"]["n"] and preds["sample_id"].is_unique
+    assert set(preds.columns) >= {"sample_id", "subject", "fold_index", "y_true", "y_pred", "proba"}
+    assert runs.iloc[0]["git_commit"] and runs.iloc[0]["torch_version"] and runs.iloc[0]["device"] == "cpu"
+    (again,) = run("chance", "loso", dataset_options=SMALL, store=store)
+    assert again.status == "cached" and again.scores == res.scores
+    (forced,) = run("chance", "loso", dataset_options=SMALL, store=store, force=True)
+    assert forced.status == "computed"
+
+
+def test_seeds_expand_and_hash_ignores_seed(tmp_path):
+    results = run("chance", "holdout", seeds=[0, 1, 1], dataset_options=SMALL, store=tmp_path / "r.sqlite")
+    assert [r.spec.seed for r in results] == [0, 1]
+    assert results[0].spec.config_hash == results[1].spec.config_hash
+    assert results[0].spec.run_id != results[1].spec.run_id
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_identical_predictions(tmp_path):
+    prep = prepare("meranet", "loso", overrides=DEEP, dataset_options=SMALL)
+    with Store(tmp_path / "ref.sqlite") as st:
+        (ref,) = execute(prep, st, device="cpu")
+        ref_preds = st.predictions(ref.spec.run_id)
+
+    def stop_after_two(spec, i, n, name, status):
+        if status == "done" and i == 1:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "int.sqlite"
+    with Store(path) as st, pytest.raises(KeyboardInterrupt):
+        execute(prep, st, device="cpu", on_fold=stop_after_two)
+    with Store(path) as st:
+        assert st.completed_folds(ref.spec.run_id) == {0, 1}
+        assert st.get_run(ref.spec.run_id)["status"] == "running"
+        (res,) = execute(prep, st, device="cpu")
+        preds = st.predictions(res.spec.run_id)
+    assert res.status == "resumed"
+    assert preds[["sample_id", "fold_index", "y_true", "y_pred"]].equals(ref_preds[["sample_id", "fold_index",
+                                                                                  "y_true", "y_pred"]])
+    assert np.allclose(np.stack(preds["proba"]), np.stack(ref_preds["proba"]))
+    assert res.scores == ref.scores
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "mer_bench.cli", "run", "--method", "meranet", "--json",
+            "--set", "width=4", "--set", "epochs=6", "--set", "batch_size=8", "--set", "warmup=0",
+            "--dataset-set", "n_subjects=5", "--dataset-set", "min_clips=6", "--dataset-set", "max_clips=8"]
+    ref_store, store = tmp_path / "ref.sqlite", tmp_path / "killed.sqlite"
+    subprocess.run(args + ["--store", str(ref_store)], env=env, check=True, capture_output=True, timeout=600)
+    proc = subprocess.Popen(args + ["--store", str(store)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline, folds = time.time() + 300, 0
+    while time.time() < deadline and proc.poll() is None:
+        if store.exists():
+            try:
+                with sqlite3.connect(store) as db:
+                    folds = db.execute("SELECT COUNT(*) FROM folds").fetchone()[0]
+            except sqlite3.Error:
+                folds = 0
+            if folds >= 1:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(store) as db:
+        kept = db.execute("SELECT COUNT(*) FROM folds").fetchone()[0]
+        status = db.execute("SELECT status FROM runs").fetchone()[0]
+    assert 1 <= kept < 5 and status == "running"
+    subprocess.run(args + ["--store", str(store)], env=env, check=True, capture_output=True, timeout=600)
+    q = "SELECT sample_id, fold_index, y_pred, proba FROM predictions ORDER BY sample_id"
+    with sqlite3.connect(ref_store) as a, sqlite3.connect(store) as b:
+        assert a.execute(q).fetchall() == b.execute(q).fetchall()
+        assert b.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == \
+            b.execute("SELECT COUNT(DISTINCT sample_id) FROM predictions").fetchone()[0]
+
+
+def test_bad_input_fails_before_training(tmp_path):
+    with pytest.raises(UnknownNameError, match="(?i)did you mean 'meranet'"):
+        prepare("meranett")
+    with pytest.raises(UnknownNameError, match="unknown protocol"):
+        prepare("chance", "lso")
+    with pytest.raises(UnknownNameError, match="unknown dataset"):
+        prepare("chance", dataset="casme9")
+    with pytest.raises(ParameterError, match="valid"):
+        prepare("meranet", overrides={"depth": 3}, dataset_options=SMALL)
+    with pytest.raises(ProtocolError, match="at least 2 subjects"):
+        prepare("chance", dataset_options={"n_subjects": 1})
+    with pytest.raises(DatasetError, match="does not provide"):
+        # a method needing flow images on a dataset without them
+        from mer_bench.method import MethodInfo
+        from mer_bench.registry import METHODS
+
+        class FlowOnly(METHODS.get("chance")):
+            info = MethodInfo("flow-only-test", "test", "flow")
+
+        METHODS.register("flow-only-test", FlowOnly)
+        prepare("flow-only-test", dataset_options=SMALL)
+
+
+def test_unwritable_store_is_detected(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot write the results store"):
+        Store(blocker / "sub" / "results.sqlite")
+    with pytest.raises(StoreError, match="directory"):
+        Store(tmp_path)
+    if os.geteuid() != 0:  # root ignores permissions
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        with pytest.raises(StoreError):
+            Store(ro / "results.sqlite")
