@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from mer_bench import __version__
@@ -72,6 +73,10 @@ def _err(msg: str) -> None:
         print(f"error: {msg}", file=sys.stderr)
 
 
+def _summary(obj) -> str:
+    return getattr(obj, "summary", "") or ((obj.__doc__ or "").strip().splitlines() or [""])[0]
+
+
 def _cmd_list(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -95,11 +100,10 @@ def _cmd_list(args) -> int:
             cpu = "" if info.practical_on_cpu else " [GPU advised]"
             details = f"{info.summary} — input: {info.representation}{cpu}"
         elif hasattr(obj, "leaky"):
-            details = ("LEAKY: subjects shared between train and test. " if obj.leaky else "") + \
-                ((obj.__doc__ or "").strip().splitlines() or [""])[0]
+            details = ("LEAKY: subjects shared between train and test. " if obj.leaky else "") + _summary(obj)
         else:
             reps = ", ".join(getattr(obj, "representations", ()))
-            details = ((obj.__doc__ or "").strip().splitlines() or [""])[0] + (f" — provides: {reps}" if reps else "")
+            details = _summary(obj) + (f" — provides: {reps}" if reps else "")
         table.add_row(name, reg.origin(name), details)
     console = Console()
     console.print(table)
@@ -240,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except (RegistryError, ParameterError, DatasetError, ProtocolError, StoreError, AbsentClassError,
             ValueError) as exc:
-        _err(str(exc))
+        if os.environ.get("MER_BENCH_DEBUG"):
+            raise
+        _err(str(exc) + ("" if isinstance(exc, (RegistryError, ParameterError, StoreError)) else
+                         "  (set MER_BENCH_DEBUG=1 for a traceback)"))
         return EXIT_USAGE
     except KeyboardInterrupt:
         _err("interrupted. Completed folds are saved in the store; re-run the same command to resume.")

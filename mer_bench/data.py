@@ -94,6 +94,8 @@ class Dataset:
 
     #: registry name
     name: ClassVar[str]
+    #: one line for ``mer-bench list datasets``
+    summary: ClassVar[str] = ""
     #: class names, index = label
     classes: ClassVar[tuple[str, ...]]
     #: representations :meth:`load` can produce

@@ -33,6 +33,8 @@ class Protocol:
     """Base class; see the module docstring."""
 
     name: ClassVar[str]
+    #: one line for ``mer-bench list protocols``
+    summary: ClassVar[str] = ""
     leaky: ClassVar[bool] = False
     #: whether the folds depend on the run seed (hold-out) or not (LOSO)
     seeded: ClassVar[bool] = False

@@ -39,6 +39,7 @@ class SubjectHoldout(Protocol):
     """
 
     name: ClassVar[str] = "holdout"
+    summary: ClassVar[str] = "one subject-disjoint, class-stratified train/test split chosen by the seed"
     seeded: ClassVar[bool] = True
 
     def __init__(self, test_size: float = 0.25) -> None:
@@ -73,6 +74,7 @@ class SampleHoldout(Protocol):
     """
 
     name: ClassVar[str] = "holdout-sample"
+    summary: ClassVar[str] = "sample-level stratified split of the MERANet paper (subjects shared)"
     leaky: ClassVar[bool] = True
     seeded: ClassVar[bool] = True
 

@@ -25,6 +25,7 @@ class LOSO(Protocol):
     """
 
     name: ClassVar[str] = "loso"
+    summary: ClassVar[str] = "leave-one-subject-out: one fold per subject"
 
     def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
         subjects = (table["dataset"].astype(str) + "/" + table["subject"].astype(str)).to_numpy()
@@ -32,6 +33,7 @@ class LOSO(Protocol):
         if len(unique) < 2:
             raise ProtocolError(f"LOSO needs at least 2 subjects; the dataset has {len(unique)} "
                                 f"({', '.join(unique) or 'none'})")
-        names = [u.split("/", 1)[1] if len({s.split('/')[0] for s in unique}) == 1 else u for u in unique]
+        single_database = len({u.split("/", 1)[0] for u in unique}) == 1
+        names = [u.split("/", 1)[1] if single_database else u for u in unique]
         idx = np.arange(len(table))
         return [Fold(name, idx[subjects != u], idx[subjects == u]) for u, name in zip(unique, names)]

@@ -4,7 +4,7 @@ It lets the whole suite run anywhere with no download and no licence. Clips are 
 procedurally, deterministically from ``seed``, and cached on disk (``$MER_BENCH_CACHE``, default
 ``~/.cache/mer-bench``).
 
-Generative model (version 1)
+Generative model (version 2)
 ----------------------------
 Each clip is ``T = 8`` RGB frames of ``32 x 32`` pixels, values in [0, 1], shape
 ``(3, 8, 32, 32)``.
@@ -21,7 +21,7 @@ sub-pixel and exact.
 
 *Classes* follow the MEGC composite: ``negative`` (p = 0.56), ``positive`` (0.25),
 ``surprise`` (0.19). Each clip has an AU-like localised motion of amplitude
-``A = g * U(0.4, 1.4)`` pixels (intensity, not identity):
+``A = g * U(1.2, 3.2)`` pixels (intensity, not identity):
 
 * surprise — AU1+2, inner and outer brow raiser: both brows move up by ``1.0 A``;
 * positive — AU12, lip-corner puller: mouth corners move up by ``0.9 A`` and out by ``0.5 A``;
@@ -33,7 +33,7 @@ sub-pixel and exact.
 frame 7). Intensity is ``sin^2`` rising from onset to apex and falling to offset, 0 elsewhere.
 
 *Distractors*, independent of the class: a blink (p = 0.35, eyelids close over 2-3 frames at a
-random time); small rigid head motion (a random walk of the whole face, 0.25 px per frame);
+random time); small rigid head motion (a random walk of the whole face, 0.15 px per frame);
 an unrelated weak AU from another class (p = 0.2, amplitude ``0.3 A``); frame-wise illumination
 flicker (gain 1 +- 2 %); Gaussian sensor noise (sigma 0.03).
 
@@ -60,7 +60,7 @@ from mer_bench.data import Dataset, DatasetError, validate_table
 
 __all__ = ["SyntheticMER", "cache_dir"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SIZE = 32
 FRAMES = 8
 CLASSES = ("negative", "positive", "surprise")
@@ -182,6 +182,7 @@ class SyntheticMER(Dataset):
     Args:
         seed: generator seed (the dataset, not the run); the same seed gives the same data.
         n_subjects: number of subjects (>= 2; LOSO has one fold per subject).
+        amplitude: scales every class motion (difficulty; 1.0 is the documented model).
         min_clips, max_clips: clips per subject, drawn uniformly in this range.
         cache: cache the rendered arrays on disk (see :func:`cache_dir`).
 
@@ -190,24 +191,26 @@ class SyntheticMER(Dataset):
     """
 
     name: ClassVar[str] = "synthetic"
+    summary: ClassVar[str] = "embedded procedural micro-expression clips (no download; the default)"
     classes: ClassVar[tuple[str, ...]] = CLASSES
     representations: ClassVar[tuple[str, ...]] = ("clip", "apex")
     suggested_preset: ClassVar[str | None] = "fast"
 
     def __init__(self, seed: int = 0, n_subjects: int = 12, min_clips: int = 12, max_clips: int = 20,
-                 cache: bool = True) -> None:
+                 amplitude: float = 1.0, cache: bool = True) -> None:
         if n_subjects < 1 or min_clips < 1 or max_clips < min_clips:
             raise DatasetError(f"invalid synthetic sizes: n_subjects={n_subjects}, clips {min_clips}..{max_clips}")
         self.seed = int(seed)
         self.n_subjects = int(n_subjects)
         self.min_clips = int(min_clips)
         self.max_clips = int(max_clips)
+        self.amplitude = float(amplitude)
         self.cache = cache
         self._data: dict[str, Any] | None = None
 
     def options(self) -> dict[str, Any]:
         return {"seed": self.seed, "n_subjects": self.n_subjects, "min_clips": self.min_clips,
-                "max_clips": self.max_clips}
+                "max_clips": self.max_clips, "amplitude": self.amplitude}
 
     def fingerprint(self) -> str:
         blob = json.dumps({"v": GENERATOR_VERSION, **self.options()}, sort_keys=True)
@@ -223,7 +226,7 @@ class SyntheticMER(Dataset):
             for c in range(int(rng.integers(self.min_clips, self.max_clips + 1))):
                 label = int(rng.choice(3, p=CLASS_P))
                 kind = CLASSES[label] if label else ["AU4", "AU9", "AU15"][int(rng.integers(3))]
-                amp = face.gain * rng.uniform(0.6, 1.6)
+                amp = self.amplitude * face.gain * rng.uniform(1.2, 3.2)
                 onset = int(rng.integers(0, 3))
                 apex = onset + int(rng.integers(2, 4))
                 offset = min(apex + int(rng.integers(2, 4)), FRAMES - 1)
