@@ -27,7 +27,17 @@ def _check_fraction(test_size: float) -> None:
         raise ProtocolError(f"test_size must be in (0, 1), got {test_size}")
 
 
-class SubjectHoldout(Protocol):
+class _Holdout(Protocol):
+    seeded: ClassVar[bool] = True
+
+    def __init__(self, test_size: float = 0.25) -> None:
+        self.test_size = test_size
+
+    def options(self) -> dict[str, Any]:
+        return {"test_size": self.test_size}
+
+
+class SubjectHoldout(_Holdout):
     """Subject-disjoint, class-stratified hold-out of about ``test_size`` of the clips.
 
     Args:
@@ -40,14 +50,6 @@ class SubjectHoldout(Protocol):
 
     name: ClassVar[str] = "holdout"
     summary: ClassVar[str] = "one subject-disjoint, class-stratified train/test split chosen by the seed"
-    seeded: ClassVar[bool] = True
-
-    def __init__(self, test_size: float = 0.25) -> None:
-        self.test_size = test_size
-
-    def options(self) -> dict[str, Any]:
-        return {"test_size": self.test_size}
-
     def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
         _check_fraction(self.test_size)
         groups = (table["dataset"].astype(str) + "/" + table["subject"].astype(str)).to_numpy()
@@ -63,7 +65,7 @@ class SubjectHoldout(Protocol):
         return [Fold(f"holdout-seed{seed}", np.sort(train), np.sort(test))]
 
 
-class SampleHoldout(Protocol):
+class SampleHoldout(_Holdout):
     """Sample-level stratified hold-out (MERANet paper 4.3). **Leaky**: subjects are shared.
 
     Args:
@@ -76,14 +78,6 @@ class SampleHoldout(Protocol):
     name: ClassVar[str] = "holdout-sample"
     summary: ClassVar[str] = "sample-level stratified split of the MERANet paper (subjects shared)"
     leaky: ClassVar[bool] = True
-    seeded: ClassVar[bool] = True
-
-    def __init__(self, test_size: float = 0.25) -> None:
-        self.test_size = test_size
-
-    def options(self) -> dict[str, Any]:
-        return {"test_size": self.test_size}
-
     def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
         _check_fraction(self.test_size)
         idx = np.arange(len(table))
