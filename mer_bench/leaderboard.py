@@ -21,8 +21,8 @@ from mer_bench.store import Store
 __all__ = ["leaderboard_rows", "render_markdown", "write_leaderboard"]
 
 
-def _short_params(params: dict, preset: str | None) -> str:
-    return preset or "defaults"
+def _short_params(params: dict, preset) -> str:
+    return preset if isinstance(preset, str) and preset else "defaults"  # NULL reads back as NaN
 
 
 def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | None = None) -> pd.DataFrame:
