@@ -21,7 +21,7 @@ from mer_bench.store import Store
 __all__ = ["leaderboard_rows", "render_markdown", "write_leaderboard"]
 
 
-def _short_params(params: dict, preset) -> str:
+def _preset_label(preset) -> str:
     return preset if isinstance(preset, str) and preset else "defaults"  # NULL reads back as NaN
 
 
@@ -48,7 +48,7 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
         rows.append({
             "method": first["method"] + (" (imported)" if first["imported"] else ""),
             "dataset": first["dataset"], "protocol": first["protocol"],
-            "preset": _short_params(first["params"], first["preset"]),
+            "preset": _preset_label(first["preset"]),
             "UF1": agg("uf1"), "UAR": agg("uar"), "accuracy": agg("accuracy"),
             "folds": int(first["n_folds"]), "seeds": len(group),
             "leaky": "**yes**" if first["leaky"] else "no",

@@ -36,8 +36,6 @@ class Protocol:
     #: one line for ``mer-bench list protocols``
     summary: ClassVar[str] = ""
     leaky: ClassVar[bool] = False
-    #: whether the folds depend on the run seed (hold-out) or not (LOSO)
-    seeded: ClassVar[bool] = False
 
     def options(self) -> dict[str, Any]:
         """Constructor options, recorded with every run."""

@@ -28,8 +28,6 @@ def _check_fraction(test_size: float) -> None:
 
 
 class _Holdout(Protocol):
-    seeded: ClassVar[bool] = True
-
     def __init__(self, test_size: float = 0.25) -> None:
         self.test_size = test_size
 

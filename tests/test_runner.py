@@ -26,8 +26,7 @@ def test_chance_run_is_stored_and_cached(tmp_path):
     with Store(store) as st:
         preds = st.predictions(res.spec.run_id)
         runs = st.runs()
-    n = SMALL and len(preds)
-    assert n == res.scores["Full"]["n"] and preds["sample_id"].is_unique
+    assert len(preds) == res.scores["Full"]["n"] and preds["sample_id"].is_unique
     assert set(preds.columns) >= {"sample_id", "subject", "fold_index", "y_true", "y_pred", "proba"}
     assert runs.iloc[0]["git_commit"] and runs.iloc[0]["torch_version"] and runs.iloc[0]["device"] == "cpu"
     (again,) = run("chance", "loso", dataset_options=SMALL, store=store)
