@@ -48,7 +48,28 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--store", default=None, help="results database (default: $MER_BENCH_STORE or "
                                                  "~/.local/share/mer-bench/results.sqlite)")
     r.add_argument("--force", action="store_true", help="recompute even if the run is complete in the store")
+    r.add_argument("--select-epoch", dest="selection", choices=["last", "best-on-test", "both"], default="last",
+                   help="last (default): the fixed last epoch. best-on-test: keep, per LOSO subject, the epoch that "
+                        "scores best on that subject's test clips -- the common published practice, which LEAKS the "
+                        "test labels; such runs are labelled leaky everywhere. both: train once per fold and store "
+                        "both runs (measures the inflation at the cost of one run)")
     r.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+
+    im = sub.add_parser("import", help="import published per-sample predictions (e.g. a MEGC log) into the store",
+                        description="Check a published prediction log against a dataset and store it as an "
+                                    "imported run, so it appears on leaderboards beside measured runs.")
+    im.add_argument("file", help="the log file")
+    im.add_argument("--format", default="megc-log", choices=["megc-log"],
+                    help="megc-log: '<db> <subject>' opens each fold, then '<clip> <ground truth> <prediction>'")
+    im.add_argument("--name", required=True, help="leaderboard name, e.g. ststnet-published")
+    im.add_argument("--dataset", default="megc2019-flow", help="the dataset the log covers (default: megc2019-flow)")
+    im.add_argument("--protocol", default="megc2019-cde", help="the protocol it follows (default: megc2019-cde)")
+    im.add_argument("--data-root", default=None, help="folder of the dataset")
+    im.add_argument("--leaky", action="store_true",
+                    help="the published system chose its model on the test folds: label the run leaky")
+    im.add_argument("--citation", default="", help="where the predictions come from")
+    im.add_argument("--store", default=None)
+    im.add_argument("--force", action="store_true", help="replace predictions already imported under --name")
 
     ls = sub.add_parser("list", help="list registered methods, protocols or datasets",
                         description="List registry entries, optionally filtered by a wildcard pattern.")
@@ -133,7 +154,7 @@ def _cmd_run(args) -> int:
 
         try:
             prep = prepare(args.method, args.protocol, args.dataset, args.seed, _options(args.overrides), args.preset,
-                           dataset_options, _options(args.protocol_overrides))
+                           dataset_options, _options(args.protocol_overrides), args.selection)
         except TypeError as exc:  # a dataset/protocol option the constructor does not take
             raise ValueError(f"invalid dataset or protocol option: {exc}") from None
         results = _execute_with_progress(prep, store, device, args.force, quiet=args.json)
@@ -155,10 +176,15 @@ def _execute_with_progress(prep, store, device, force, quiet=False):
     console = Console(stderr=True)
     spec0 = prep.specs[0]
     n_folds = len(prep.protocol.folds(prep.dataset.table(), spec0.seed))
-    total = n_folds * len(prep.specs)
+    total = n_folds * len({s.seed for s in prep.specs})
     if not quiet:
+        leak = ""
+        if any(s.selection != "last" for s in prep.specs):
+            leak = " [red](LEAKY: the epoch is chosen on each test subject's labels)[/]"
+        elif spec0.leaky:
+            leak = " [red](LEAKY protocol)[/]"
         console.print(f"[bold]{spec0.method}[/] on [bold]{spec0.dataset}[/] under [bold]{spec0.protocol}[/]"
-                      f"{' [red](LEAKY protocol)[/]' if spec0.leaky else ''}: {len(prep.specs)} seed(s) x {n_folds} "
+                      f"{leak}: {len(prep.specs)} seed(s) x {n_folds} "
                       f"folds on {device}; preset {spec0.preset or 'none (defaults)'}; params {spec0.params}",
                       highlight=False)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -186,16 +212,19 @@ def _print_results(results, store_path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from mer_bench.leaderboard import SUBSET_NAMES
+
     console = Console()
     s0 = results[0].spec
-    leaky = " — LEAKY protocol: subjects in both train and test" if s0.leaky else ""
+    leaky = " — LEAKY protocol: subjects in both train and test" if s0.leaky and s0.selection == "last" else ""
     table = Table(title=f"{s0.method} on {s0.dataset}, {s0.protocol}: pooled over {results[0].n_folds} folds{leaky}")
-    for col in ("seed", "subset", "UF1", "UAR", "accuracy", "n", "status"):
-        table.add_column(col, justify="left" if col in ("subset", "status") else "right")
+    for col in ("seed", "selection", "subset", "UF1", "UAR", "accuracy", "n", "status"):
+        table.add_column(col, justify="left" if col in ("selection", "subset", "status") else "right")
     for r in results:
+        sel = "last epoch" if r.spec.selection == "last" else "best on test (LEAKY)"
         for subset, sc in r.scores.items():
-            table.add_row(str(r.spec.seed), subset, f"{sc['uf1']:.4f}", f"{sc['uar']:.4f}", f"{sc['accuracy']:.4f}",
-                          str(sc["n"]), r.status)
+            table.add_row(str(r.spec.seed), sel, SUBSET_NAMES.get(subset, subset), f"{sc['uf1']:.4f}",
+                          f"{sc['uar']:.4f}", f"{sc['accuracy']:.4f}", str(sc["n"]), r.status)
     console.print(table)
     absent = {c for r in results for sc in r.scores.values() for c in sc["absent_classes"]}
     if absent:
@@ -226,6 +255,32 @@ def _cmd_leaderboard(args) -> int:
     return 0
 
 
+def _cmd_import(args) -> int:
+    from rich.console import Console
+
+    from mer_bench.importers import import_predictions
+    from mer_bench.leaderboard import SUBSET_NAMES
+    from mer_bench.registry import DATASETS
+    from mer_bench.runner import run_metrics
+    from mer_bench.store import Store
+
+    options = {} if args.data_root is None else {"data_root": args.data_root}
+    dataset = DATASETS.get(args.dataset)(**options)
+    with Store(args.store) as store:
+        res = import_predictions(store, args.file, args.name, dataset, args.protocol, args.format, leaky=args.leaky,
+                                 citation=args.citation, force=args.force)
+        scores = run_metrics(store.predictions(res.run_id), tuple(dataset.classes))
+    console = Console()
+    verb = "already imported" if res.status == "cached" else "imported"
+    console.print(f"{verb} {args.name}: {res.n_samples} predictions in {res.n_folds} folds as run {res.run_id} "
+                  f"(store {store.path})" + (" — labelled LEAKY" if args.leaky else ""), highlight=False)
+    for subset, sc in scores.items():
+        console.print(f"  {SUBSET_NAMES.get(subset, subset):9s} UF1 {sc['uf1']:.4f}  UAR {sc['uar']:.4f}  "
+                      f"(macro-precision {sc['macro_precision']:.4f}, accuracy {sc['accuracy']:.4f}, n {sc['n']})",
+                      highlight=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -239,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     from mer_bench.registry import RegistryError
     from mer_bench.store import StoreError
 
-    handlers = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard}
+    handlers = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "import": _cmd_import}
     try:
         return handlers[args.command](args)
     except (RegistryError, ParameterError, DatasetError, ProtocolError, StoreError, AbsentClassError,

@@ -18,7 +18,10 @@ from mer_bench import __version__
 from mer_bench.runner import run_metrics
 from mer_bench.store import Store
 
-__all__ = ["leaderboard_rows", "render_markdown", "write_leaderboard"]
+__all__ = ["leaderboard_rows", "render_markdown", "write_leaderboard", "SUBSET_NAMES"]
+
+#: display names of breakdown subsets
+SUBSET_NAMES = {"Full": "Full", "smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
 
 
 def _preset_label(preset) -> str:

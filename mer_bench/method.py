@@ -49,7 +49,12 @@ class MethodInfo:
     Attributes:
         name: registry name.
         citation: the paper the method follows.
-        representation: one of :data:`REPRESENTATIONS`.
+        representation: the preferred input, one of :data:`REPRESENTATIONS`.
+        accepts: further representations the method can take, in order of preference (the
+            runner picks the first the dataset provides; e.g. MERANet takes a flow image as a
+            one-frame clip).
+        supports_epoch_selection: ``fit`` accepts ``select_on=`` (labelled samples used to keep
+            the best epoch). Only the runner's explicitly *leaky* option uses it.
         practical_on_cpu: whether a full LOSO on the embedded dataset is practical without a GPU.
         summary: one line for ``mer-bench list methods``.
     """
@@ -59,10 +64,20 @@ class MethodInfo:
     representation: str
     practical_on_cpu: bool = True
     summary: str = ""
+    accepts: tuple[str, ...] = ()
+    supports_epoch_selection: bool = False
 
     def __post_init__(self) -> None:
-        if self.representation not in REPRESENTATIONS:
-            raise ValueError(f"representation must be one of {sorted(REPRESENTATIONS)}, got {self.representation!r}")
+        for rep in (self.representation, *self.accepts):
+            if rep not in REPRESENTATIONS:
+                raise ValueError(f"representation must be one of {sorted(REPRESENTATIONS)}, got {rep!r}")
+
+    def choose_representation(self, provided: tuple[str, ...] | list[str]) -> str | None:
+        """The first of ``representation, *accepts`` in ``provided`` (``"none"`` always works);
+        ``None`` when the dataset provides none of them."""
+        if self.representation == "none":
+            return "none"
+        return next((r for r in (self.representation, *self.accepts) if r in provided), None)
 
 
 class Method:

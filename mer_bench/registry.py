@@ -211,14 +211,19 @@ _BUILTIN_METHODS = {
     "resnet3d18": "mer_bench.methods.meranet:ResNet3D18",
     "chance": "mer_bench.methods.baselines:Chance",
     "majority": "mer_bench.methods.baselines:Majority",
+    "ststnet": "mer_bench.methods.ststnet:STSTNet",
+    "offapexnet": "mer_bench.methods.offapexnet:OffApexNet",
+    "flow-resnet18": "mer_bench.methods.timm_flow:FlowTimm",
 }
 _BUILTIN_PROTOCOLS = {
     "loso": "mer_bench.protocols.loso:LOSO",
     "holdout": "mer_bench.protocols.holdout:SubjectHoldout",
     "holdout-sample": "mer_bench.protocols.holdout:SampleHoldout",
+    "megc2019-cde": "mer_bench.protocols.megc2019:MEGC2019CDE",
 }
 _BUILTIN_DATASETS = {
     "synthetic": "mer_bench.datasets.synthetic:SyntheticMER",
+    "megc2019-flow": "mer_bench.datasets.megc2019:MEGC2019Flow",
 }
 
 METHODS = Registry("method", "mer_bench.methods", _BUILTIN_METHODS)

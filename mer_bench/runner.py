@@ -29,12 +29,22 @@ import numpy as np
 
 from mer_bench import __version__, runtime
 from mer_bench.data import DatasetError
-from mer_bench.method import clone, resolve_params
+from mer_bench.method import ParameterError, clone, resolve_params
 from mer_bench.metrics import breakdown
 from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
 from mer_bench.store import Store
 
-__all__ = ["RunSpec", "RunResult", "prepare", "execute", "run", "config_hash", "git_commit", "run_metrics"]
+__all__ = ["RunSpec", "RunResult", "prepare", "execute", "run", "config_hash", "git_commit", "run_metrics",
+           "SELECTIONS"]
+
+#: model selection: ``last`` (the fixed last epoch; the default) or ``best-on-test`` (the epoch
+#: that scores best on the test subject's clips: LEAKY, for reproducing published practice only)
+#: report order of the databases of a composite (MEGC 2019: SMIC, CASME II, SAMM)
+SUBSET_ORDER = ("smic", "casme2", "samm")
+
+SELECTIONS = {"last": "last epoch", "best-on-test": "best epoch on the test subject (LEAKY)"}
+#: ``prepare(selection="both")``: one training per fold gives both runs (``last`` and
+#: ``best-on-test``), to measure the inflation of test-set epoch selection at the cost of one run
 
 
 @dataclass(frozen=True)
@@ -51,11 +61,13 @@ class RunSpec:
     dataset_fingerprint: str
     protocol_options: dict[str, Any]
     leaky: bool
+    selection: str = "last"
 
     @property
     def config_hash(self) -> str:
+        extra = {} if self.selection == "last" else {"selection": self.selection}
         return config_hash(self.method, self.params, self.dataset, self.dataset_options, self.dataset_fingerprint,
-                           self.protocol, self.protocol_options)
+                           self.protocol, {**self.protocol_options, **extra})
 
     @property
     def run_id(self) -> str:
@@ -77,7 +89,8 @@ class RunResult:
         s = self.spec
         return {"run_id": s.run_id, "config_hash": s.config_hash, "method": s.method, "dataset": s.dataset,
                 "protocol": s.protocol, "seed": s.seed, "preset": s.preset, "params": s.params,
-                "leaky": s.leaky, "status": self.status, "folds": self.n_folds, "wall_time": self.wall_time,
+                "leaky": s.leaky, "selection": SELECTIONS[s.selection], "status": self.status,
+                "folds": self.n_folds, "wall_time": self.wall_time,
                 "device": self.device, "scores": self.scores}
 
 
@@ -113,13 +126,18 @@ class Prepared:
     dataset: Any
     protocol: Any
     specs: list[RunSpec]
+    representation: str = "none"
 
 
 def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", seeds: list[int] | None = None,
             overrides: dict[str, Any] | None = None, preset: str | None = None,
             dataset_options: dict[str, Any] | None = None,
-            protocol_options: dict[str, Any] | None = None) -> Prepared:
+            protocol_options: dict[str, Any] | None = None, selection: str = "last") -> Prepared:
     """Resolve names and hyper-parameters and check that the run can start.
+
+    Args:
+        selection: a key of :data:`SELECTIONS`. ``"best-on-test"`` hands each fold's *labelled*
+            test samples to the method to keep its best epoch: the run is marked leaky.
 
     Raises:
         UnknownNameError, PluginLoadError: a bad method/protocol/dataset name or plugin.
@@ -129,10 +147,16 @@ def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", see
     method_cls = METHODS.get(method)
     protocol_obj = PROTOCOLS.get(protocol)(**(protocol_options or {}))
     dataset_obj = DATASETS.get(dataset)(**(dataset_options or {}))
-    rep = method_cls.info.representation
-    if rep != "none" and rep not in dataset_obj.representations:
-        raise DatasetError(f"method {method!r} needs the {rep!r} representation, which dataset {dataset!r} does not "
-                           f"provide (it provides {', '.join(dataset_obj.representations)})")
+    if selection not in (*SELECTIONS, "both"):
+        raise ParameterError(f"unknown model selection {selection!r}; choose {' or '.join(SELECTIONS)}")
+    if selection != "last" and not method_cls.info.supports_epoch_selection:
+        raise ParameterError(f"method {method!r} has no epochs to select; --select-epoch {selection} does not apply")
+    info = method_cls.info
+    rep = info.choose_representation(dataset_obj.representations)
+    if rep is None:
+        wanted = " or ".join(repr(r) for r in (info.representation, *info.accepts))
+        raise DatasetError(f"method {method!r} needs the {wanted} representation, which dataset {dataset!r} does "
+                           f"not provide (it provides {', '.join(dataset_obj.representations)})")
     if preset is None and dataset_obj.suggested_preset in getattr(method_cls, "presets", {}):
         preset = dataset_obj.suggested_preset
     params = resolve_params(method_cls, preset, overrides)
@@ -140,9 +164,11 @@ def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", see
     seeds = list(dict.fromkeys(seeds or [0]))
     for seed in seeds:  # protocol feasibility before any training
         protocol_obj.folds(table, seed)
+    selections = ["last", "best-on-test"] if selection == "both" else [selection]
     specs = [RunSpec(method, dataset, protocol, seed, params, preset, dataset_obj.options(), dataset_obj.fingerprint(),
-                     protocol_obj.options(), bool(protocol_obj.leaky)) for seed in seeds]
-    return Prepared(method_cls, dataset_obj, protocol_obj, specs)
+                     protocol_obj.options(), bool(protocol_obj.leaky) or sel != "last", sel)
+             for seed in seeds for sel in selections]
+    return Prepared(method_cls, dataset_obj, protocol_obj, specs, rep)
 
 
 def run_metrics(preds, classes: tuple[str, ...]) -> dict[str, dict]:
@@ -155,8 +181,9 @@ def run_metrics(preds, classes: tuple[str, ...]) -> dict[str, dict]:
     scores = breakdown(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), groups, len(classes), classes,
                        absent="exclude")
     if len(set(groups)) == 1:
-        scores = {"Full": scores["Full"]}
-    return scores
+        return {"Full": scores["Full"]}
+    order = ["Full", *SUBSET_ORDER]
+    return dict(sorted(scores.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
 
 
 def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = False,
@@ -172,66 +199,85 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
 
     dev = resolve_device(device)
     table = prep.dataset.table()
-    rep = prep.method_cls.info.representation
+    rep = prep.representation
     results = []
-    for spec in prep.specs:
-        folds = prep.protocol.folds(table, spec.seed)
-        existing = store.get_run(spec.run_id)
-        if existing and force:
-            store.reset_run(spec.run_id)
-            existing = None
-        if existing and existing["status"] == "complete":
-            preds = store.predictions(spec.run_id)
-            results.append(RunResult(spec, "cached", len(folds), existing["wall_time"] or 0.0,
-                                     run_metrics(preds, prep.dataset.classes), existing["device"] or ""))
+    groups: dict[int, list[RunSpec]] = {}
+    for spec in prep.specs:  # the specs of one seed share their trainings (selection="both")
+        groups.setdefault(spec.seed, []).append(spec)
+    for seed, specs in groups.items():
+        folds = prep.protocol.folds(table, seed)
+        pending, done, status = [], {}, {}
+        for spec in specs:
+            existing = store.get_run(spec.run_id)
+            if existing and force:
+                store.reset_run(spec.run_id)
+                existing = None
+            if existing and existing["status"] == "complete":
+                preds = store.predictions(spec.run_id)
+                results.append(RunResult(spec, "cached", len(folds), existing["wall_time"] or 0.0,
+                                         run_metrics(preds, prep.dataset.classes), existing["device"] or ""))
+                continue
+            store.start_run({
+                "run_id": spec.run_id, "config_hash": spec.config_hash, "method": spec.method, "dataset": spec.dataset,
+                "protocol": spec.protocol, "seed": spec.seed, "preset": spec.preset, "params": spec.params,
+                "dataset_options": spec.dataset_options, "dataset_fingerprint": spec.dataset_fingerprint,
+                "protocol_options": spec.protocol_options, "classes": list(prep.dataset.classes),
+                "leaky": int(spec.leaky), "selection": SELECTIONS[spec.selection], "n_folds": len(folds)})
+            done[spec.run_id] = store.completed_folds(spec.run_id)
+            status[spec.run_id] = "resumed" if done[spec.run_id] else "computed"
+            pending.append(spec)
+        if not pending:
             continue
         import torch
 
-        store.start_run({
-            "run_id": spec.run_id, "config_hash": spec.config_hash, "method": spec.method, "dataset": spec.dataset,
-            "protocol": spec.protocol, "seed": spec.seed, "preset": spec.preset, "params": spec.params,
-            "dataset_options": spec.dataset_options, "dataset_fingerprint": spec.dataset_fingerprint,
-            "protocol_options": spec.protocol_options, "classes": list(prep.dataset.classes),
-            "leaky": int(spec.leaky), "n_folds": len(folds)})
-        done = store.completed_folds(spec.run_id)
-        status = "resumed" if done else "computed"
-        template = prep.method_cls(**spec.params)
+        template = prep.method_cls(**pending[0].params)
+        lead = pending[0]
         with runtime.use(device=dev, progress=on_progress):
             for i, fold in enumerate(folds):
-                if i in done:
+                todo = [s for s in pending if i not in done[s.run_id]]
+                if not todo:
                     if on_fold:
-                        on_fold(spec, i, len(folds), fold.name, "skipped")
+                        on_fold(lead, i, len(folds), fold.name, "skipped")
                     continue
                 if on_fold:
-                    on_fold(spec, i, len(folds), fold.name, "start")
+                    on_fold(lead, i, len(folds), fold.name, "start")
                 t0 = time.perf_counter()
-                method = clone(template, random_state=spec.seed * 1000 + i)
-                method.fit(prep.dataset.samples(rep, fold.train))
+                method = clone(template, random_state=seed * 1000 + i)
+                if any(s.selection == "best-on-test" for s in todo):  # LEAKY by request: test labels pick the epoch
+                    method.fit(prep.dataset.samples(rep, fold.train), select_on=prep.dataset.samples(rep, fold.test))
+                else:
+                    method.fit(prep.dataset.samples(rep, fold.train))
                 test = prep.dataset.samples(rep, fold.test, with_labels=False)
-                y_pred = np.asarray(method.predict(test))
-                proba = method.predict_proba(test) if hasattr(method, "predict_proba") else None
                 rows_t = table.iloc[fold.test]
-                rows = [(sid, subj, ds, int(t), int(p), None if proba is None else [round(float(v), 6) for v in pr])
-                        for sid, subj, ds, t, p, pr in zip(
-                            rows_t["sample_id"], rows_t["subject"].astype(str), rows_t["dataset"], rows_t["label"],
-                            y_pred, proba if proba is not None else [None] * len(y_pred))]
-                store.write_fold(spec.run_id, i, fold.name, len(fold.train), time.perf_counter() - t0, dev, rows)
+                for spec in todo:
+                    fitted = method
+                    if spec.selection == "last" and hasattr(method, "last_epoch"):
+                        fitted = method.last_epoch()  # the leak-free model of the same training
+                    y_pred = np.asarray(fitted.predict(test))
+                    proba = fitted.predict_proba(test) if hasattr(fitted, "predict_proba") else None
+                    rows = [(sid, subj, ds, int(t), int(p), None if pr is None else [round(float(v), 6) for v in pr])
+                            for sid, subj, ds, t, p, pr in zip(
+                                rows_t["sample_id"], rows_t["subject"].astype(str), rows_t["dataset"],
+                                rows_t["label"], y_pred, proba if proba is not None else [None] * len(y_pred))]
+                    store.write_fold(spec.run_id, i, fold.name, len(fold.train), time.perf_counter() - t0, dev, rows)
                 if on_fold:
-                    on_fold(spec, i, len(folds), fold.name, "done")
-        wall = store.fold_times(spec.run_id)
-        store.finish_run(spec.run_id, wall_time=wall, device=dev, package_version=__version__,
-                         git_commit=git_commit(), torch_version=torch.__version__)
-        preds = store.predictions(spec.run_id)
-        results.append(RunResult(spec, status, len(folds), wall, run_metrics(preds, prep.dataset.classes), dev))
+                    on_fold(lead, i, len(folds), fold.name, "done")
+        for spec in pending:
+            wall = store.fold_times(spec.run_id)
+            store.finish_run(spec.run_id, wall_time=wall, device=dev, package_version=__version__,
+                             git_commit=git_commit(), torch_version=torch.__version__)
+            preds = store.predictions(spec.run_id)
+            results.append(RunResult(spec, status[spec.run_id], len(folds), wall,
+                                     run_metrics(preds, prep.dataset.classes), dev))
     return results
 
 
 def run(method: str, protocol: str = "loso", dataset: str = "synthetic", seeds: list[int] | None = None,
         overrides: dict[str, Any] | None = None, preset: str | None = None, store: Store | str | None = None,
         device: str = "auto", force: bool = False, dataset_options: dict[str, Any] | None = None,
-        protocol_options: dict[str, Any] | None = None) -> list[RunResult]:
+        protocol_options: dict[str, Any] | None = None, selection: str = "last") -> list[RunResult]:
     """Python entry point: :func:`prepare` then :func:`execute` (no progress display)."""
-    prep = prepare(method, protocol, dataset, seeds, overrides, preset, dataset_options, protocol_options)
+    prep = prepare(method, protocol, dataset, seeds, overrides, preset, dataset_options, protocol_options, selection)
     own = not isinstance(store, Store)
     st = Store(store) if own else store
     try:

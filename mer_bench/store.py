@@ -6,7 +6,8 @@ Location, first match wins: ``--store PATH``; ``$MER_BENCH_STORE``;
 Tables:
 
 * ``runs`` — one row per (configuration, seed): ``run_id``, ``config_hash``, method, dataset,
-  protocol, seed, parameters and options (JSON), ``leaky``, ``imported``, status
+  protocol, seed, parameters and options (JSON), ``leaky``, ``selection`` (how the model was
+  chosen: ``last epoch``; ``best epoch on test subject`` is leaky), ``imported``, status
   (``running`` / ``complete``), ``n_folds``, provenance (package version, git commit, torch
   version, device, wall time);
 * ``folds`` — completed folds, written in the same transaction as their predictions;
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS runs (
     protocol_options TEXT NOT NULL,
     classes TEXT NOT NULL,
     leaky INTEGER NOT NULL DEFAULT 0,
+    selection TEXT NOT NULL DEFAULT 'last epoch',
     imported INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL,
     n_folds INTEGER NOT NULL,
@@ -113,11 +115,18 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             self._db.executescript(_SCHEMA)
+            self._migrate()
             self._db.execute("BEGIN IMMEDIATE")  # proves we can take the write lock
             self._db.execute("ROLLBACK")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot write the results store {self.path}: {exc}. "
                              f"Choose another location with --store PATH or $MER_BENCH_STORE.") from None
+
+    def _migrate(self) -> None:
+        """Add columns introduced after a store was created (older stores keep working)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        if "selection" not in have:
+            self._db.execute("ALTER TABLE runs ADD COLUMN selection TEXT NOT NULL DEFAULT 'last epoch'")
 
     def close(self) -> None:
         self._db.close()
@@ -171,6 +180,32 @@ class Store:
             self._db.execute(
                 "INSERT INTO folds (run_id, fold_index, fold_name, n_train, n_test, wall_time, device) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, fold_index, fold_name, n_train, len(rows), wall_time, device))
+
+    def write_imported(self, meta: dict[str, Any], folds: list[tuple[int, str, int, list[tuple]]],
+                       replace: Iterable[str] = ()) -> None:
+        """Write a complete imported run (its row, folds and predictions) in one transaction.
+
+        ``folds``: ``(fold_index, fold_name, n_train, rows)`` with ``rows`` as in :meth:`write_fold`.
+        ``replace``: run ids removed in the same transaction (``import --force``).
+        """
+        cols = list(meta)
+        values = [json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v for v in meta.values()]
+        with self._transaction():
+            for old in replace:
+                for table in ("predictions", "folds", "runs"):
+                    self._db.execute(f"DELETE FROM {table} WHERE run_id = ?", (old,))
+            self._db.execute(f"INSERT INTO runs ({', '.join(cols)}, status, finished) VALUES "
+                             f"({', '.join('?' * len(cols))}, 'complete', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+                             values)
+            for fold_index, fold_name, n_train, rows in folds:
+                self._db.executemany(
+                    "INSERT INTO predictions (run_id, sample_id, fold_index, subject, dataset, y_true, y_pred, proba) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(meta["run_id"], sid, fold_index, subj, ds, int(t), int(p), None if pr is None else json.dumps(pr))
+                     for sid, subj, ds, t, p, pr in rows])
+                self._db.execute("INSERT INTO folds (run_id, fold_index, fold_name, n_train, n_test, wall_time, "
+                                 "device) VALUES (?, ?, ?, ?, ?, 0, NULL)",
+                                 (meta["run_id"], fold_index, fold_name, n_train, len(rows)))
 
     def finish_run(self, run_id: str, **meta: Any) -> None:
         """Mark a run complete and record provenance (``wall_time``, ``device``...)."""

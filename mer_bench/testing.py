@@ -36,7 +36,8 @@ def _split(method_cls: type[Method]) -> tuple[Samples, Samples]:
     test_subject = table["subject"].iloc[0]
     test_idx = np.flatnonzero(table["subject"].to_numpy() == test_subject)
     train_idx = np.flatnonzero(table["subject"].to_numpy() != test_subject)
-    rep = method_cls.info.representation
+    rep = method_cls.info.choose_representation(ds.representations)
+    assert rep is not None, f"the synthetic dataset provides none of {method_cls.info.name}'s representations"
     return ds.samples(rep, train_idx), ds.samples(rep, test_idx, with_labels=False)
 
 

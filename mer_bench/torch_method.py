@@ -10,7 +10,8 @@ Preprocessing (MERANet paper section 4.2):
 2. per-sample, per-channel standardisation: subtract each clip's channel mean and divide by its
    channel standard deviation (+1e-6), so no statistic is shared between clips (and none leaks
    from test clips into training);
-3. training only: horizontal flip with probability 0.5 (``flip=True``).
+3. training only: horizontal flip with probability 0.5 (``flip=True``); on a flow image the
+   horizontal component u (channel 0) also changes sign, as mirroring a motion does.
 
 A 4-D input ``(N, C, H, W)`` (an apex frame or a flow image) is treated as a one-frame clip.
 """
@@ -31,7 +32,7 @@ from mer_bench.trainer import TrainConfig, fit_classifier, predict_logits
 
 ensure_torchvision_importable()
 
-__all__ = ["TorchClipMethod", "standardise_clips", "hflip"]
+__all__ = ["TorchClipMethod", "TorchImageMethod", "standardise_clips", "hflip"]
 
 
 def standardise_clips(x: torch.Tensor) -> torch.Tensor:
@@ -43,13 +44,19 @@ def standardise_clips(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / (std + 1e-6)
 
 
-def hflip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
-    """Flip each sample of ``(N, ..., W)`` along W with probability ``p``."""
+def hflip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, negate_channel: int | None = None) -> torch.Tensor:
+    """Flip each sample of ``(N, C, ..., W)`` along W with probability ``p``.
+
+    ``negate_channel``: a channel whose sign flips with the image (u of a standardised flow image).
+    """
     mask = torch.rand(x.shape[0], generator=gen, device=gen.device) < p
     if not mask.any():
         return x
     x = x.clone()
-    x[mask] = x[mask].flip(-1)
+    flipped = x[mask].flip(-1)
+    if negate_channel is not None:
+        flipped[:, negate_channel] = -flipped[:, negate_channel]
+    x[mask] = flipped
     return x
 
 
@@ -79,6 +86,9 @@ class TorchClipMethod(Method):
         w = params.get("warmup", 0)
         need("warmup", w == "untuned" or (isinstance(w, int) and w >= 0), "a non-negative int or 'untuned'")
         need("precision", params.get("precision") in ("auto", "fp32", "bf16"), "one of auto, fp32, bf16")
+        need("schedule", params.get("schedule", "cosine") in ("cosine", "constant"), "'cosine' or 'constant'")
+        need("input_scale", isinstance(params.get("input_scale", 1.0), (int, float)) and params.get("input_scale", 1.0)
+             > 0, "a positive number")
         for key in ("frames", "size", "width"):
             v = params.get(key)
             need(key, v is None or (isinstance(v, int) and v > 0), "a positive int" + (" or None" if key != "width"
@@ -105,16 +115,24 @@ class TorchClipMethod(Method):
         return standardise_clips(x)
 
     def _augment(self, xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return hflip(xb, gen) if self.flip else xb
+        if not self.flip:
+            return xb
+        return hflip(xb, gen, negate_channel=0 if self.representation_ == "flow" else None)
 
-    def fit(self, train: Samples) -> TorchClipMethod:
+    def fit(self, train: Samples, select_on: Samples | None = None) -> TorchClipMethod:
         """Train on ``train`` (``X`` as in the module docstring, ``y`` required); returns self.
+
+        Args:
+            select_on: labelled samples on which the best epoch is kept instead of the last
+                (:func:`mer_bench.trainer.fit_classifier`). Only the runner's explicitly leaky
+                ``--select-epoch best-on-test`` passes it.
 
         Raises:
             ValueError: missing labels or a wrong input shape.
         """
-        if train.y is None:
+        if train.y is None or (select_on is not None and select_on.y is None):
             raise ValueError("fit needs labelled samples")
+        self.representation_ = train.representation
         x = self._prepare(train.X)
         self.classes_ = np.arange(train.n_classes)
         self.input_shape_ = tuple(x.shape[1:])
@@ -122,10 +140,28 @@ class TorchClipMethod(Method):
         model = self.build_model(x.shape[1], train.n_classes)
         cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                           weight_decay=self.weight_decay, warmup=self.warmup, precision=self.precision,
-                          seed=self.random_state)
+                          seed=self.random_state, schedule=getattr(self, "schedule", "cosine"))
+        sel = None if select_on is None else (self._prepare(select_on.X), select_on.y)
         self.model_ = fit_classifier(model, x, train.y, cfg, augment=self._augment,
-                                     description=self.info.name).cpu()
+                                     description=self.info.name, select_on=sel).cpu()
+        self.selected_epoch_ = getattr(self.model_, "selected_epoch", self.epochs)
         return self
+
+    def last_epoch(self) -> TorchClipMethod:
+        """After ``fit(..., select_on=...)``: a fitted copy holding the last epoch's weights, i.e.
+        the leak-free model of the same training run (training is identical: scoring an epoch
+        draws no random numbers and does not touch BatchNorm statistics). Without ``select_on``:
+        ``self``."""
+        state = getattr(self.model_, "last_epoch_state", None)
+        if state is None:
+            return self
+        import copy
+
+        other = copy.copy(self)
+        other.model_ = copy.deepcopy(self.model_)
+        other.model_.load_state_dict(state)
+        other.selected_epoch_ = self.epochs
+        return other
 
     def predict_proba(self, test: Samples) -> np.ndarray:
         """Class probabilities ``(N, n_classes)`` (softmax of the logits)."""
@@ -138,3 +174,47 @@ class TorchClipMethod(Method):
     def predict(self, test: Samples) -> np.ndarray:
         """Labels ``(N,)`` int64: the argmax of :meth:`predict_proba`."""
         return self.predict_proba(test).argmax(axis=1).astype(np.int64)
+
+
+class TorchImageMethod(TorchClipMethod):
+    """Shared fit/predict for 2D networks on images ``(N, C, H, W)``, e.g. flow images.
+
+    Subclasses set ``input_channels`` (the channels they use, e.g. ``(0, 1)`` = u, v of a flow
+    image) and implement ``build_model(in_channels, num_classes)`` mapping ``(N, C, H, W)`` to
+    logits. Hyper-parameters: those of :class:`TorchClipMethod` (without ``frames``) plus
+    ``schedule`` (``"cosine"`` / ``"constant"``), ``input_scale`` (inputs in [0, 1] are
+    multiplied by it: 255 feeds raw 8-bit values as STSTNet's code does) and ``standardise``
+    (per-sample, per-channel standardisation after scaling). ``size`` resizes bilinearly.
+    A clip ``(N, C, T, H, W)`` is refused: give these methods flow images or apex frames.
+    """
+
+    input_channels: tuple[int, ...] | None = None
+
+    def _prepare(self, X: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.ascontiguousarray(X)).float()
+        if x.ndim != 4:
+            raise ValueError(f"{self.info.name} expects images (N, C, H, W), got shape {tuple(x.shape)}")
+        if self.input_channels is not None:
+            if x.shape[1] <= max(self.input_channels):
+                raise ValueError(f"{self.info.name} uses channels {self.input_channels} of its input, which has "
+                                 f"{x.shape[1]}")
+            x = x[:, list(self.input_channels)]
+        if self.size is not None and tuple(x.shape[2:]) != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        x = x * float(self.input_scale)
+        return standardise_clips(x) if self.standardise else x.contiguous()
+
+    def _augment(self, xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if not self.flip:
+            return xb
+        # u changes sign under a mirror: -u on a standardised channel, (scale - u) on a [0, scale] one
+        if self.representation_ != "flow" or self.input_channels not in (None, (0, 1), (0, 1, 2)):
+            return hflip(xb, gen)
+        mask = torch.rand(xb.shape[0], generator=gen, device=gen.device) < 0.5
+        if not mask.any():
+            return xb
+        xb = xb.clone()
+        flipped = xb[mask].flip(-1)
+        flipped[:, 0] = -flipped[:, 0] if self.standardise else float(self.input_scale) - flipped[:, 0]
+        xb[mask] = flipped
+        return xb

@@ -7,8 +7,12 @@
   (Loshchilov & Hutter 2017), the schedule of the MERANet paper (section 4.3). ``warmup`` is a
   number of steps, or ``"untuned"``: Ma & Yarats 2019, ``w_t = min(1, t (1 - beta2) / 2)``,
   i.e. 2 / (1 - beta2) = 2,000 steps at beta2 = 0.999;
+* ``schedule="constant"`` keeps the peak lr throughout (after warm-up), as STSTNet and HTNet do;
 * a fixed number of epochs: the last epoch's model is the result. No test data is seen during
-  training, so no model can be selected on it;
+  training, so no model can be selected on it. The one exception is explicit and labelled:
+  ``select_on`` (the runner's ``--select-epoch best-on-test``) scores every epoch on labelled
+  samples and returns the best epoch's weights, reproducing the common *leaky* practice of
+  choosing the epoch on the test subject (e.g. HTNet); results made so are marked leaky;
 * seeded and deterministic: training runs under ``torch.use_deterministic_algorithms(True)``
   (warn-only where an operation has no deterministic kernel), so the same seed gives the same
   model on the same device and thread count. Without it, oneDNN's multi-threaded 3D convolutions
@@ -41,6 +45,7 @@ class TrainConfig:
         betas: Adam betas.
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
         seed: seeds initialisation, shuffling and augmentation.
+        schedule: ``"cosine"`` (anneal to 0) or ``"constant"``.
     """
 
     epochs: int = 10
@@ -51,6 +56,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     precision: str = "auto"
     seed: int = 0
+    schedule: str = "cosine"
 
     def warmup_steps(self) -> int:
         if self.warmup == "untuned":
@@ -58,9 +64,12 @@ class TrainConfig:
         return int(self.warmup)
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Multiplier of the peak lr at ``step`` (0-based) of ``total``: linear warm-up x cosine to 0."""
+def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine") -> float:
+    """Multiplier of the peak lr at ``step`` (0-based) of ``total``: linear warm-up x (cosine to 0,
+    or 1 for ``schedule="constant"``)."""
     warm = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    if schedule == "constant":
+        return warm
     cos = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
     return warm * cos
 
@@ -90,7 +99,8 @@ def _to_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray, cfg: TrainConfig,
                    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-                   class_weight: np.ndarray | None = None, description: str = "train") -> nn.Module:
+                   class_weight: np.ndarray | None = None, description: str = "train",
+                   select_on: tuple[np.ndarray | torch.Tensor, np.ndarray] | None = None) -> nn.Module:
     """Train ``model`` with cross-entropy on ``(X, y)``; returns the model (in eval mode).
 
     Args:
@@ -101,13 +111,18 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
         augment: ``augment(batch, generator)`` applied to training batches on the device.
         class_weight: optional ``(n_classes,)`` cross-entropy weights.
         description: the progress label.
+        select_on: ``(X, y)`` scored (accuracy) after every epoch; the weights of the best epoch
+            are returned (ties: the later epoch, as HTNet's ``<=``). **Leaky** when these are test
+            samples; see the module docstring. The chosen epoch is stored as ``model.selected_epoch``
+            and the last epoch's weights as ``model.last_epoch_state`` (the leak-free model of
+            the same training run, for measuring the inflation).
 
     Raises:
         ValueError: an empty training set or invalid settings.
     """
     if len(X) == 0:
         raise ValueError("empty training set")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.schedule not in ("cosine", "constant"):
         raise ValueError(f"invalid training settings: {cfg}")
     rt = runtime.current()
     device = runtime.resolve_device(rt.device)
@@ -122,20 +137,46 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     total = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_steps()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, cfg.schedule))
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, device, amp, description, rt)
+        monitor = None if select_on is None else _EpochSelector(model, select_on, cfg.precision)
+        _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, device, amp, description, rt,
+                    monitor)
+        if monitor is not None:
+            model.last_epoch_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(monitor.best_state)
+            model.selected_epoch = monitor.best_epoch
     finally:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
     return model.eval()
 
 
-def _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, device, amp, description, rt):
+class _EpochSelector:
+    """Keeps the weights of the epoch with the best accuracy on ``(X, y)`` (ties: later epoch)."""
+
+    def __init__(self, model: nn.Module, data, precision: str) -> None:
+        self.model = model
+        self.X, self.y = _to_tensor(data[0]), np.asarray(data[1])
+        self.precision = precision
+        self.best_score, self.best_epoch, self.best_state = -1.0, 0, None
+
+    def __call__(self, epoch: int) -> None:
+        was_training = self.model.training
+        pred = predict_logits(self.model, self.X, precision=self.precision).argmax(1)
+        self.model.train(was_training)
+        score = float((pred == self.y).mean()) if len(self.y) else 0.0
+        if score >= self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+
+def _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, device, amp, description, rt,
+                monitor=None):
     n = len(Xt)
     step = 0
     for epoch in range(cfg.epochs):
@@ -156,6 +197,8 @@ def _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, 
             opt.step()
             sched.step()
             step += 1
+        if monitor is not None:
+            monitor(epoch + 1)
         if rt.progress is not None:
             rt.progress(f"{description} epoch {epoch + 1}/{cfg.epochs}", epoch + 1, cfg.epochs)
 

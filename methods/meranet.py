@@ -215,7 +215,8 @@ class MERANet(TorchClipMethod):
     """MERANet-18 as a mer-bench method (see the module docstring for the network and sources).
 
     Input: clips ``(N, C, T, H, W)``; T, H, W are the dataset's native clip size unless
-    ``frames`` / ``size`` resample them (paper: 16 x 112 x 112).
+    ``frames`` / ``size`` resample them (paper: 16 x 112 x 112). A dataset without clips can feed
+    a flow image or an apex frame ``(N, C, H, W)``, taken as a one-frame clip.
 
     Hyper-parameters (constructor arguments): ``width``, ``kernel_size``, ``reduction``,
     ``shared`` (network); ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``warmup``,
@@ -227,6 +228,8 @@ class MERANet(TorchClipMethod):
         name="meranet",
         citation=_CITATION,
         representation="clip",
+        accepts=("flow", "apex"),
+        supports_epoch_selection=True,
         practical_on_cpu=True,
         summary="MERANet-18: 3D ResNet-18 with channel + spatio-temporal attention in every block",
     )
@@ -273,6 +276,8 @@ class ResNet3D18(TorchClipMethod):
         citation="Tran, Wang, Torresani, Ray, LeCun, Paluri. A Closer Look at Spatiotemporal "
                  "Convolutions for Action Recognition. CVPR 2018",
         representation="clip",
+        accepts=("flow", "apex"),
+        supports_epoch_selection=True,
         practical_on_cpu=True,
         summary="3D ResNet-18 (R3D-18), the attention-free MERANet baseline",
     )

@@ -42,7 +42,12 @@ of pixels that the class motion changes by more than 0.02 between the neutral an
 face (rendered without distractors), for saliency checks.
 
 The table records onset, apex, offset, emotion (the class name) and the AU string.
-Representations: ``clip`` ``(N, 3, 8, 32, 32)`` and ``apex`` ``(N, 3, 32, 32)``.
+Representations: ``clip`` ``(N, 3, 8, 32, 32)``, ``apex`` ``(N, 3, 32, 32)`` and ``flow``
+``(N, 3, 28, 28)``: u, v, optical strain from onset to apex, in the format of the MEGC 2019
+composite flow images (each channel min-max scaled to [0, 1] per image, centre 28 x 28). The flow
+here is *normal flow* (the component of the motion along the image gradient, from the brightness
+constancy constraint ``Ix u + Iy v + It = 0``), a cheap dependency-free stand-in for TV-L1 so that
+flow methods run anywhere; strain is ``sqrt(ux^2 + vy^2 + (uy + vx)^2 / 2)`` (Shreve et al. 2011).
 """
 
 from __future__ import annotations
@@ -193,7 +198,7 @@ class SyntheticMER(Dataset):
     name: ClassVar[str] = "synthetic"
     summary: ClassVar[str] = "embedded procedural micro-expression clips (no download; the default)"
     classes: ClassVar[tuple[str, ...]] = CLASSES
-    representations: ClassVar[tuple[str, ...]] = ("clip", "apex")
+    representations: ClassVar[tuple[str, ...]] = ("clip", "apex", "flow")
     suggested_preset: ClassVar[str | None] = "fast"
 
     def __init__(self, seed: int = 0, n_subjects: int = 12, min_clips: int = 12, max_clips: int = 20,
@@ -292,7 +297,8 @@ class SyntheticMER(Dataset):
         return self._load_all()["table"]
 
     def load(self, representation: str, index: np.ndarray) -> np.ndarray:
-        """``clip``: ``(N, 3, 8, 32, 32)``; ``apex``: ``(N, 3, 32, 32)``; float32 in [0, 1].
+        """``clip``: ``(N, 3, 8, 32, 32)``; ``apex``: ``(N, 3, 32, 32)``; ``flow``: ``(N, 3, 28, 28)``
+        (u, v, strain; see the module docstring); float32 in [0, 1].
 
         Raises:
             DatasetError: another representation.
@@ -304,8 +310,35 @@ class SyntheticMER(Dataset):
         if representation == "apex":
             apex = data["table"]["apex"].to_numpy()[index]
             return clips[np.arange(len(index)), :, apex]
-        raise DatasetError(f"synthetic provides clip and apex, not {representation!r}")
+        if representation == "flow":
+            t = data["table"]
+            rows = np.arange(len(index))
+            onset, apex = t["onset"].to_numpy()[index], t["apex"].to_numpy()[index]
+            return normal_flow(clips[rows, :, onset], clips[rows, :, apex])
+        raise DatasetError(f"synthetic provides clip, apex and flow, not {representation!r}")
 
     def motion_mask(self, index: np.ndarray) -> np.ndarray:
         """``(N, 32, 32)`` bool: where each clip's class motion is (see the module docstring)."""
         return self._load_all()["masks"][index]
+
+
+def normal_flow(onset: np.ndarray, apex: np.ndarray, crop: int = 28) -> np.ndarray:
+    """Normal flow and strain from onset to apex frames ``(N, C, H, W)`` -> ``(N, 3, crop, crop)``.
+
+    Channels u, v, strain, each min-max scaled to [0, 1] per image (as the MEGC 2019 composite
+    images are); see the module docstring. The centre ``crop`` x ``crop`` is kept.
+    """
+    i0, i1 = onset.mean(axis=1), apex.mean(axis=1)
+    iy, ix = np.gradient((i0 + i1) / 2, axis=(1, 2))
+    it = i1 - i0
+    denom = ix ** 2 + iy ** 2 + 1e-2
+    u, v = -it * ix / denom, -it * iy / denom
+    uy, ux = np.gradient(u, axis=(1, 2))
+    vy, vx = np.gradient(v, axis=(1, 2))
+    strain = np.sqrt(ux ** 2 + vy ** 2 + 0.5 * (uy + vx) ** 2)
+    out = np.stack([u, v, strain], axis=1)
+    top = (out.shape[-1] - crop) // 2
+    out = out[:, :, top:top + crop, top:top + crop]
+    lo = out.min(axis=(2, 3), keepdims=True)
+    hi = out.max(axis=(2, 3), keepdims=True)
+    return ((out - lo) / np.maximum(hi - lo, 1e-12)).astype(np.float32)
