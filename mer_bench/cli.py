@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "completed run is reused unless --force.")
     r.add_argument("--method", required=True, help="registered method name (see `mer-bench list methods`)")
     r.add_argument("--protocol", default="loso", help="registered protocol (default: loso)")
-    r.add_argument("--dataset", default="synthetic", help="registered dataset (default: synthetic, embedded)")
+    r.add_argument("--dataset", default=None,
+                   help="registered dataset (default: the protocol's dataset, e.g. megc2019-flow for megc2019-cde; "
+                        "otherwise synthetic, embedded)")
     r.add_argument("--data-root", default=None, help="folder of a real dataset (passed to the dataset loader)")
     r.add_argument("--seed", type=int, action="append", help="run seed; repeat for several (default: 0)")
     r.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
@@ -152,8 +154,13 @@ def _cmd_run(args) -> int:
         device = resolve_device(args.device)
         from mer_bench.runner import prepare
 
+        dataset = args.dataset
+        if dataset is None:
+            from mer_bench.registry import PROTOCOLS
+
+            dataset = getattr(PROTOCOLS.get(args.protocol), "default_dataset", None) or "synthetic"
         try:
-            prep = prepare(args.method, args.protocol, args.dataset, args.seed, _options(args.overrides), args.preset,
+            prep = prepare(args.method, args.protocol, dataset, args.seed, _options(args.overrides), args.preset,
                            dataset_options, _options(args.protocol_overrides), args.selection)
         except TypeError as exc:  # a dataset/protocol option the constructor does not take
             raise ValueError(f"invalid dataset or protocol option: {exc}") from None
@@ -184,7 +191,7 @@ def _execute_with_progress(prep, store, device, force, quiet=False):
         elif spec0.leaky:
             leak = " [red](LEAKY protocol)[/]"
         console.print(f"[bold]{spec0.method}[/] on [bold]{spec0.dataset}[/] under [bold]{spec0.protocol}[/]"
-                      f"{leak}: {len(prep.specs)} seed(s) x {n_folds} "
+                      f"{leak}: {len({s.seed for s in prep.specs})} seed(s) x {n_folds} "
                       f"folds on {device}; preset {spec0.preset or 'none (defaults)'}; params {spec0.params}",
                       highlight=False)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -65,6 +65,9 @@ def read_megc_log(path: str | Path) -> list[LogLine]:
         if not tok:
             continue
         where = f"{path}, line {lineno}"
+        if len(tok) == 2 and "_" in tok[0]:  # database names have no underscore; clip ids do
+            raise DatasetError(f"{where}: {raw.strip()!r} has 2 fields; a prediction line needs 3 "
+                               f"(<clip> <ground truth> <prediction>). Is the log truncated?")
         if len(tok) == 2:
             if db is not None and n_in_fold == 0:
                 raise DatasetError(f"{path}, line {header_line}: fold '{db} {subject}' has no prediction lines")

@@ -28,8 +28,46 @@ def _preset_label(preset) -> str:
     return preset if isinstance(preset, str) and preset else "defaults"  # NULL reads back as NaN
 
 
-def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | None = None) -> pd.DataFrame:
-    """One row per configuration, sorted by UF1 (descending) within dataset and protocol."""
+def _command(run: pd.Series) -> str:
+    """The command line that reproduces a stored run (or re-imports an imported one)."""
+    from mer_bench.method import resolve_params
+    from mer_bench.registry import METHODS
+
+    params = run["params"]
+    if run["imported"]:
+        leaky = " --leaky" if run["leaky"] else ""
+        return (f"mer-bench import --format {params.get('format', 'megc-log')} {params.get('file', 'FILE')} "
+                f"--name {run['method']} --dataset {run['dataset']} --protocol {run['protocol']}{leaky}")
+    parts = [f"mer-bench run --method {run['method']} --protocol {run['protocol']} --dataset {run['dataset']}"]
+    if run["dataset"] != "synthetic":
+        parts.append("--data-root DATA_ROOT")
+    preset = run["preset"] if isinstance(run["preset"], str) and run["preset"] else None
+    if preset:
+        parts.append(f"--preset {preset}")
+    try:
+        base = resolve_params(METHODS.get(run["method"]), preset)
+        parts += [f"--set {k}={v}" for k, v in params.items() if base.get(k, object()) != v]
+    except Exception:  # a plugin that is not installed here: give every parameter
+        parts += [f"--set {k}={v}" for k, v in params.items()]
+    for key, value in (run["dataset_options"] or {}).items():
+        parts.append(f"--dataset-set {key}={value}")
+    for key, value in (run["protocol_options"] or {}).items():
+        parts.append(f"--protocol-set {key}={value}")
+    if run.get("selection", "last epoch") != "last epoch":
+        parts.append("--select-epoch best-on-test")
+    if int(run["seed"]) != 0:
+        parts.append(f"--seed {int(run['seed'])}")
+    return " ".join(parts)
+
+
+def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | None = None,
+                     reported: bool = True) -> pd.DataFrame:
+    """One row per configuration, sorted by UF1 (descending) within dataset and protocol.
+
+    Measured and imported runs come from the store; with ``reported=True``, the figures of
+    :mod:`mer_bench.reported` for the same dataset and protocol are added as rows whose
+    ``source`` is ``reported``.
+    """
     runs = store.runs("complete")
     if protocol:
         runs = runs[runs["protocol"] == protocol]
@@ -39,26 +77,57 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
     for cfg, group in runs.groupby("config_hash", sort=False):
         per_seed = []
         for _, r in group.iterrows():
-            scores = run_metrics(store.predictions(r["run_id"]), tuple(r["classes"]))["Full"]
-            per_seed.append(scores)
+            per_seed.append(run_metrics(store.predictions(r["run_id"]), tuple(r["classes"])))
         first = group.iloc[0]
+        full = [s["Full"] for s in per_seed]
 
-        def agg(key: str, values=per_seed) -> str:
-            v = np.array([s[key] for s in values])
+        def agg(key: str, subset: str = "Full", values=per_seed) -> str:
+            v = np.array([s[subset][key] for s in values if subset in s])
+            if not len(v):
+                return ""
             return f"{v.mean():.4f}" + (f" ± {v.std(ddof=1):.4f}" if len(v) > 1 else "")
 
-        absent = sorted({c for s in per_seed for c in s["absent_classes"]})
-        rows.append({
-            "method": first["method"] + (" (imported)" if first["imported"] else ""),
+        absent = sorted({c for s in full for c in s["absent_classes"]})
+        selection = first.get("selection", "last epoch")
+        row = {
+            "method": first["method"],
+            "source": "imported" if first["imported"] else "measured",
             "dataset": first["dataset"], "protocol": first["protocol"],
-            "preset": _preset_label(first["preset"]),
+            "preset": "" if first["imported"] else _preset_label(first["preset"]),
+            "selection": selection,
             "UF1": agg("uf1"), "UAR": agg("uar"), "accuracy": agg("accuracy"),
             "folds": int(first["n_folds"]), "seeds": len(group),
             "leaky": "**yes**" if first["leaky"] else "no",
-            "config": cfg, "commit": first["git_commit"] or "unknown",
-            "_uf1": float(np.mean([s["uf1"] for s in per_seed])),
+            "config": cfg, "commit": first["git_commit"] or ("" if first["imported"] else "unknown"),
+            "command": _command(first),
+            "_uf1": float(np.mean([s["uf1"] for s in full])),
             "_note": f"absent classes excluded: {', '.join(absent)}" if absent else "",
-        })
+        }
+        for subset in [k for k in per_seed[0] if k != "Full"]:
+            name = SUBSET_NAMES.get(subset, subset)
+            row[f"{name} UF1"] = agg("uf1", subset)
+            row[f"{name} UAR"] = agg("uar", subset)
+        rows.append(row)
+    if reported:
+        from mer_bench.reported import REPORTED
+
+        for (ds, proto), entries in REPORTED.items():
+            if (dataset and ds != dataset) or (protocol and proto != protocol):
+                continue
+            for e in entries:
+                def fmt(v):
+                    return "" if v is None else f"{v:.4f}"
+
+                uf1, uar = e["scores"]["Full"]
+                row = {"method": e["method"], "source": "reported", "dataset": ds, "protocol": proto, "preset": "",
+                       "selection": e["selection"], "UF1": fmt(uf1), "UAR": fmt(uar), "accuracy": "",
+                       "folds": "", "seeds": "", "leaky": "**yes**" if e["leaky"] else "no", "config": "",
+                       "commit": "", "command": e["source"], "_uf1": uf1, "_note": ""}
+                for subset, (su, sr) in e["scores"].items():
+                    if subset != "Full":
+                        name = SUBSET_NAMES.get(subset, subset)
+                        row[f"{name} UF1"], row[f"{name} UAR"] = fmt(su), fmt(sr)
+                rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -69,25 +138,34 @@ def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard") -> s
     """A markdown document for the rows of :func:`leaderboard_rows`."""
     lines = [f"# {title}", "",
              "UF1 and UAR are pooled over all folds (MEGC 2019 definition: per-class TP/FP/FN summed over folds, "
-             "then averaged over classes); UAR is mean per-class recall, never macro-precision. "
-             "Several seeds: mean ± sample standard deviation. Models are trained for a fixed number of epochs; "
-             "no test fold is used for model selection. Rows whose protocol lets a subject appear in both train and "
-             "test are marked leaky.", ""]
+             "then averaged over classes); UAR is mean per-class recall, never macro-precision. Per-database columns "
+             "restrict the pooled predictions to that database. Several seeds: mean ± sample standard deviation.", "",
+             "Source: **measured** rows were run by mer-bench (the command reproduces them; `DATA_ROOT` is the "
+             "dataset folder); **imported** rows are published per-sample predictions re-scored here; **reported** "
+             "rows copy a paper's figures and are not reproduced. Selection: how the evaluated model was chosen. "
+             "`last epoch` is leak-free; any choice made on the test subjects is marked **leaky** and inflates "
+             "the scores.", ""]
     if df.empty:
         lines.append("_No completed runs match._")
     else:
-        cols = ["method", "dataset", "protocol", "preset", "UF1", "UAR", "accuracy", "folds", "seeds", "leaky",
-                "config", "commit"]
+        breakdown = [c for c in df.columns if c.endswith((" UF1", " UAR"))]
+        cols = ["method", "source", "preset", "selection", "UF1", "UAR", *breakdown, "accuracy", "folds", "seeds",
+                "leaky", "config", "commit"]
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "|".join("---" for _ in cols) + "|")
         for _, r in df.iterrows():
-            lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+            lines.append("| " + " | ".join("" if pd.isna(r.get(c)) else str(r.get(c)) for c in cols) + " |")
+        lines += ["", "Reproduce:", ""]
+        for _, r in df.iterrows():
+            if r["source"] == "reported":
+                lines.append(f"- {r['method']} (reported): {r['command']}")
+            else:
+                lines.append(f"- {r['method']} (`{r['config']}`): `{r['command']}`")
         notes = [f"- `{r['config']}`: {r['_note']}" for _, r in df.iterrows() if r["_note"]]
         if notes:
             lines += ["", "Notes:", *notes]
-    lines += ["", f"_Generated by mer-bench {__version__} from the results store; "
-                  "reproduce a row with `mer-bench run --method M --protocol P --dataset D` "
-                  "and the preset shown (`--preset`)._", ""]
+    lines += ["", f"_Generated by mer-bench {__version__} from the results store (`mer-bench leaderboard --write`)._",
+              ""]
     return "\n".join(lines)
 
 

@@ -36,6 +36,9 @@ class Protocol:
     #: one line for ``mer-bench list protocols``
     summary: ClassVar[str] = ""
     leaky: ClassVar[bool] = False
+    #: the dataset ``mer-bench run --protocol NAME`` uses when ``--dataset`` is not given
+    #: (``None``: the embedded synthetic dataset)
+    default_dataset: ClassVar[str | None] = None
 
     def options(self) -> dict[str, Any]:
         """Constructor options, recorded with every run."""

@@ -37,6 +37,7 @@ class MEGC2019CDE(LOSO):
     #: the breakdown order of reports
     subsets: ClassVar[tuple[str, ...]] = ("Full", *DATABASES)
     display_names: ClassVar[dict[str, str]] = DATABASE_NAMES
+    default_dataset: ClassVar[str | None] = "megc2019-flow"
 
     def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
         emotions = set(table["emotion"].astype(str))

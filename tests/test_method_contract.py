@@ -8,6 +8,9 @@ from mer_bench.testing import method_checks
 TINY = {
     "meranet": {"width": 4, "epochs": 1, "batch_size": 8, "lr": 1e-3, "warmup": 0},
     "resnet3d18": {"width": 4, "epochs": 1, "batch_size": 8, "lr": 1e-3, "warmup": 0},
+    "ststnet": {"epochs": 3},
+    "offapexnet": {"epochs": 2},
+    "flow-resnet18": {"backbone": "resnet10t", "epochs": 1, "batch_size": 16},
 }
 BUILTIN = [n for n in METHODS.names() if METHODS.origin(n) == "built-in"]
 CASES = [(name, check, thunk) for name in BUILTIN

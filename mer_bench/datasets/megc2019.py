@@ -256,7 +256,7 @@ class MEGC2019Flow(Dataset):
                 msg.append(f"{len(missing)} missing image(s): {', '.join(repr(m) for m in missing[:20])}"
                            + (" ..." if len(missing) > 20 else ""))
             if extra:
-                msg.append(f"{len(extra)} image(s) not in the label file: {', '.join(repr(e) for e in extra[:20])}"
+                msg.append(f"; {len(extra)} image(s) not in the label file: {', '.join(repr(e) for e in extra[:20])}"
                            + (" ..." if len(extra) > 20 else ""))
             raise DatasetError(" ".join(msg))
         return files
