@@ -149,8 +149,9 @@ def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard") -> s
         lines.append("_No completed runs match._")
     else:
         breakdown = [c for c in df.columns if c.endswith((" UF1", " UAR"))]
-        cols = ["method", "source", "preset", "selection", "UF1", "UAR", *breakdown, "accuracy", "folds", "seeds",
-                "leaky", "config", "commit"]
+        varying = [c for c in ("dataset", "protocol") if df[c].nunique() > 1]  # constant ones are in the title
+        cols = ["method", *varying, "source", "preset", "selection", "UF1", "UAR", *breakdown, "accuracy", "folds",
+                "seeds", "leaky", "config", "commit"]
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "|".join("---" for _ in cols) + "|")
         for _, r in df.iterrows():

@@ -119,15 +119,15 @@ def test_bad_input_fails_before_training(tmp_path):
     with pytest.raises(ProtocolError, match="at least 2 subjects"):
         prepare("chance", dataset_options={"n_subjects": 1})
     with pytest.raises(DatasetError, match="does not provide"):
-        # a method needing flow images on a dataset without them
+        # a method needing hand-crafted features on a dataset without them
         from mer_bench.method import MethodInfo
         from mer_bench.registry import METHODS
 
-        class FlowOnly(METHODS.get("chance")):
-            info = MethodInfo("flow-only-test", "test", "flow")
+        class FeaturesOnly(METHODS.get("chance")):
+            info = MethodInfo("features-only-test", "test", "features")
 
-        METHODS.register("flow-only-test", FlowOnly)
-        prepare("flow-only-test", dataset_options=SMALL)
+        METHODS.register("features-only-test", FeaturesOnly)
+        prepare("features-only-test", dataset_options=SMALL)
 
 
 def test_unwritable_store_is_detected(tmp_path):

@@ -42,8 +42,30 @@ def test_schema_shapes_and_annotations():
     x = ds.load("clip", np.arange(4))
     assert x.shape == (4, 3, 8, 32, 32) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     assert ds.load("apex", np.arange(4)).shape == (4, 3, 32, 32)
-    with pytest.raises(DatasetError, match="flow"):
-        ds.samples("flow", np.arange(2))
+    flow = ds.load("flow", np.arange(4))  # u, v, strain, min-max scaled per image like the MEGC composite
+    assert flow.shape == (4, 3, 28, 28) and flow.dtype == np.float32
+    assert np.allclose(flow.min(axis=(2, 3)), 0) and np.allclose(flow.max(axis=(2, 3)), 1)
+    with pytest.raises(DatasetError, match="features"):
+        ds.samples("features", np.arange(2))
+
+
+def test_synthetic_flow_carries_the_class_motion():
+    from mer_bench.datasets.synthetic import normal_flow
+
+    ds = SyntheticMER(seed=0, n_subjects=12)
+    t = ds.table()
+    idx = np.arange(len(t))
+    flow = ds.load("flow", idx)
+    # a still clip has no flow: onset == apex gives u = v = 0 (constant channels scale to 0)
+    clip = ds.load("clip", idx[:1])
+    still = normal_flow(clip[:, :, 0], clip[:, :, 0])
+    assert np.allclose(still[:, :2], 0)
+    # the strain map concentrates where the class motion is (motion mask), more than elsewhere
+    mask = ds.motion_mask(idx)[:, 2:30, 2:30]
+    strain = flow[:, 2]
+    inside = np.array([s[m].mean() for s, m in zip(strain, mask) if m.any()])
+    outside = np.array([s[~m].mean() for s, m in zip(strain, mask) if m.any()])
+    assert (inside > outside).mean() > 0.8
 
 
 def test_motion_masks_match_the_class_region():
