@@ -121,7 +121,8 @@ def _cmd_list(args) -> int:
         info = getattr(obj, "info", None)
         if info is not None:
             cpu = "" if info.practical_on_cpu else " [GPU advised]"
-            details = f"{info.summary} — input: {info.representation}{cpu}"
+            inputs = " or ".join((info.representation, *getattr(info, "accepts", ())))
+            details = f"{info.summary} — input: {inputs}{cpu}"
         elif hasattr(obj, "leaky"):
             details = ("LEAKY: subjects shared between train and test. " if obj.leaky else "") + _summary(obj)
         else:

@@ -71,6 +71,18 @@ def test_missing_data_root_says_how_to_give_one(monkeypatch, tmp_path):
         MEGC2019Flow(data_root=str(tmp_path / "nowhere")).table()
 
 
+def test_a_broken_config_file_is_named(monkeypatch, tmp_path):
+    monkeypatch.delenv("MER_BENCH_DATA_MEGC2019_FLOW", raising=False)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[data_roots\n")
+    monkeypatch.setenv("MER_BENCH_CONFIG", str(cfg))
+    with pytest.raises(ValueError, match=f"config file {cfg} is not valid TOML"):
+        MEGC2019Flow().table()
+    cfg.write_text('[data_roots]\n"megc2019-flow" = 3\n')
+    with pytest.raises(ValueError, match="must be a string path"):
+        MEGC2019Flow().table()
+
+
 @needs_data
 def test_data_root_from_environment_and_config_file(monkeypatch, tmp_path):
     monkeypatch.setenv("MER_BENCH_DATA_MEGC2019_FLOW", str(ROOT))
