@@ -1,0 +1,86 @@
+"""Coding-sheet readers on the real sheets (../shared/data/annotations), and fixes kept as data."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mer_bench.data import DatasetError
+from mer_bench.datasets.megc2019 import read_label_file
+from mer_bench.datasets.sheets import apply_fixes, load_fixes, read_coding_sheet, sheet_problems
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+A = DATA / "annotations"
+needs_sheets = pytest.mark.skipif(not A.is_dir(), reason=f"coding sheets not found at {A} (licensed data)")
+
+
+@needs_sheets
+@pytest.mark.parametrize("dataset,name,n,subjects,version,fixed", [
+    ("casme2", "casme2/CASME2-coding-20140508.xlsx", 255, 26, "2014", []),
+    ("casme2", "casme2/CASME2-coding-20190701.xlsx", 255, 26, "2019", ["EP12_01f"]),
+    ("samm", "samm/SAMM_Micro_FACS_Codes_v2.xlsx", 159, 29, "v2", ["028_4_1", "032_3_1"]),
+    ("samm", "samm/SAMM_micro_only.xlsx", 159, 29, "micro_only", []),
+    ("smic", "smic/smic_apex.xlsx", 164, 16, "apex:middle", []),
+])
+def test_real_sheets(dataset, name, n, subjects, version, fixed):
+    t = read_coding_sheet(dataset, A / name)
+    assert len(t) == n and t["subject"].nunique() == subjects and t["sheet_version"].iat[0] == version
+    assert [f["clip"] for f in t.attrs["fixes"]] == fixed
+    problems = sheet_problems(t)
+    if dataset == "smic":  # 7 clips have no offset in smic_apex.xlsx (field notes 2.4)
+        assert len(problems) == 7 and all("no apex / offset" in p for p in problems)
+    else:
+        assert problems == []
+
+
+@needs_sheets
+def test_sheet_details():
+    c14 = read_coding_sheet("casme2", A / "casme2/CASME2-coding-20140508.xlsx").set_index(["subject", "clip"])
+    c19 = read_coding_sheet("casme2", A / "casme2/CASME2-coding-20190701.xlsx").set_index(["subject", "clip"])
+    assert c14.loc[("sub01", "EP02_01f"), ["onset", "apex", "offset"]].tolist() == [46, 59, 86]
+    assert c19.loc[("sub04", "EP12_01f"), "apex"] == 300  # '/' in 2019, fixed from 2014
+    assert c14.loc[("sub24", "EP07_01"), "emotion"] == "sadness"  # relabelled in 2019
+    assert c19.loc[("sub24", "EP07_01"), "emotion"] == "surprise"
+    samm = read_coding_sheet("samm", A / "samm/SAMM_Micro_FACS_Codes_v2.xlsx").set_index("clip")
+    assert samm.loc["032_3_1", "apex"] == 4930 and samm.loc["028_4_1", "apex"] == 1124
+    smic = read_coding_sheet("smic", A / "smic/smic_apex.xlsx").set_index("clip")
+    r = smic.loc["s20_ne_01"]
+    assert r["subject"] == "s20" and r["apex"] == r["onset"] + (r["offset"] - r["onset"]) // 2
+    sheet_apex = read_coding_sheet("smic", A / "smic/smic_apex.xlsx", smic_apex="sheet").set_index("clip")
+    assert sheet_apex.loc["s20_ne_01", "apex"] == 17581046
+
+
+@needs_sheets
+def test_the_official_composite_joins_the_coding_sheets_one_to_one():
+    gt = read_label_file(DATA / "megc2019-composite" / "combined_3class_gt.csv")
+    sheets = pd.concat([read_coding_sheet("casme2", A / "casme2/CASME2-coding-20140508.xlsx"),
+                        read_coding_sheet("samm", A / "samm/SAMM_micro_only.xlsx"),
+                        read_coding_sheet("smic", A / "smic/smic_apex.xlsx")])
+    joined = gt.merge(sheets, on=["dataset", "subject", "clip"], how="left", suffixes=("", "_sheet"), indicator=True)
+    assert len(joined) == 442 and (joined["_merge"] == "both").all()
+    # the MEGC class mapping (field notes 3.1), checked against the sheets' own emotions
+    negative = {"casme2": {"disgust", "repression"}, "samm": {"anger", "contempt", "disgust", "fear", "sadness"},
+                "smic": {"negative"}}
+    for r in joined.itertuples():
+        expected = "negative" if r.emotion_sheet in negative[r.dataset] else \
+            {"happiness": "positive"}.get(r.emotion_sheet, r.emotion_sheet)
+        assert expected == r.emotion, (r.sample_id, r.emotion_sheet)
+
+
+def test_fixes_are_data_with_reasons_and_fail_loudly_on_an_unknown_value():
+    fixes = load_fixes()
+    assert fixes and all(f["reason"] and f["source"] for f in fixes)
+    table = pd.DataFrame({"dataset": ["samm"] * 2, "subject": ["028", "032"], "clip": ["028_4_1", "032_3_1"],
+                          "onset": [1000, 4896], "apex": [1143, 1931], "offset": [1134, 5000], "sheet": "x.xlsx"})
+    with pytest.raises(DatasetError, match="expects apex '1930' .* but the sheet has '1931'"):
+        apply_fixes(table, "samm")
+    table.loc[1, "apex"] = 4930  # already corrected: left alone
+    out = apply_fixes(table, "samm")
+    assert out["apex"].tolist() == [1124, 4930] and [f["clip"] for f in out.attrs["fixes"]] == ["028_4_1"]
+
+
+def test_unknown_dataset_and_missing_sheet(tmp_path):
+    with pytest.raises(DatasetError, match="no coding-sheet reader"):
+        read_coding_sheet("mmew", tmp_path / "x.xlsx")
+    with pytest.raises(DatasetError, match="not found"):
+        read_coding_sheet("samm", tmp_path / "x.xlsx")
