@@ -224,6 +224,9 @@ _BUILTIN_PROTOCOLS = {
 _BUILTIN_DATASETS = {
     "synthetic": "mer_bench.datasets.synthetic:SyntheticMER",
     "megc2019-flow": "mer_bench.datasets.megc2019:MEGC2019Flow",
+    "casme2": "mer_bench.datasets.frames:CASME2",
+    "samm": "mer_bench.datasets.frames:SAMM",
+    "smic-hs": "mer_bench.datasets.frames:SMICHS",
 }
 
 METHODS = Registry("method", "mer_bench.methods", _BUILTIN_METHODS)

@@ -11,8 +11,8 @@ Known annotation defects are corrected from ``data/annotation_fixes.csv``, kept 
 per fix with the clip's natural key, the field, the old and the new value, the reason and the
 source. A fix is applied only where the sheet holds its *old* value; a sheet that already holds the
 new value (a later version) is left alone; any other value raises, so a sheet version nobody
-has checked fails loudly instead of being "fixed" blindly. Applied fixes are listed in
-``table.attrs["fixes"]``.
+has checked fails loudly instead of being "fixed" blindly; a sheet without the clip is left
+alone. Applied fixes are listed in ``table.attrs["fixes"]``.
 
 Sources: CASME II (Yan et al., PLoS ONE 2014) ``CASME2-coding-20140508.xlsx`` and
 ``CASME2-coding-20190701.xlsx``; SAMM (Davison et al., IEEE TAC 2018)
@@ -202,7 +202,8 @@ def apply_fixes(table: pd.DataFrame, dataset: str, fixes: list[dict[str, str]] |
     """Apply the fixes of ``dataset`` to a sheet table (copy); see the module docstring.
 
     Raises:
-        DatasetError: a fix whose clip is absent, or whose field holds neither the old nor the new value.
+        DatasetError: a fix whose field holds neither the old nor the new value (a fix whose clip is
+            absent is skipped).
     """
     table = table.copy()
     table.attrs["fixes"] = list(table.attrs.get("fixes", []))
@@ -211,8 +212,7 @@ def apply_fixes(table: pd.DataFrame, dataset: str, fixes: list[dict[str, str]] |
             continue
         hit = (table["subject"] == fix["subject"]) & (table["clip"] == fix["clip"])
         if not hit.any():
-            raise DatasetError(f"annotation fix for {dataset}/{fix['subject']}/{fix['clip']} ({fix['reason']}): "
-                               f"the clip is not in {table['sheet'].iat[0] if len(table) else 'the sheet'}")
+            continue  # a sheet without this clip (a subset) needs no fix
         field = fix["field"]
         current = table.loc[hit, field].iat[0]
         cur = "/" if pd.isna(current) else str(current)
