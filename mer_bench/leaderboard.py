@@ -162,6 +162,18 @@ def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard") -> s
                 lines.append(f"- {r['method']} (reported): {r['command']}")
             else:
                 lines.append(f"- {r['method']} (`{r['config']}`): `{r['command']}`")
+        measured = df[df["source"] == "measured"]
+        plain = {r["command"]: r for _, r in measured.iterrows() if r["selection"] == "last epoch"}
+        pairs = []
+        for _, r in measured.iterrows():
+            base = r["command"].replace(" --select-epoch best-on-test", "")
+            if r["selection"] != "last epoch" and base in plain:
+                p = plain[base]
+                pairs.append(f"- {r['method']} ({_preset_label(r['preset'])}): UF1 {p['UF1']} -> {r['UF1']} "
+                             f"({r['_uf1'] - p['_uf1']:+.4f}), UAR {p['UAR']} -> {r['UAR']}")
+        if pairs:
+            lines += ["", "Inflation from choosing the epoch on the test subject (same trainings, last epoch -> "
+                          "best epoch on the test subject):", "", *pairs]
         notes = [f"- `{r['config']}`: {r['_note']}" for _, r in df.iterrows() if r["_note"]]
         if notes:
             lines += ["", "Notes:", *notes]

@@ -88,6 +88,13 @@ def test_select_epoch_both_equals_separate_runs_and_is_labelled_leaky(tmp_path):
         assert "LEAKY" in runs.loc[both[1].spec.run_id, "selection"]
         assert runs.loc[both[0].spec.run_id, "selection"] == "last epoch"
     assert alone[0].spec.run_id == both[0].spec.run_id
+    from mer_bench.leaderboard import leaderboard_rows, render_markdown
+
+    with Store(store) as st:
+        md = render_markdown(leaderboard_rows(st, "loso", "synthetic"))
+    assert "best epoch on the test subject (LEAKY) |" in md and "| **yes** |" in md
+    assert "Inflation from choosing the epoch on the test subject" in md
+    assert "--select-epoch best-on-test`" in md
     # choosing the epoch on the test subject can only help the per-fold accuracy it maximises
     assert both[1].scores["Full"]["accuracy"] >= both[0].scores["Full"]["accuracy"]
 
