@@ -3,6 +3,7 @@ and ``mer-bench data check``."""
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -83,3 +84,67 @@ def test_samm_real_sheet_with_a_fake_tree(tmp_path):
             name=lambda n: f"{first['subject']}_{n:05d}.jpg")
     problems = ds.check()
     assert len(problems) == 158 and all("is missing" in p for p in problems)  # every other clip folder
+
+
+def _image_frames(folder: Path, numbers, shift_at=None):
+    """Textured 64x64 frames; from ``shift_at`` on, the texture moves 2 px to the right."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (64, 64), dtype=np.uint8), (7, 7), 2)
+    for n in numbers:
+        img = np.roll(base, 2, axis=1) if shift_at is not None and n >= shift_at else base
+        cv2.imwrite(str(folder / f"img{n}.png"), np.dstack([img] * 3))
+
+
+def test_preprocessed_representations_are_cached(tmp_path, monkeypatch):
+    pytest.importorskip("cv2")
+    monkeypatch.setenv("MER_BENCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "CASME2"
+    root.mkdir()
+    _casme2_sheet(root / "CASME2-coding-20140508.xlsx", [
+        ["01", "EP02_01f", 10, 14, 18, "12", "happiness"],
+        ["02", "EP03_02", 20, 22, 25, "18", "others"],
+        ["02", "EP04_01", 20, 22, 25, "9", "sadness"],  # not in the 5-class scheme
+    ])
+    _image_frames(root / "CASME2_RAW_selected" / "sub01" / "EP02_01f", range(10, 19), shift_at=13)
+    _image_frames(root / "CASME2_RAW_selected" / "sub02" / "EP03_02", range(20, 26))
+    ds = CASME2(data_root=str(root), face_crop=True, frames=8, size=32)
+    t = ds.table()
+    assert list(t["clip"]) == ["EP02_01f", "EP03_02"] and list(t["label"]) == [0, 4]
+    assert ds.classes == ("happiness", "surprise", "disgust", "repression", "others")
+    flow = ds.load("flow", np.arange(2))
+    assert flow.shape == (2, 3, 28, 28) and flow.dtype == np.float32 and 0 <= flow.min() and flow.max() <= 1
+    assert ds.no_face_ == ["casme2/sub01/EP02_01f", "casme2/sub02/EP03_02"]  # no face in a texture
+    clip = ds.load("clip", np.arange(2))
+    assert clip.shape == (2, 3, 8, 32, 32)
+    assert ds.load("apex", np.arange(1)).shape == (1, 3, 32, 32)
+    files = sorted((tmp_path / "cache" / "casme2").glob("*.npy"))
+    assert len(files) == 5
+    again = CASME2(data_root=str(root), face_crop=True, frames=8, size=32)  # a second run reads the cache
+    np.testing.assert_array_equal(again.load("flow", np.arange(2)), flow)
+    assert again.no_face_ == []  # nothing was recomputed
+    other = CASME2(data_root=str(root), face_crop=True, frames=8, size=32, flow_method="farneback")
+    assert other.fingerprint() != ds.fingerprint()
+    with pytest.raises(Exception, match="unknown class scheme"):
+        CASME2(data_root=str(root), classes="7class")
+
+
+def test_a_raw_dataset_runs_through_the_runner(tmp_path, monkeypatch):
+    pytest.importorskip("cv2")
+    from mer_bench.runner import run
+
+    monkeypatch.setenv("MER_BENCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "CASME2"
+    root.mkdir()
+    _casme2_sheet(root / "CASME2-coding-20140508.xlsx", [
+        ["01", "EP02_01f", 10, 14, 18, "12", "happiness"], ["01", "EP02_02", 10, 14, 18, "4", "disgust"],
+        ["02", "EP03_02", 20, 22, 25, "18", "others"], ["02", "EP03_03", 20, 22, 25, "12", "happiness"],
+    ])
+    for sub, clip, rng in [("sub01", "EP02_01f", range(10, 19)), ("sub01", "EP02_02", range(10, 19)),
+                           ("sub02", "EP03_02", range(20, 26)), ("sub02", "EP03_03", range(20, 26))]:
+        _image_frames(root / "CASME2_RAW_selected" / sub / clip, rng, shift_at=rng.start + 2)
+    (res,) = run("ststnet", "loso", "casme2", overrides={"epochs": 2}, store=tmp_path / "s.sqlite",
+                 dataset_options={"data_root": str(root), "face_crop": False})
+    assert res.n_folds == 2 and res.scores["Full"]["n"] == 4

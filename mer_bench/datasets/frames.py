@@ -16,16 +16,34 @@ Layouts (``DATA_ROOT`` = ``--data-root``; the coding sheet is found in it by nam
 * ``samm``: ``SAMM/006/006_1_2/006_05562.jpg`` (or ``006/006_1_2/...`` directly); sheet
   ``SAMM_micro_only.xlsx`` (preferred) or ``SAMM_Micro_FACS_Codes_v2.xlsx``. 200 fps.
 * ``smic-hs``: ``HS/s1/micro/negative/s1_ne_01/image443824.bmp`` (the class is the folder); sheet
-  ``smic_apex.xlsx`` if present for onset/offset, else the first and last frame on disk. 100 fps.
-  SMIC has no apex; the rule is in :mod:`mer_bench.datasets.sheets`.
+  ``smic_apex.xlsx`` for onset/offset. 100 fps. SMIC has no apex; the rule is in
+  :mod:`mer_bench.datasets.sheets`.
+
+Classes (option ``classes``): the community schemes of field notes 3.2/3.3, e.g. CASME II
+``5class`` (happiness, surprise, disgust, repression, others; the default), ``megc3``
+(negative = disgust + repression, positive, surprise) and ``meranet3`` (disgust, happiness,
+surprise); clips of other emotions are left out of :meth:`FrameTreeDataset.table`.
+
+Representations, computed by :mod:`mer_bench.preprocess` and cached on disk
+(``$MER_BENCH_CACHE/<dataset>/``, keyed by the sheet's hash, the clip and every parameter, so a
+second run reads the cache): ``flow`` (onset -> apex flow image, 3 x 28 x 28 in [0, 1] like the
+MEGC composite; ``flow_method`` ``dis`` by default, ``tvl1`` for the published pipeline),
+``apex`` (the apex frame, 3 x ``size`` x ``size`` in [0, 1]) and ``clip`` (``frames`` frames
+centred on the apex, normalised as MERANet does, 3 x frames x size x size). The face box is found
+on the onset frame (Haar cascade) and applied to the whole clip; where no face is found the whole
+frame is used and the clip is listed in ``dataset.no_face_``. ``workers`` processes share the work,
+with a progress bar.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from mer_bench.config import resolve_data_root
@@ -55,6 +73,62 @@ def list_frames(folder: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+#: class schemes per dataset: scheme -> {emotion in the sheet: class name}, classes in order
+CLASS_SCHEMES: dict[str, dict[str, dict[str, str]]] = {
+    "casme2": {
+        "5class": {e: e for e in ("happiness", "surprise", "disgust", "repression", "others")},
+        "megc3": {"disgust": "negative", "repression": "negative", "happiness": "positive", "surprise": "surprise"},
+        "meranet3": {"disgust": "disgust", "happiness": "happiness", "surprise": "surprise"},
+    },
+    "samm": {
+        "5class": {"anger": "anger", "happiness": "happiness", "contempt": "contempt", "surprise": "surprise",
+                   "other": "other"},
+        "megc3": {"anger": "negative", "contempt": "negative", "disgust": "negative", "fear": "negative",
+                  "sadness": "negative", "happiness": "positive", "surprise": "surprise"},
+        "meranet3": {"anger": "anger", "happiness": "happiness", "other": "other"},
+    },
+    "smic": {"3class": {"negative": "negative", "positive": "positive", "surprise": "surprise"}},
+}
+CLASS_SCHEMES["smic"]["megc3"] = CLASS_SCHEMES["smic"]["3class"]
+
+
+def _read_frames(paths: list[Path]) -> np.ndarray:
+    import cv2
+
+    frames = []
+    for p in paths:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DatasetError(f"cannot read frame {p}")
+        frames.append(img)
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        raise DatasetError(f"frames of {paths[0].parent} differ in size: {sorted(shapes)}")
+    return np.asarray(frames)
+
+
+def _compute(job: tuple) -> tuple[np.ndarray, bool]:
+    """One clip's representation (run in worker processes): ``(array, face_found)``."""
+    import cv2
+
+    from mer_bench import preprocess as pp
+
+    rep, paths, apex_pos, params = job
+    frames = _read_frames(paths)
+    box = pp.face_box(frames[0]) if params["face_crop"] else None
+    frames = pp.crop_clip(frames, box)
+    found = box is not None or not params["face_crop"]
+    if rep == "flow":
+        img = pp.flow_image(frames[0], frames[apex_pos], size=28, method=params["flow_method"])
+        return img.transpose(2, 0, 1).astype(np.float32) / 255.0, found
+    if rep == "apex":
+        rgb = cv2.cvtColor(frames[apex_pos], cv2.COLOR_BGR2RGB)
+        img = cv2.resize(rgb, (params["size"], params["size"]), interpolation=cv2.INTER_AREA)
+        return img.transpose(2, 0, 1).astype(np.float32) / 255.0, found
+    rgb = frames[..., ::-1]
+    return pp.meranet_clip(np.ascontiguousarray(rgb), apex_pos, params["frames"], params["size"]), found
+
+
 class FrameTreeDataset(Dataset):
     """Base of frame-folder datasets. Subclasses give ``fps``, ``sheet_patterns``, ``read_sheet``
     and ``clip_dir(row)``.
@@ -66,16 +140,36 @@ class FrameTreeDataset(Dataset):
 
     fps: ClassVar[int]
     sheet_patterns: ClassVar[tuple[str, ...]]
-    classes: ClassVar[tuple[str, ...]] = ()
-    representations: ClassVar[tuple[str, ...]] = ()
+    representations: ClassVar[tuple[str, ...]] = ("flow", "apex", "clip")
+    scheme_key: ClassVar[str]
+    default_classes: ClassVar[str] = "5class"
 
-    def __init__(self, data_root: str | None = None, sheet: str | None = None) -> None:
+    def __init__(self, data_root: str | None = None, sheet: str | None = None, classes: str | None = None,
+                 flow_method: str = "dis", face_crop: bool = True, frames: int = 16, size: int = 112,
+                 workers: int = 1) -> None:
         self.data_root = data_root
         self.sheet = sheet
+        self.classes_scheme = classes or self.default_classes
+        self.flow_method = flow_method
+        self.face_crop = face_crop
+        self.frames = frames
+        self.size = size
+        self.workers = workers
+        schemes = CLASS_SCHEMES[self.scheme_key]
+        if self.classes_scheme not in schemes:
+            raise DatasetError(f"{self.name}: unknown class scheme {self.classes_scheme!r}; "
+                               f"choose {', '.join(schemes)}")
+        mapping = schemes[self.classes_scheme]
+        self.classes = tuple(dict.fromkeys(mapping.values()))
+        self._mapping = mapping
         self._sheet_table: pd.DataFrame | None = None
+        self._cache: dict[str, np.ndarray] = {}
+        self.no_face_: list[str] = []
 
     def options(self) -> dict[str, Any]:
-        return {} if self.sheet is None else {"sheet": Path(self.sheet).name}
+        opts = {"classes": self.classes_scheme, "flow_method": self.flow_method, "face_crop": self.face_crop,
+                "frames": self.frames, "size": self.size}
+        return opts if self.sheet is None else {**opts, "sheet": Path(self.sheet).name}
 
     @property
     def root(self) -> Path:
@@ -144,24 +238,101 @@ class FrameTreeDataset(Dataset):
         return problems
 
     def table(self) -> pd.DataFrame:
+        """Clips of the chosen class scheme (others left out), in sheet order."""
         t = self.sheet_table()
+        t = t[t["emotion"].isin(list(self._mapping))].reset_index(drop=True)
         out = pd.DataFrame({
             "sample_id": t["dataset"] + "/" + t["subject"] + "/" + t["clip"], "dataset": t["dataset"],
             "subject": t["subject"], "clip": t["clip"], "onset": t["onset"], "apex": t["apex"],
-            "offset": t["offset"], "emotion": t["emotion"], "aus": t["aus"], "label": -1,
+            "offset": t["offset"], "emotion": t["emotion"], "aus": t["aus"],
+            "label": [self.classes.index(self._mapping[e]) for e in t["emotion"]],
             "n_frames": (t["offset"] - t["onset"] + 1), "fps": self.fps,
             "frame_dir": [str(self.clip_dir(r)) for r in t.itertuples()],
         })
         return out
 
     def fingerprint(self) -> str:
-        import hashlib
+        """The sheet's hash plus every preprocessing option."""
+        if getattr(self, "_fingerprint", None) is None:
+            h = hashlib.sha256(self.sheet_path().read_bytes())
+            h.update(repr(sorted(self.options().items())).encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
-        return hashlib.sha256(self.sheet_path().read_bytes()).hexdigest()[:16]
+    def _job(self, rep: str, row) -> tuple:
+        folder = Path(row.frame_dir)
+        frames = [(n, p) for n, p in list_frames(folder) if int(row.onset) <= n <= int(row.offset)] \
+            if folder.is_dir() else []
+        if not frames:
+            raise DatasetError(f"{row.sample_id}: no frames between onset {row.onset} and offset {row.offset} in "
+                               f"{folder} (run `mer-bench data check --dataset {self.name}`)")
+        numbers = [n for n, _ in frames]
+        apex = int(row.apex) if not pd.isna(row.apex) else numbers[len(numbers) // 2]
+        apex_pos = int(np.argmin([abs(n - apex) for n in numbers]))
+        params = {"face_crop": self.face_crop, "flow_method": self.flow_method, "frames": self.frames,
+                  "size": self.size}
+        return rep, [p for _, p in frames], apex_pos, params
 
-    def load(self, representation, index):  # pragma: no cover - preprocessing lands with issue 4
-        raise DatasetError(f"{self.name}: preprocessing into model inputs is not available yet; "
-                           f"use `mer-bench data check` to validate the tree")
+    def _cache_path(self, rep: str, row) -> Path:
+        import cv2
+
+        from mer_bench.datasets.synthetic import cache_dir
+
+        key = hashlib.sha256(repr((self.fingerprint(), rep, row.sample_id, int(row.onset), int(row.offset),
+                                   str(row.apex), cv2.__version__)).encode()).hexdigest()[:20]
+        return cache_dir() / self.name / f"{rep}-{key}.npy"
+
+    def load(self, representation: str, index) -> np.ndarray:
+        """The representation of the table rows at ``index`` (see the module docstring).
+
+        Raises:
+            DatasetError: an unknown representation, or a clip without readable frames.
+        """
+        if representation not in self.representations:
+            raise DatasetError(f"{self.name} provides {', '.join(self.representations)}, not {representation!r}")
+        rows = self.table().iloc[np.asarray(index)]
+        todo = []
+        for row in rows.itertuples():
+            ck = f"{representation}:{row.sample_id}"
+            if ck in self._cache:
+                continue
+            path = self._cache_path(representation, row)
+            if path.is_file():
+                self._cache[ck] = np.load(path)
+            else:
+                todo.append((ck, path, row))
+        if todo:
+            self._compute_many(representation, todo)
+        return np.stack([self._cache[f"{representation}:{sid}"] for sid in rows["sample_id"]])
+
+    def _compute_many(self, rep: str, todo: list) -> None:
+        from rich.progress import Progress
+
+        jobs = [self._job(rep, row) for _, _, row in todo]
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"{self.name}: {rep} ({len(jobs)} clips)", total=len(jobs))
+            if self.workers > 1:
+                with ProcessPoolExecutor(self.workers) as pool:
+                    results = []
+                    for res in pool.map(_compute, jobs):
+                        results.append(res)
+                        progress.advance(task)
+            else:
+                results = []
+                for job in jobs:
+                    results.append(_compute(job))
+                    progress.advance(task)
+        for (ck, path, row), (arr, found) in zip(todo, results):
+            if not found:
+                self.no_face_.append(row.sample_id)
+            self._cache[ck] = arr
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp.npy")
+                np.save(tmp, arr)
+                tmp.replace(path)
+            except OSError:
+                pass  # an unwritable cache only costs recomputation
 
 
 class CASME2(FrameTreeDataset):
@@ -171,12 +342,16 @@ class CASME2(FrameTreeDataset):
     """
 
     name: ClassVar[str] = "casme2"
-    summary: ClassVar[str] = "CASME II frame folders + coding sheet (255 clips, 26 subjects, 200 fps); checks only"
+    summary: ClassVar[str] = ("CASME II frame folders + coding sheet (255 clips, 26 subjects, 200 fps); "
+                              "needs --data-root")
     fps: ClassVar[int] = 200
     sheet_patterns = ("CASME2-coding-20140508.xlsx", "CASME2-coding-*.xlsx", "**/CASME2-coding-*.xlsx")
+    scheme_key = "casme2"
 
-    def __init__(self, data_root: str | None = None, sheet: str | None = None, layout: str = "raw") -> None:
-        super().__init__(data_root, sheet)
+    def __init__(self, data_root: str | None = None, sheet: str | None = None, classes: str | None = None,
+                 flow_method: str = "dis", face_crop: bool = True, frames: int = 16, size: int = 112,
+                 workers: int = 1, layout: str = "raw") -> None:
+        super().__init__(data_root, sheet, classes, flow_method, face_crop, frames, size, workers)
         self.layout = layout
 
     def options(self) -> dict[str, Any]:
@@ -196,8 +371,9 @@ class SAMM(FrameTreeDataset):
     """SAMM (Davison et al., IEEE TAC 2018); see the module docstring for the layout."""
 
     name: ClassVar[str] = "samm"
-    summary: ClassVar[str] = "SAMM frame folders + coding sheet (159 clips, 29 subjects, 200 fps); checks only"
+    summary: ClassVar[str] = "SAMM frame folders + coding sheet (159 clips, 29 subjects, 200 fps); needs --data-root"
     fps: ClassVar[int] = 200
+    scheme_key = "samm"
     sheet_patterns = ("SAMM_micro_only.xlsx", "SAMM_Micro_FACS_Codes_v2.xlsx", "**/SAMM_*.xlsx")
 
     def read_sheet(self, path: Path) -> pd.DataFrame:
@@ -213,8 +389,11 @@ class SMICHS(FrameTreeDataset):
     """SMIC-HS (Li et al., FG 2013); see the module docstring for the layout."""
 
     name: ClassVar[str] = "smic-hs"
-    summary: ClassVar[str] = "SMIC-HS frame folders (164 clips, 16 subjects, 100 fps); checks only"
+    summary: ClassVar[str] = ("SMIC-HS frame folders + smic_apex.xlsx (164 clips, 16 subjects, 100 fps); "
+                              "needs --data-root")
     fps: ClassVar[int] = 100
+    scheme_key = "smic"
+    default_classes = "3class"
     sheet_patterns = ("smic_apex.xlsx", "**/smic_apex.xlsx")
     _FOLDERS = {"negative": "negative", "positive": "positive", "surprise": "surprise"}
 
