@@ -148,3 +148,16 @@ def test_a_raw_dataset_runs_through_the_runner(tmp_path, monkeypatch):
     (res,) = run("ststnet", "loso", "casme2", overrides={"epochs": 2}, store=tmp_path / "s.sqlite",
                  dataset_options={"data_root": str(root), "face_crop": False})
     assert res.n_folds == 2 and res.scores["Full"]["n"] == 4
+
+
+@pytest.mark.skipif(not (DATA / "smic" / "smic_apex.xlsx").is_file(), reason=f"SMIC sheet not found in {DATA}")
+def test_smic_hs_layout_uses_unpadded_folders_and_the_class_folder(tmp_path):
+    from mer_bench.datasets.frames import SMICHS
+
+    ds = SMICHS(data_root=str(tmp_path), sheet=str(DATA / "smic" / "smic_apex.xlsx"))
+    row = ds.table().set_index("clip").loc["s03_ne_22"]
+    assert row["frame_dir"] == str(tmp_path / "HS" / "s3" / "micro" / "negative" / "s3_ne_22")
+    assert row["sample_id"] == "smic/s03/s03_ne_22" and ds.classes == ("negative", "positive", "surprise")
+    _frames(Path(row["frame_dir"]), range(int(row["onset"]), int(row["offset"]) + 1), name=lambda n: f"image{n}.bmp")
+    problems = ds.check()
+    assert not any("s03_ne_22" in p for p in problems) and any("s20_ne_01: clip folder" in p for p in problems)
