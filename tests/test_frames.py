@@ -35,6 +35,7 @@ def casme2_tree(tmp_path):
         ["01", "EP02_01f", 46, 59, 86, "12", "happiness"],
         ["01", "EP03_02", 131, 139, 161, "18", "others"],
         ["02", "EP01_11f", 10, 30, 20, "4", "disgust"],      # apex outside, offset before apex
+        ["03", "EP05_01", 1, 2, 3, "4", "contempt"],         # not a CASME II label
     ])
     _frames(root / "CASME2_RAW_selected" / "sub01" / "EP02_01f", range(46, 87))
     _frames(root / "CASME2_RAW_selected" / "sub01" / "EP03_02", [n for n in range(131, 162) if n != 140])
@@ -56,9 +57,10 @@ def test_casme2_check_reports_every_problem(casme2_tree):
     assert any("sub01/EP03_02: frame img141.jpg is empty" in p for p in problems)
     assert any("sub02/EP01_11f: clip folder" in p and "is missing" in p for p in problems)
     assert not any("EP02_01f" in p for p in problems)
+    assert "sub03/EP05_01: unknown emotion label 'contempt'" in problems
     t = ds.table()
     assert list(t["sample_id"]) == ["casme2/sub01/EP02_01f", "casme2/sub01/EP03_02", "casme2/sub02/EP01_11f"]
-    assert t["n_frames"].tolist() == [41, 31, 11] and (t["fps"] == 200).all()
+    assert t["n_frames"].tolist() == [41, 31, 11] and (t["fps"] == 200).all()  # contempt: no class
 
 
 def test_data_check_cli_exit_status(casme2_tree, tmp_path, capsys):

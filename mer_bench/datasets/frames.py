@@ -90,6 +90,12 @@ CLASS_SCHEMES: dict[str, dict[str, dict[str, str]]] = {
     "smic": {"3class": {"negative": "negative", "positive": "positive", "surprise": "surprise"}},
 }
 CLASS_SCHEMES["smic"]["megc3"] = CLASS_SCHEMES["smic"]["3class"]
+#: every emotion label the official sheets use (others are reported by ``check``)
+KNOWN_EMOTIONS = {
+    "casme2": {"happiness", "surprise", "disgust", "repression", "others", "sadness", "fear"},
+    "samm": {"anger", "happiness", "contempt", "surprise", "other", "disgust", "fear", "sadness"},
+    "smic": {"negative", "positive", "surprise"},
+}
 
 
 def _read_frames(paths: list[Path]) -> np.ndarray:
@@ -210,6 +216,8 @@ class FrameTreeDataset(Dataset):
             problems.append(f"{key}: listed more than once in the sheet")
         for row in table.itertuples():
             key = f"{row.subject}/{row.clip}"
+            if row.emotion not in KNOWN_EMOTIONS[self.scheme_key]:
+                problems.append(f"{key}: unknown emotion label {row.emotion!r}")
             folder = self.clip_dir(row)
             if not folder.is_dir():
                 problems.append(f"{key}: clip folder {folder} is missing")
