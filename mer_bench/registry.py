@@ -227,6 +227,7 @@ _BUILTIN_DATASETS = {
     "casme2": "mer_bench.datasets.frames:CASME2",
     "samm": "mer_bench.datasets.frames:SAMM",
     "smic-hs": "mer_bench.datasets.frames:SMICHS",
+    "casme3-a": "mer_bench.datasets.frames:CASME3A",
 }
 
 METHODS = Registry("method", "mer_bench.methods", _BUILTIN_METHODS)

@@ -21,6 +21,7 @@ needs_sheets = pytest.mark.skipif(not A.is_dir(), reason=f"coding sheets not fou
     ("samm", "samm/SAMM_Micro_FACS_Codes_v2.xlsx", 159, 29, "v2", ["028_4_1", "032_3_1"]),
     ("samm", "samm/SAMM_micro_only.xlsx", 159, 29, "micro_only", []),
     ("smic", "smic/smic_apex.xlsx", 164, 16, "apex:middle", []),
+    ("casme3", "casme3/casme3_table.xlsx", 860, 94, "casme3_table", ["c_5", "e_1812", "e_2327"]),
 ])
 def test_real_sheets(dataset, name, n, subjects, version, fixed):
     t = read_coding_sheet(dataset, A / name)
@@ -84,3 +85,11 @@ def test_unknown_dataset_and_missing_sheet(tmp_path):
         read_coding_sheet("mmew", tmp_path / "x.xlsx")
     with pytest.raises(DatasetError, match="not found"):
         read_coding_sheet("samm", tmp_path / "x.xlsx")
+
+
+@needs_sheets
+def test_casme3_keys_include_the_onset_and_the_fixes_apply():
+    t = read_coding_sheet("casme3", A / "casme3/casme3_table.xlsx").set_index(["subject", "clip"])
+    assert t.loc[("spNO.214", "c_5"), "offset"] == 34 and t.loc[("spNO.40", "e_1812"), "offset"] == 1845
+    assert t.loc[("spNO.1", "b_166"), ["onset", "apex", "offset"]].tolist() == [166, 175, 179]
+    assert set(t["emotion"]) == {"disgust", "surprise", "others", "fear", "anger", "sad", "happy"}  # 'Others' folded

@@ -18,6 +18,8 @@ Layouts (``DATA_ROOT`` = ``--data-root``; the coding sheet is found in it by nam
 * ``smic-hs``: ``HS/s1/micro/negative/s1_ne_01/image443824.bmp`` (the class is the folder); sheet
   ``smic_apex.xlsx`` for onset/offset. 100 fps. SMIC has no apex; the rule is in
   :mod:`mer_bench.datasets.sheets`.
+* ``casme3-a``: ``part_A/spNO.1/b/color/175.jpg`` (one folder per task video; a clip is the frames
+  onset..offset of it); sheet ``casme3_table.xlsx``. 30 fps.
 
 Classes (option ``classes``): the community schemes of field notes 3.2/3.3, e.g. CASME II
 ``5class`` (happiness, surprise, disgust, repression, others; the default), ``megc3``
@@ -48,9 +50,9 @@ import pandas as pd
 
 from mer_bench.config import resolve_data_root
 from mer_bench.data import Dataset, DatasetError
-from mer_bench.datasets.sheets import read_casme2_sheet, read_samm_sheet, read_smic_sheet
+from mer_bench.datasets.sheets import read_casme2_sheet, read_casme3_sheet, read_samm_sheet, read_smic_sheet
 
-__all__ = ["FrameTreeDataset", "CASME2", "SAMM", "SMICHS", "frame_number", "list_frames"]
+__all__ = ["FrameTreeDataset", "CASME2", "SAMM", "SMICHS", "CASME3A", "frame_number", "list_frames"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -90,11 +92,19 @@ CLASS_SCHEMES: dict[str, dict[str, dict[str, str]]] = {
     "smic": {"3class": {"negative": "negative", "positive": "positive", "surprise": "surprise"}},
 }
 CLASS_SCHEMES["smic"]["megc3"] = CLASS_SCHEMES["smic"]["3class"]
+# CAS(ME)^3 part A: the sheet's 7 labels, or 3 classes by the MEGC rule. (HTNet's edited 3-class list,
+# 449/54/184 clips, is not reproduced by any rule on this sheet; field notes 2.5.)
+CLASS_SCHEMES["casme3"] = {
+    "7class": {e: e for e in ("disgust", "surprise", "others", "fear", "anger", "sad", "happy")},
+    "megc3": {"disgust": "negative", "fear": "negative", "anger": "negative", "sad": "negative",
+              "happy": "positive", "surprise": "surprise"},
+}
 #: every emotion label the official sheets use (others are reported by ``check``)
 KNOWN_EMOTIONS = {
     "casme2": {"happiness", "surprise", "disgust", "repression", "others", "sadness", "fear"},
     "samm": {"anger", "happiness", "contempt", "surprise", "other", "disgust", "fear", "sadness"},
     "smic": {"negative", "positive", "surprise"},
+    "casme3": {"disgust", "surprise", "others", "fear", "anger", "sad", "happy"},
 }
 
 
@@ -412,3 +422,22 @@ class SMICHS(FrameTreeDataset):
         n = int(row.subject[1:])
         clip = f"s{n}_{row.clip.split('_', 1)[1]}"  # folders are unpadded: s3/micro/negative/s3_ne_22
         return self.root / "HS" / f"s{n}" / "micro" / self._FOLDERS[row.emotion] / clip
+
+
+class CASME3A(FrameTreeDataset):
+    """CAS(ME)^3 part A (Li et al., IEEE TPAMI 2023); see the module docstring for the layout.
+    Class schemes ``7class`` (default) and ``megc3``."""
+
+    name: ClassVar[str] = "casme3-a"
+    summary: ClassVar[str] = ("CAS(ME)^3 part A colour frames + casme3_table.xlsx (860 MEs, 94 subjects, 30 fps); "
+                              "needs --data-root")
+    fps: ClassVar[int] = 30
+    sheet_patterns = ("casme3_table.xlsx", "**/casme3_table.xlsx")
+    scheme_key = "casme3"
+    default_classes = "7class"
+
+    def read_sheet(self, path: Path) -> pd.DataFrame:
+        return read_casme3_sheet(path)
+
+    def clip_dir(self, row) -> Path:
+        return self.root / "part_A" / row.subject / row.clip.rsplit("_", 1)[0] / "color"

@@ -17,9 +17,13 @@ alone. Applied fixes are listed in ``table.attrs["fixes"]``.
 Sources: CASME II (Yan et al., PLoS ONE 2014) ``CASME2-coding-20140508.xlsx`` and
 ``CASME2-coding-20190701.xlsx``; SAMM (Davison et al., IEEE TAC 2018)
 ``SAMM_Micro_FACS_Codes_v2.xlsx`` (header on sheet row 14) and ``SAMM_micro_only.xlsx``;
-SMIC (Li et al., FG 2013) ``smic_apex.xlsx``. SMIC has no official apex: by default the apex is
-the middle frame ``onset + (offset - onset) // 2`` (MEB's rule); ``smic_apex="sheet"`` keeps the
-third-party apex of ``smic_apex.xlsx``. Rows without an offset then have no apex.
+SMIC (Li et al., FG 2013) ``smic_apex.xlsx``; CAS(ME)^3 part A (Li et al., IEEE TPAMI 2023)
+``casme3_table.xlsx`` (sheet ``label``; several MEs share a task video, so the clip id is
+``<task>_<onset>``, e.g. ``b_166``; emotion ``Others`` is lower-cased).
+
+SMIC has no official apex: by default the apex is the middle frame ``onset + (offset - onset) // 2``
+(MEB's rule); ``smic_apex="sheet"`` keeps the third-party apex of ``smic_apex.xlsx``. Rows without
+an offset then have no apex.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pandas as pd
 from mer_bench.data import DatasetError
 
 __all__ = ["SHEET_COLUMNS", "read_coding_sheet", "read_casme2_sheet", "read_samm_sheet", "read_smic_sheet",
+           "read_casme3_sheet",
            "load_fixes", "apply_fixes", "sheet_problems"]
 
 SHEET_COLUMNS = ("dataset", "subject", "clip", "onset", "apex", "offset", "emotion", "aus", "objective_class",
@@ -174,7 +179,32 @@ def read_smic_sheet(path: str | Path, smic_apex: str = "middle", fixes: bool = T
     }, path, f"apex:{smic_apex}", "smic", fixes)
 
 
-_READERS = {"casme2": read_casme2_sheet, "samm": read_samm_sheet, "smic": read_smic_sheet}
+def read_casme3_sheet(path: str | Path, fixes: bool = True) -> pd.DataFrame:
+    """CAS(ME)^3 part A sheet ``casme3_table.xlsx`` (every cell text; sheet ``label``).
+
+    Raises:
+        DatasetError: missing columns or a bad frame cell.
+    """
+    path = Path(path)
+    df = _read_excel(path, sheet_name="label")
+    _need(df, ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "emotion"], path)
+    df = df.dropna(subset=["Subject", "Filename"])
+    onset = _frames(df["Onset"], path, "Onset", 2)
+    return _finish({
+        "dataset": "casme3",
+        "subject": df["Subject"].str.strip(),
+        "clip": [f"{f.strip()}_{o}" for f, o in zip(df["Filename"], onset)],
+        "onset": onset,
+        "apex": _frames(df["Apex"], path, "Apex", 2),
+        "offset": _frames(df["Offset"], path, "Offset", 2),
+        "emotion": df["emotion"].str.strip().str.lower(),
+        "aus": df["AU"].fillna("").str.strip(),
+        "objective_class": df.get("Objective class", pd.Series(pd.NA, index=df.index)),
+    }, path, "casme3_table", "casme3", fixes)
+
+
+_READERS = {"casme2": read_casme2_sheet, "samm": read_samm_sheet, "smic": read_smic_sheet,
+            "casme3": read_casme3_sheet}
 
 
 def read_coding_sheet(dataset: str, path: str | Path, **kw) -> pd.DataFrame:
