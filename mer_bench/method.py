@@ -33,6 +33,7 @@ REPRESENTATIONS = {
     "clip": "(N, C, T, H, W) float32 frames, onset..offset around the apex",
     "apex": "(N, C, H, W) float32 apex frame",
     "flow": "(N, C, H, W) float32 optical-flow image (onset -> apex)",
+    "dynamic": "(N, C, H, W) float32 dynamic image of the clip (approximate rank pooling; LEARNet's input)",
     "features": "(N, D) float32 hand-crafted features",
     "none": "(N, 0) no input: the method uses only the number of samples (floors such as chance)",
 }

@@ -122,8 +122,10 @@ def test_preprocessed_representations_are_cached(tmp_path, monkeypatch):
     clip = ds.load("clip", np.arange(2))
     assert clip.shape == (2, 3, 8, 32, 32)
     assert ds.load("apex", np.arange(1)).shape == (1, 3, 32, 32)
+    dyn = ds.load("dynamic", np.arange(2))
+    assert dyn.shape == (2, 3, 32, 32) and dyn[1].max() == 0  # the second clip does not move
     files = sorted((tmp_path / "cache" / "casme2").glob("*.npy"))
-    assert len(files) == 5
+    assert len(files) == 7
     again = CASME2(data_root=str(root), face_crop=True, frames=8, size=32)  # a second run reads the cache
     np.testing.assert_array_equal(again.load("flow", np.arange(2)), flow)
     assert again.no_face_ == []  # nothing was recomputed

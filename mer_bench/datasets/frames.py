@@ -31,7 +31,8 @@ Representations, computed by :mod:`mer_bench.preprocess` and cached on disk
 second run reads the cache): ``flow`` (onset -> apex flow image, 3 x 28 x 28 in [0, 1] like the
 MEGC composite; ``flow_method`` ``dis`` by default, ``tvl1`` for the published pipeline),
 ``apex`` (the apex frame, 3 x ``size`` x ``size`` in [0, 1]) and ``clip`` (``frames`` frames
-centred on the apex, normalised as MERANet does, 3 x frames x size x size). The face box is found
+centred on the apex, normalised as MERANet does, 3 x frames x size x size) and ``dynamic`` (the
+dynamic image of onset..offset, 3 x size x size in [0, 1]). The face box is found
 on the onset frame (Haar cascade) and applied to the whole clip; where no face is found the whole
 frame is used and the clip is listed in ``dataset.no_face_``. ``workers`` processes share the work,
 with a progress bar.
@@ -137,6 +138,10 @@ def _compute(job: tuple) -> tuple[np.ndarray, bool]:
     if rep == "flow":
         img = pp.flow_image(frames[0], frames[apex_pos], size=28, method=params["flow_method"])
         return img.transpose(2, 0, 1).astype(np.float32) / 255.0, found
+    if rep == "dynamic":
+        rgb = np.ascontiguousarray(frames[..., ::-1])
+        img = cv2.resize(pp.dynamic_image(rgb), (params["size"], params["size"]), interpolation=cv2.INTER_AREA)
+        return img.transpose(2, 0, 1).astype(np.float32) / 255.0, found
     if rep == "apex":
         rgb = cv2.cvtColor(frames[apex_pos], cv2.COLOR_BGR2RGB)
         img = cv2.resize(rgb, (params["size"], params["size"]), interpolation=cv2.INTER_AREA)
@@ -156,7 +161,7 @@ class FrameTreeDataset(Dataset):
 
     fps: ClassVar[int]
     sheet_patterns: ClassVar[tuple[str, ...]]
-    representations: ClassVar[tuple[str, ...]] = ("flow", "apex", "clip")
+    representations: ClassVar[tuple[str, ...]] = ("flow", "apex", "clip", "dynamic")
     scheme_key: ClassVar[str]
     default_classes: ClassVar[str] = "5class"
 
