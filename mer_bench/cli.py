@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "stored as they finish: re-running an interrupted command resumes it, and a "
                                    "completed run is reused unless --force.")
     r.add_argument("--method", required=True, help="registered method name (see `mer-bench list methods`)")
-    r.add_argument("--protocol", default="loso", help="registered protocol (default: loso)")
+    r.add_argument("--protocol", default="loso",
+                   help="registered protocol (default: loso; see `mer-bench list protocols`)")
     r.add_argument("--dataset", default=None,
                    help="registered dataset (default: the protocol's dataset, e.g. megc2019-flow for megc2019-cde; "
                         "otherwise synthetic, embedded)")

@@ -39,6 +39,8 @@ class Protocol:
     #: the dataset ``mer-bench run --protocol NAME`` uses when ``--dataset`` is not given
     #: (``None``: the embedded synthetic dataset)
     default_dataset: ClassVar[str | None] = None
+    #: the class scheme the protocol needs (the ``classes`` option of raw datasets), or ``None``
+    class_scheme: ClassVar[str | None] = None
 
     def options(self) -> dict[str, Any]:
         """Constructor options, recorded with every run."""

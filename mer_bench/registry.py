@@ -220,6 +220,10 @@ _BUILTIN_PROTOCOLS = {
     "holdout": "mer_bench.protocols.holdout:SubjectHoldout",
     "holdout-sample": "mer_bench.protocols.holdout:SampleHoldout",
     "megc2019-cde": "mer_bench.protocols.megc2019:MEGC2019CDE",
+    "casme2-5class-loso": "mer_bench.protocols.single:CASME2FiveClassLOSO",
+    "samm-5class-loso": "mer_bench.protocols.single:SAMMFiveClassLOSO",
+    "meranet3-holdout": "mer_bench.protocols.single:MERANet3Holdout",
+    "meranet3-holdout-paper": "mer_bench.protocols.single:MERANet3HoldoutPaper",
 }
 _BUILTIN_DATASETS = {
     "synthetic": "mer_bench.datasets.synthetic:SyntheticMER",

@@ -31,6 +31,7 @@ from mer_bench import __version__, runtime
 from mer_bench.data import DatasetError
 from mer_bench.method import ParameterError, clone, resolve_params
 from mer_bench.metrics import breakdown
+from mer_bench.protocol import ProtocolError
 from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
 from mer_bench.store import Store
 
@@ -146,7 +147,19 @@ def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", see
     """
     method_cls = METHODS.get(method)
     protocol_obj = PROTOCOLS.get(protocol)(**(protocol_options or {}))
-    dataset_obj = DATASETS.get(dataset)(**(dataset_options or {}))
+    dataset_cls = DATASETS.get(dataset)
+    dataset_options = dict(dataset_options or {})
+    scheme = getattr(protocol_obj, "class_scheme", None)
+    if scheme is not None:  # the protocol fixes the class scheme of datasets that have one
+        import inspect
+
+        if "classes" not in inspect.signature(dataset_cls.__init__).parameters:
+            raise ProtocolError(f"protocol {protocol!r} needs a dataset with class schemes (raw datasets such as "
+                                f"casme2, samm); {dataset!r} has none")
+        if dataset_options.setdefault("classes", scheme) != scheme:
+            raise ProtocolError(f"protocol {protocol!r} uses the {scheme!r} classes, not "
+                                f"{dataset_options['classes']!r}")
+    dataset_obj = dataset_cls(**dataset_options)
     if selection not in (*SELECTIONS, "both"):
         raise ParameterError(f"unknown model selection {selection!r}; choose {' or '.join(SELECTIONS)}")
     if selection != "last" and not method_cls.info.supports_epoch_selection:

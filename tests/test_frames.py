@@ -165,3 +165,40 @@ def test_smic_hs_layout_uses_unpadded_folders_and_the_class_folder(tmp_path):
     _frames(Path(row["frame_dir"]), range(int(row["onset"]), int(row["offset"]) + 1), name=lambda n: f"image{n}.bmp")
     problems = ds.check()
     assert not any("s03_ne_22" in p for p in problems) and any("s20_ne_01: clip folder" in p for p in problems)
+
+
+def test_check_then_run_meranet_casme2_5class_loso_on_a_generated_tree(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("cv2")
+    monkeypatch.setenv("MER_BENCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "CASME2"
+    root.mkdir()
+    emotions = ["happiness", "surprise", "disgust", "repression", "others", "sadness"]
+    rows, n = [], 0
+    for s in (1, 2, 3):
+        for e in emotions:
+            n += 1
+            rows.append([f"{s:02d}", f"EP{n:02d}_01", 10, 13, 17, "4", e])
+            _image_frames(root / "CASME2_RAW_selected" / f"sub{s:02d}" / f"EP{n:02d}_01", range(10, 18),
+                          shift_at=12)
+    _casme2_sheet(root / "CASME2-coding-20140508.xlsx", rows)
+    assert main(["data", "check", "--dataset", "casme2", "--data-root", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["run", "--method", "meranet", "--protocol", "casme2-5class-loso", "--data-root", str(root),
+                 "--store", str(tmp_path / "s.sqlite"), "--set", "width=4", "--set", "epochs=1",
+                 "--dataset-set", "frames=4", "--dataset-set", "size=32", "--dataset-set", "face_crop=False",
+                 "--json"]) == 0
+    import json
+
+    res = json.loads(capsys.readouterr().out)["results"][0]
+    assert res["dataset"] == "casme2" and res["folds"] == 3 and res["scores"]["Full"]["n"] == 15  # sadness left out
+
+
+def test_protocols_fix_the_class_scheme(tmp_path):
+    from mer_bench.protocol import ProtocolError
+    from mer_bench.runner import prepare
+
+    with pytest.raises(ProtocolError, match="needs a dataset with class schemes"):
+        prepare("chance", "casme2-5class-loso", "synthetic")
+    with pytest.raises(ProtocolError, match="uses the '5class' classes, not 'megc3'"):
+        prepare("chance", "casme2-5class-loso", "casme2", dataset_options={"data_root": str(tmp_path),
+                                                                           "classes": "megc3"})

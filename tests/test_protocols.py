@@ -63,3 +63,18 @@ def test_sample_holdout_is_leaky_and_stratified(table):
 def test_bad_test_size(table, name):
     with pytest.raises(ProtocolError, match="test_size"):
         PROTOCOLS.get(name)(test_size=1.5).folds(table)
+
+
+def test_meranet3_holdouts_use_the_paper_fraction_per_dataset():
+    n = 120
+    table = pd.DataFrame({"dataset": "casme2", "subject": [f"sub{i % 12:02d}" for i in range(n)],
+                          "label": [i % 3 for i in range(n)]})
+    paper = PROTOCOLS.get("meranet3-holdout-paper")()
+    (fold,) = paper.folds(table, 0)
+    assert len(fold.test) == 30 and paper.leaky  # 25 % of the clips, subjects shared
+    (fold,) = PROTOCOLS.get("meranet3-holdout")().folds(table, 0)
+    assert not set(table["subject"].iloc[fold.train]) & set(table["subject"].iloc[fold.test])
+    with pytest.raises(ProtocolError, match="no paper test fraction"):
+        paper.folds(table.assign(dataset="smic"), 0)
+    assert len(PROTOCOLS.get("meranet3-holdout-paper")(test_size=0.5).folds(table.assign(dataset="smic"), 0)[0].test) \
+        == 60
