@@ -93,3 +93,23 @@ def test_casme3_keys_include_the_onset_and_the_fixes_apply():
     assert t.loc[("spNO.214", "c_5"), "offset"] == 34 and t.loc[("spNO.40", "e_1812"), "offset"] == 1845
     assert t.loc[("spNO.1", "b_166"), ["onset", "apex", "offset"]].tolist() == [166, 175, 179]
     assert set(t["emotion"]) == {"disgust", "surprise", "others", "fear", "anger", "sad", "happy"}  # 'Others' folded
+
+
+@needs_sheets
+def test_data_stats_agrees_with_the_published_counts(capsys, monkeypatch):
+    from mer_bench.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps tables to the terminal width
+
+    def stats(dataset, sheet):
+        assert main(["data", "stats", "--dataset", dataset, "--data-root", str(A),
+                     "--dataset-set", f"sheet={A / sheet}"]) == 0
+        return capsys.readouterr().out
+
+    out = stats("casme2", "casme2/CASME2-coding-20140508.xlsx")  # field notes 3.2: 246 = 99/63/32/27/25
+    assert "5class   │ 246   │ 26" in out and "happiness 32, surprise 25, disgust 63, repression 27, others 99" in out
+    out = stats("casme2", "casme2/CASME2-coding-20190701.xlsx")  # MERANet's 63/32/28 = 123 match 2019
+    assert "meranet3 │ 123" in out
+    out = stats("samm", "samm/SAMM_micro_only.xlsx")  # 136 clips / 27 subjects; MERANet 109 / 24
+    assert "5class   │ 136   │ 27" in out and "meranet3 │ 109   │ 24" in out
+    assert "megc3    │ 133   │ 28       │ negative 92, positive 26, surprise 15" in out
