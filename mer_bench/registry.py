@@ -231,6 +231,8 @@ _BUILTIN_DATASETS = {
     "casme2": "mer_bench.datasets.frames:CASME2",
     "samm": "mer_bench.datasets.frames:SAMM",
     "smic-hs": "mer_bench.datasets.frames:SMICHS",
+    "smic-vis": "mer_bench.datasets.frames:SMICVIS",
+    "smic-nir": "mer_bench.datasets.frames:SMICNIR",
     "casme3-a": "mer_bench.datasets.frames:CASME3A",
 }
 

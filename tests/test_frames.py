@@ -202,3 +202,20 @@ def test_protocols_fix_the_class_scheme(tmp_path):
     with pytest.raises(ProtocolError, match="uses the '5class' classes, not 'megc3'"):
         prepare("chance", "casme2-5class-loso", "casme2", dataset_options={"data_root": str(tmp_path),
                                                                            "classes": "megc3"})
+
+
+def test_smic_vis_reads_its_clip_list_from_the_tree(tmp_path, capsys):
+    from mer_bench.datasets.frames import SMICVIS
+
+    def bmp(n):
+        return f"image{n}.bmp"
+
+    _frames(tmp_path / "VIS" / "s1" / "micro" / "negative" / "s1_ne_01", range(100, 110), name=bmp)
+    _frames(tmp_path / "VIS" / "s2" / "micro" / "surprise" / "s2_sur_01", range(5, 9), name=bmp)
+    ds = SMICVIS(data_root=str(tmp_path))
+    t = ds.table()
+    assert list(t["sample_id"]) == ["smic/s01/s01_ne_01", "smic/s02/s02_sur_01"] and list(t["label"]) == [0, 2]
+    assert t[["onset", "apex", "offset"]].values.tolist() == [[100, 104, 109], [5, 6, 8]] and (t["fps"] == 25).all()
+    assert ds.check() == []
+    assert main(["data", "check", "--dataset", "smic-nir", "--data-root", str(tmp_path)]) == 1
+    assert "no smic_apex.xlsx and no clips under" in capsys.readouterr().out

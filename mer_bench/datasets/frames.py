@@ -53,7 +53,8 @@ from mer_bench.config import resolve_data_root
 from mer_bench.data import Dataset, DatasetError
 from mer_bench.datasets.sheets import read_casme2_sheet, read_casme3_sheet, read_samm_sheet, read_smic_sheet
 
-__all__ = ["FrameTreeDataset", "CASME2", "SAMM", "SMICHS", "CASME3A", "frame_number", "list_frames"]
+__all__ = ["FrameTreeDataset", "CASME2", "SAMM", "SMICHS", "SMICVIS", "SMICNIR", "CASME3A", "frame_number",
+           "list_frames"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -409,24 +410,93 @@ class SAMM(FrameTreeDataset):
 
 
 class SMICHS(FrameTreeDataset):
-    """SMIC-HS (Li et al., FG 2013); see the module docstring for the layout."""
+    """SMIC-HS (Li et al., FG 2013); see the module docstring for the layout.
+
+    With ``smic_apex.xlsx`` in the data root (or ``sheet=``), onset/offset come from it; without
+    it, the clip list is read from the tree: the class is the folder, onset and offset are the
+    first and last frame numbers on disk, and the apex is the middle frame (SMIC has no apex).
+    """
 
     name: ClassVar[str] = "smic-hs"
-    summary: ClassVar[str] = ("SMIC-HS frame folders + smic_apex.xlsx (164 clips, 16 subjects, 100 fps); "
-                              "needs --data-root")
+    summary: ClassVar[str] = ("SMIC-HS frame folders (164 clips, 16 subjects, 100 fps), with smic_apex.xlsx if "
+                              "present; needs --data-root")
     fps: ClassVar[int] = 100
     scheme_key = "smic"
     default_classes = "3class"
     sheet_patterns = ("smic_apex.xlsx", "**/smic_apex.xlsx")
+    modality: ClassVar[str] = "HS"
     _FOLDERS = {"negative": "negative", "positive": "positive", "surprise": "surprise"}
 
     def read_sheet(self, path: Path) -> pd.DataFrame:
         return read_smic_sheet(path)
 
+    def sheet_path(self) -> Path:
+        try:
+            return super().sheet_path()
+        except DatasetError:
+            return self.root / self.modality  # no sheet: the tree is the list (see the class docstring)
+
+    def sheet_table(self) -> pd.DataFrame:
+        if self._sheet_table is None and not self.sheet_path().is_file():
+            self._sheet_table = self._scan_tree(self.sheet_path())
+        return super().sheet_table()
+
+    def _scan_tree(self, top: Path) -> pd.DataFrame:
+        from mer_bench.datasets.megc2019 import canonical_clip, canonical_subject
+
+        rows = []
+        subjects = sorted(p for p in top.iterdir() if p.is_dir() and re.fullmatch(r"s\d+", p.name)) \
+            if top.is_dir() else []
+        for sub in subjects:
+            for emotion in self._FOLDERS:
+                for clip in sorted((sub / "micro" / emotion).glob("*")) if (sub / "micro" / emotion).is_dir() else []:
+                    numbers = [n for n, _ in list_frames(clip)] if clip.is_dir() else []
+                    onset, offset = (numbers[0], numbers[-1]) if numbers else (pd.NA, pd.NA)
+                    rows.append({"dataset": "smic", "subject": canonical_subject("smic", sub.name),
+                                 "clip": canonical_clip("smic", clip.name), "onset": onset,
+                                 "apex": pd.NA if not numbers else onset + (offset - onset) // 2, "offset": offset,
+                                 "emotion": emotion, "aus": "", "objective_class": pd.NA,
+                                 "sheet": f"{top.name}/ (folder tree)", "sheet_version": "tree"})
+        if not rows:
+            raise DatasetError(f"no smic_apex.xlsx and no clips under {top}/s*/micro/<class>/")
+        df = pd.DataFrame(rows)
+        for col in ("onset", "apex", "offset"):
+            df[col] = df[col].astype("Int64")
+        df.attrs["fixes"] = []
+        return df
+
+    def fingerprint(self) -> str:
+        if not self.sheet_path().is_file():
+            h = hashlib.sha256(repr(self.sheet_table()[["subject", "clip", "onset", "offset"]].values.tolist())
+                               .encode())
+            h.update(repr(sorted(self.options().items())).encode())
+            return h.hexdigest()[:16]
+        return super().fingerprint()
+
     def clip_dir(self, row) -> Path:
         n = int(row.subject[1:])
         clip = f"s{n}_{row.clip.split('_', 1)[1]}"  # folders are unpadded: s3/micro/negative/s3_ne_22
-        return self.root / "HS" / f"s{n}" / "micro" / self._FOLDERS[row.emotion] / clip
+        return self.root / self.modality / f"s{n}" / "micro" / self._FOLDERS[row.emotion] / clip
+
+
+class SMICVIS(SMICHS):
+    """SMIC-VIS (visual camera, 25 fps): the same layout under ``VIS/``; no sheet, the tree is the list."""
+
+    name: ClassVar[str] = "smic-vis"
+    summary: ClassVar[str] = "SMIC-VIS frame folders (71 clips, 8 subjects, 25 fps); needs --data-root"
+    fps: ClassVar[int] = 25
+    modality: ClassVar[str] = "VIS"
+    sheet_patterns = ()
+
+
+class SMICNIR(SMICHS):
+    """SMIC-NIR (near-infrared camera, 25 fps): the same layout under ``NIR/``."""
+
+    name: ClassVar[str] = "smic-nir"
+    summary: ClassVar[str] = "SMIC-NIR frame folders (71 clips, 8 subjects, 25 fps); needs --data-root"
+    fps: ClassVar[int] = 25
+    modality: ClassVar[str] = "NIR"
+    sheet_patterns = ()
 
 
 class CASME3A(FrameTreeDataset):
