@@ -224,6 +224,7 @@ _BUILTIN_PROTOCOLS = {
     "samm-5class-loso": "mer_bench.protocols.single:SAMMFiveClassLOSO",
     "meranet3-holdout": "mer_bench.protocols.single:MERANet3Holdout",
     "meranet3-holdout-paper": "mer_bench.protocols.single:MERANet3HoldoutPaper",
+    "lodo": "mer_bench.protocols.lodo:LODO",
 }
 _BUILTIN_DATASETS = {
     "synthetic": "mer_bench.datasets.synthetic:SyntheticMER",

@@ -78,3 +78,14 @@ def test_meranet3_holdouts_use_the_paper_fraction_per_dataset():
         paper.folds(table.assign(dataset="smic"), 0)
     assert len(PROTOCOLS.get("meranet3-holdout-paper")(test_size=0.5).folds(table.assign(dataset="smic"), 0)[0].test) \
         == 60
+
+
+def test_lodo_holds_out_each_database():
+    table = pd.DataFrame({"dataset": ["casme2"] * 3 + ["samm"] * 2 + ["smic"] * 4, "subject": list("abcdefghi"),
+                          "label": [0, 1, 2] * 3})
+    folds = PROTOCOLS.get("lodo")().folds(table)
+    assert [f.name for f in folds] == ["casme2", "samm", "smic"]
+    assert [len(f.test) for f in folds] == [3, 2, 4]
+    assert all(set(table["dataset"].iloc[f.train]).isdisjoint(set(table["dataset"].iloc[f.test])) for f in folds)
+    with pytest.raises(ProtocolError, match="at least 2 databases"):
+        PROTOCOLS.get("lodo")().folds(table[table["dataset"] == "smic"])
