@@ -235,6 +235,7 @@ _BUILTIN_DATASETS = {
     "smic-vis": "mer_bench.datasets.frames:SMICVIS",
     "smic-nir": "mer_bench.datasets.frames:SMICNIR",
     "casme3-a": "mer_bench.datasets.frames:CASME3A",
+    "megc2019-raw": "mer_bench.datasets.composite:MEGC2019Raw",
 }
 
 METHODS = Registry("method", "mer_bench.methods", _BUILTIN_METHODS)

@@ -219,3 +219,44 @@ def test_smic_vis_reads_its_clip_list_from_the_tree(tmp_path, capsys):
     assert ds.check() == []
     assert main(["data", "check", "--dataset", "smic-nir", "--data-root", str(tmp_path)]) == 1
     assert "no smic_apex.xlsx and no clips under" in capsys.readouterr().out
+
+
+def test_megc2019_cde_runs_from_raw_trees_with_the_official_list(tmp_path, monkeypatch):
+    pytest.importorskip("cv2")
+    from mer_bench.datasets.composite import MEGC2019Raw
+    from mer_bench.runner import run
+
+    monkeypatch.setenv("MER_BENCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "megc"
+    (root / "CASME2").mkdir(parents=True)
+    _casme2_sheet(root / "CASME2" / "CASME2-coding-20140508.xlsx", [
+        ["01", "EP02_01f", 10, 13, 17, "12", "happiness"], ["02", "EP03_02", 10, 13, 17, "4", "disgust"],
+        ["02", "EP09_05f", 10, 13, 17, "4", "disgust"],  # a rule would take it; the official list does not
+    ])
+    for sub, clip in [("sub01", "EP02_01f"), ("sub02", "EP03_02"), ("sub02", "EP09_05f")]:
+        _image_frames(root / "CASME2" / "CASME2_RAW_selected" / sub / clip, range(10, 18), shift_at=12)
+    samm = pd.DataFrame([["006", "006_1_2", 1, 20, 23, 27, 8, "Micro - 1/2", "4", "Anger", "3", ""],
+                         ["007", "007_3_1", 1, 20, 23, 27, 8, "Micro - 1/2", "12", "Happiness", "1", ""]],
+                        columns=["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
+                                 "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes",
+                                 "Notes"])
+    (root / "SAMM").mkdir()
+    samm.to_excel(root / "SAMM" / "SAMM_micro_only.xlsx", index=False)
+    for sub, clip in [("006", "006_1_2"), ("007", "007_3_1")]:
+        _image_frames(root / "SAMM" / "SAMM" / sub / clip, range(20, 28), shift_at=22)
+    for sub, emo, clip in [("s1", "surprise", "s1_sur_01"), ("s2", "negative", "s2_ne_01")]:
+        _image_frames(root / "SMIC" / "HS" / sub / "micro" / emo / clip, range(100, 106), shift_at=103)
+    (root / "combined_3class_gt.csv").write_bytes(
+        b"casme2,sub01,EP02_01f,1\r\ncasme2,sub02,EP03_02,0\r\nsmic,s01,s01_sur_01,2\r\nsmic,s02,s02_ne_01,0\r\n"
+        b"samm,6,006_1_2,0\r\nsamm,7,007_3_1,1\r\n")
+    ds = MEGC2019Raw(data_root=str(root), face_crop=False)
+    t = ds.table()
+    assert len(t) == 6 and list(t["dataset"]) == ["casme2", "casme2", "smic", "smic", "samm", "samm"]
+    assert ds.load("flow", np.arange(6)).shape == (6, 3, 28, 28)
+    (res,) = run("ststnet", "megc2019-cde", "megc2019-raw", overrides={"epochs": 1}, store=tmp_path / "s.sqlite",
+                 dataset_options={"data_root": str(root), "face_crop": False})
+    assert list(res.scores) == ["Full", "smic", "casme2", "samm"] and res.n_folds == 6
+    (root / "combined_3class_gt.csv").write_bytes(b"casme2,sub01,EP02_01f,1\r\ncasme2,sub03,EP01_01,0\r\n")
+    with pytest.raises(Exception, match="1 clip\\(s\\) of the official list are not in the member sheets/trees: "
+                                        "casme2/sub03/EP01_01"):
+        MEGC2019Raw(data_root=str(root)).table()
