@@ -113,3 +113,36 @@ def test_data_stats_agrees_with_the_published_counts(capsys, monkeypatch):
     out = stats("samm", "samm/SAMM_micro_only.xlsx")  # 136 clips / 27 subjects; MERANet 109 / 24
     assert "5class   │ 136   │ 27" in out and "meranet3 │ 109   │ 24" in out
     assert "megc3    │ 133   │ 28       │ negative 92, positive 26, surprise 15" in out
+
+
+def test_bad_sheets_name_file_row_and_column(tmp_path):
+    from mer_bench.datasets.sheets import read_casme2_sheet, read_samm_sheet
+
+    f = tmp_path / "CASME2-coding-x.xlsx"
+    pd.DataFrame({"Subject": ["01"], "Filename": ["EP02_01f"], "OnsetFrame": ["46"], "ApexFrame": ["fifty"],
+                  "OffsetFrame": ["86"], "Action Units": ["12"],
+                  "Estimated Emotion": ["happiness"]}).to_excel(f, index=False)
+    with pytest.raises(DatasetError, match=r"CASME2-coding-x.xlsx, sheet row 2: ApexFrame is 'fifty', not a frame"):
+        read_casme2_sheet(f)
+    g = tmp_path / "missing.xlsx"
+    pd.DataFrame({"Subject": ["01"], "Filename": ["EP02_01f"]}).to_excel(g, index=False)
+    with pytest.raises(DatasetError, match=r"missing.xlsx: header \(sheet row 1\) lacks columns \['OnsetFrame'"):
+        read_casme2_sheet(g)
+    with pytest.raises(DatasetError, match="no header row with 'Subject'"):
+        read_samm_sheet(_headerless(tmp_path))
+
+
+def _headerless(tmp_path):
+    h = tmp_path / "headerless.xlsx"
+    pd.DataFrame({"a": ["x"], "b": ["y"]}).to_excel(h, index=False, header=False)
+    return h
+
+
+@needs_sheets
+def test_a_sheet_of_another_dataset_is_refused():
+    from mer_bench.datasets.sheets import read_casme2_sheet, read_samm_sheet
+
+    with pytest.raises(DatasetError, match="lacks columns"):
+        read_casme2_sheet(A / "samm/SAMM_micro_only.xlsx")
+    with pytest.raises(DatasetError, match="no header row with 'Subject'"):
+        read_samm_sheet(A / "smic/smic_apex.xlsx")
