@@ -266,7 +266,11 @@ def _cmd_leaderboard(args) -> int:
     scope = " / ".join(x for x in (args.dataset, args.protocol) if x)
     md = render_markdown(rows, title="mer-bench leaderboard" + (f": {scope}" if scope else ""))
     if args.write:
-        name = "-".join(x for x in (args.dataset, args.protocol) if x) or "leaderboard"
+        from mer_bench.registry import PROTOCOLS
+
+        default_ds = getattr(PROTOCOLS.get(args.protocol), "default_dataset", None) if args.protocol else None
+        parts = (args.protocol,) if args.dataset and args.dataset == default_ds else (args.dataset, args.protocol)
+        name = "-".join(x for x in parts if x) or "leaderboard"
         path = write_leaderboard(md, args.out, name)
         print(f"wrote {path}")
     else:

@@ -28,6 +28,15 @@ def _preset_label(preset) -> str:
     return preset if isinstance(preset, str) and preset else "defaults"  # NULL reads back as NaN
 
 
+def _has_epochs(method: str) -> bool:
+    from mer_bench.registry import METHODS
+
+    try:
+        return bool(METHODS.get(method).info.supports_epoch_selection)
+    except Exception:  # a plugin not installed here
+        return True
+
+
 def _command(run: pd.Series) -> str:
     """The command line that reproduces a stored run (or re-imports an imported one)."""
     from mer_bench.method import resolve_params
@@ -89,6 +98,8 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
 
         absent = sorted({c for s in full for c in s["absent_classes"]})
         selection = first.get("selection", "last epoch")
+        if not first["imported"] and selection == "last epoch" and not _has_epochs(first["method"]):
+            selection = "n/a (no training epochs)"
         row = {
             "method": first["method"],
             "source": "imported" if first["imported"] else "measured",

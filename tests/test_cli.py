@@ -49,7 +49,7 @@ def test_run_json_and_leaderboard(tmp_path, capsys):
     assert main(["leaderboard", "--store", store, "--write", "--out", str(tmp_path / "lb"),
                  "--dataset", "synthetic"]) == 0
     md = (tmp_path / "lb" / "synthetic.md").read_text()
-    assert "| majority | loso | measured | defaults | last epoch |" in md
+    assert "| majority | loso | measured | defaults | n/a (no training epochs) |" in md
     assert "**yes**" in md  # the leaky row is flagged
     assert r["config_hash"] in md
 
