@@ -25,7 +25,7 @@ from pathlib import Path
 
 import tomllib
 
-__all__ = ["config_path", "env_var_for", "resolve_data_root"]
+__all__ = ["config_path", "env_var_for", "resolve_data_root", "require_data_root"]
 
 
 def config_path() -> Path:
@@ -70,3 +70,19 @@ def resolve_data_root(dataset: str, given: str | os.PathLike | None) -> tuple[Pa
             path = Path(value).expanduser()
             return (path if path.is_absolute() else cfg.parent / path), f"{cfg} [data_roots]"
     return None, f"--data-root PATH, ${var}, or data_roots.\"{dataset}\" in {cfg}"
+
+
+def require_data_root(dataset: str, given: str | os.PathLike | None) -> Path:
+    """The data root of ``dataset`` as a folder.
+
+    Raises:
+        DatasetError: none is given (the message lists the three ways), or it is not a folder.
+    """
+    from mer_bench.data import DatasetError
+
+    root, source = resolve_data_root(dataset, given)
+    if root is None:
+        raise DatasetError(f"dataset {dataset!r} needs its data root: give {source}")
+    if not root.is_dir():
+        raise DatasetError(f"data root of {dataset!r} ({source}) is not a folder: {root}")
+    return root

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mer_bench.config import resolve_data_root
+from mer_bench.config import require_data_root
 from mer_bench.data import Dataset, DatasetError, validate_table
 from mer_bench.datasets.frames import CASME2, SAMM, SMICHS
 from mer_bench.datasets.megc2019 import LABEL_FILE, MEGC_CLASSES, read_label_file
@@ -65,12 +65,7 @@ class MEGC2019Raw(Dataset):
 
     @property
     def root(self) -> Path:
-        root, source = resolve_data_root(self.name, self.data_root)
-        if root is None:
-            raise DatasetError(f"dataset {self.name!r} needs its data root: give {source}")
-        if not root.is_dir():
-            raise DatasetError(f"data root of {self.name!r} ({source}) is not a folder: {root}")
-        return root
+        return require_data_root(self.name, self.data_root)
 
     def member(self, db: str):
         if db not in self._members:

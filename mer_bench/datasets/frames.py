@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mer_bench.config import resolve_data_root
+from mer_bench.config import require_data_root
 from mer_bench.data import Dataset, DatasetError
 from mer_bench.datasets.sheets import read_casme2_sheet, read_casme3_sheet, read_samm_sheet, read_smic_sheet
 
@@ -195,12 +195,7 @@ class FrameTreeDataset(Dataset):
 
     @property
     def root(self) -> Path:
-        root, source = resolve_data_root(self.name, self.data_root)
-        if root is None:
-            raise DatasetError(f"dataset {self.name!r} needs its data root: give {source}")
-        if not root.is_dir():
-            raise DatasetError(f"data root of {self.name!r} ({source}) is not a folder: {root}")
-        return root
+        return require_data_root(self.name, self.data_root)
 
     def sheet_path(self) -> Path:
         if self.sheet is not None:

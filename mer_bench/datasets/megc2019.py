@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mer_bench.config import resolve_data_root
+from mer_bench.config import require_data_root
 from mer_bench.data import Dataset, DatasetError, validate_table
 
 __all__ = ["MEGC2019Flow", "MEGC_CLASSES", "DATABASES", "DATABASE_NAMES", "canonical_subject", "canonical_clip",
@@ -183,12 +183,7 @@ class MEGC2019Flow(Dataset):
         Raises:
             DatasetError: none is given, or it is not a folder.
         """
-        root, source = resolve_data_root(self.name, self.data_root)
-        if root is None:
-            raise DatasetError(f"dataset {self.name!r} needs its data root: give {source}")
-        if not root.is_dir():
-            raise DatasetError(f"data root of {self.name!r} ({source}) is not a folder: {root}")
-        return root
+        return require_data_root(self.name, self.data_root)
 
     def table(self) -> pd.DataFrame:
         if self._table is None:
