@@ -54,7 +54,6 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=4, help="first N of the 68 folds (default 4)")
     ap.add_argument("--epochs", type=int, default=100, help="epochs (published: 800; default 100)")
     args = ap.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     ds = DATASETS.get("megc2019-flow")(data_root=args.data_root)
     table = ds.table()
     folds = PROTOCOLS.get("megc2019-cde")().folds(table)

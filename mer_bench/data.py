@@ -118,6 +118,15 @@ class Dataset:
         """A short hash that changes whenever the data a run sees changes."""
         raise NotImplementedError  # pragma: no cover - interface
 
+    def canonical_key(self, db: str, subject: str, clip: str) -> tuple[str, str, str]:
+        """``(dataset, subject, clip)`` as an external file writes them -> as this dataset's table
+        does (used to join published logs). Default: unchanged.
+
+        Raises:
+            ValueError: a name that cannot be read.
+        """
+        return db, subject, clip
+
     def samples(self, representation: str, index: np.ndarray, with_labels: bool = True) -> Samples:
         """:class:`Samples` for the table rows at positions ``index``.
 

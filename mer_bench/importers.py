@@ -15,9 +15,9 @@ it sits on the leaderboard beside measured runs and a failed import leaves the s
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -93,12 +93,12 @@ def read_megc_log(path: str | Path) -> list[LogLine]:
 
 
 def match_log(lines: list[LogLine], table: pd.DataFrame, classes: tuple[str, ...], path: str | Path,
-              normalise=None) -> pd.DataFrame:
+              normalise: Callable[[str, str, str], tuple[str, str, str]] | None = None) -> pd.DataFrame:
     """Join log lines to a dataset table.
 
     Args:
         normalise: ``normalise(db, subject, clip) -> (db, subject, clip)`` in the table's naming
-            (e.g. :func:`mer_bench.datasets.megc2019.canonical_subject`); ``None``: as written.
+            (a dataset's :meth:`~mer_bench.data.Dataset.canonical_key`); ``None``: as written.
 
     Returns:
         One row per table clip, in log order: ``sample_id, subject, dataset, y_true, y_pred,
@@ -157,14 +157,6 @@ class ImportResult:
     n_folds: int
 
 
-def _normaliser(dataset) -> Any:
-    if getattr(dataset, "name", "") == "megc2019-flow":
-        from mer_bench.datasets.megc2019 import canonical_clip, canonical_subject
-
-        return lambda db, s, c: (db, canonical_subject(db, s), canonical_clip(db, c))
-    return None
-
-
 def import_predictions(store: Store, path: str | Path, name: str, dataset, protocol: str,
                        fmt: str = "megc-log", leaky: bool = False, citation: str = "",
                        force: bool = False) -> ImportResult:
@@ -194,7 +186,7 @@ def import_predictions(store: Store, path: str | Path, name: str, dataset, proto
     PROTOCOLS.get(protocol)  # a known protocol
     path = Path(path)
     table = dataset.table()
-    preds = match_log(read_megc_log(path), table, tuple(dataset.classes), path, _normaliser(dataset))
+    preds = match_log(read_megc_log(path), table, tuple(dataset.classes), path, dataset.canonical_key)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     params = {"format": fmt, "file": path.name, "sha256": digest[:16], "citation": citation}
     cfg = config_hash(name, params, dataset.name, dataset.options(), dataset.fingerprint(), protocol, {})

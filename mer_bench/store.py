@@ -170,16 +170,8 @@ class Store:
 
         ``rows``: ``(sample_id, subject, dataset, y_true, y_pred, proba list or None)``.
         """
-        rows = list(rows)
         with self._transaction():
-            self._db.executemany(
-                "INSERT INTO predictions (run_id, sample_id, fold_index, subject, dataset, y_true, y_pred, proba) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, sid, fold_index, subj, ds, int(t), int(p), None if pr is None else json.dumps(pr))
-                 for sid, subj, ds, t, p, pr in rows])
-            self._db.execute(
-                "INSERT INTO folds (run_id, fold_index, fold_name, n_train, n_test, wall_time, device) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, fold_index, fold_name, n_train, len(rows), wall_time, device))
+            self._insert_fold(run_id, fold_index, fold_name, n_train, wall_time, device, rows)
 
     def write_imported(self, meta: dict[str, Any], folds: list[tuple[int, str, int, list[tuple]]],
                        replace: Iterable[str] = ()) -> None:
@@ -198,14 +190,7 @@ class Store:
                              f"({', '.join('?' * len(cols))}, 'complete', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
                              values)
             for fold_index, fold_name, n_train, rows in folds:
-                self._db.executemany(
-                    "INSERT INTO predictions (run_id, sample_id, fold_index, subject, dataset, y_true, y_pred, proba) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(meta["run_id"], sid, fold_index, subj, ds, int(t), int(p), None if pr is None else json.dumps(pr))
-                     for sid, subj, ds, t, p, pr in rows])
-                self._db.execute("INSERT INTO folds (run_id, fold_index, fold_name, n_train, n_test, wall_time, "
-                                 "device) VALUES (?, ?, ?, ?, ?, 0, NULL)",
-                                 (meta["run_id"], fold_index, fold_name, n_train, len(rows)))
+                self._insert_fold(meta["run_id"], fold_index, fold_name, n_train, 0.0, None, rows)
 
     def finish_run(self, run_id: str, **meta: Any) -> None:
         """Mark a run complete and record provenance (``wall_time``, ``device``...)."""
@@ -231,6 +216,19 @@ class Store:
         return df
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _insert_fold(self, run_id: str, fold_index: int, fold_name: str, n_train: int, wall_time: float,
+                     device: str | None, rows: Iterable[tuple]) -> None:
+        """Insert a fold's predictions and its row (the caller holds the transaction)."""
+        rows = list(rows)
+        self._db.executemany(
+            "INSERT INTO predictions (run_id, sample_id, fold_index, subject, dataset, y_true, y_pred, proba) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, sid, fold_index, subj, ds, int(t), int(p), None if pr is None else json.dumps(pr))
+             for sid, subj, ds, t, p, pr in rows])
+        self._db.execute(
+            "INSERT INTO folds (run_id, fold_index, fold_name, n_train, n_test, wall_time, device) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, fold_index, fold_name, n_train, len(rows), wall_time, device))
+
     def _transaction(self):
         db = self._db
 

@@ -44,10 +44,12 @@ def standardise_clips(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / (std + 1e-6)
 
 
-def hflip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, negate_channel: int | None = None) -> torch.Tensor:
+def hflip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, negate_channel: int | None = None,
+          mirror: float = 0.0) -> torch.Tensor:
     """Flip each sample of ``(N, C, ..., W)`` along W with probability ``p``.
 
-    ``negate_channel``: a channel whose sign flips with the image (u of a standardised flow image).
+    ``negate_channel``: a channel whose value is mirrored with the image, ``v -> mirror - v`` (u of
+    a flow image: ``mirror=0`` on a standardised channel, the scale's maximum on a [0, max] one).
     """
     mask = torch.rand(x.shape[0], generator=gen, device=gen.device) < p
     if not mask.any():
@@ -55,7 +57,7 @@ def hflip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, negate_channel:
     x = x.clone()
     flipped = x[mask].flip(-1)
     if negate_channel is not None:
-        flipped[:, negate_channel] = -flipped[:, negate_channel]
+        flipped[:, negate_channel] = mirror - flipped[:, negate_channel]
     x[mask] = flipped
     return x
 
@@ -208,13 +210,6 @@ class TorchImageMethod(TorchClipMethod):
         if not self.flip:
             return xb
         # u changes sign under a mirror: -u on a standardised channel, (scale - u) on a [0, scale] one
-        if self.representation_ != "flow" or self.input_channels not in (None, (0, 1), (0, 1, 2)):
-            return hflip(xb, gen)
-        mask = torch.rand(xb.shape[0], generator=gen, device=gen.device) < 0.5
-        if not mask.any():
-            return xb
-        xb = xb.clone()
-        flipped = xb[mask].flip(-1)
-        flipped[:, 0] = -flipped[:, 0] if self.standardise else float(self.input_scale) - flipped[:, 0]
-        xb[mask] = flipped
-        return xb
+        u_first = self.representation_ == "flow" and self.input_channels in (None, (0, 1), (0, 1, 2))
+        return hflip(xb, gen, negate_channel=0 if u_first else None,
+                     mirror=0.0 if self.standardise else float(self.input_scale))

@@ -34,6 +34,10 @@ class _Holdout(Protocol):
     def options(self) -> dict[str, Any]:
         return {"test_size": self.test_size}
 
+    def _fraction(self, table: pd.DataFrame) -> float:
+        """The test fraction for ``table`` (subclasses may derive it from the dataset)."""
+        return self.test_size
+
 
 class SubjectHoldout(_Holdout):
     """Subject-disjoint, class-stratified hold-out of about ``test_size`` of the clips.
@@ -49,12 +53,13 @@ class SubjectHoldout(_Holdout):
     name: ClassVar[str] = "holdout"
     summary: ClassVar[str] = "one subject-disjoint, class-stratified train/test split chosen by the seed"
     def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
-        _check_fraction(self.test_size)
+        test_size = self._fraction(table)
+        _check_fraction(test_size)
         groups = (table["dataset"].astype(str) + "/" + table["subject"].astype(str)).to_numpy()
         n_groups = len(set(groups))
         if n_groups < 2:
             raise ProtocolError(f"a subject-independent hold-out needs at least 2 subjects; the dataset has {n_groups}")
-        k = min(max(2, round(1 / self.test_size)), n_groups)
+        k = min(max(2, round(1 / test_size)), n_groups)
         y = table["label"].to_numpy()
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         splits = list(splitter.split(np.zeros(len(y)), y, groups))
@@ -77,10 +82,11 @@ class SampleHoldout(_Holdout):
     summary: ClassVar[str] = "sample-level stratified split of the MERANet paper (subjects shared)"
     leaky: ClassVar[bool] = True
     def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
-        _check_fraction(self.test_size)
+        test_size = self._fraction(table)
+        _check_fraction(test_size)
         idx = np.arange(len(table))
         try:
-            train, test = train_test_split(idx, test_size=self.test_size, random_state=seed,
+            train, test = train_test_split(idx, test_size=test_size, random_state=seed,
                                            stratify=table["label"].to_numpy())
         except ValueError as exc:
             raise ProtocolError(f"cannot stratify a sample-level hold-out: {exc}") from None

@@ -74,14 +74,6 @@ class _MERANet3:
             raise ProtocolError(f"{self.name}: no paper test fraction for {dbs}; give --protocol-set test_size=F")
         return MERANET_TEST_SIZE[dbs[0]]
 
-    def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
-        fixed = self.test_size
-        self.test_size = self._fraction(table)
-        try:
-            return super().folds(table, seed)
-        finally:
-            self.test_size = fixed
-
 
 class MERANet3Holdout(_MERANet3, SubjectHoldout):
     """The MERANet 3-class subset, subject-independent hold-out (stratified; the seed picks it)."""

@@ -26,7 +26,7 @@ import pandas as pd
 from mer_bench.config import require_data_root
 from mer_bench.data import Dataset, DatasetError, validate_table
 from mer_bench.datasets.frames import CASME2, SAMM, SMICHS
-from mer_bench.datasets.megc2019 import LABEL_FILE, MEGC_CLASSES, read_label_file
+from mer_bench.datasets.megc2019 import LABEL_FILE, MEGC_CLASSES, MEGC2019Flow, read_label_file
 
 __all__ = ["MEGC2019Raw"]
 
@@ -58,6 +58,8 @@ class MEGC2019Raw(Dataset):
         self.workers = workers
         self._table: pd.DataFrame | None = None
         self._members: dict[str, Any] = {}
+
+    canonical_key = MEGC2019Flow.canonical_key  # the same naming as the flow distribution
 
     def options(self) -> dict[str, Any]:
         return {"flow_method": self.flow_method, "face_crop": self.face_crop, "frames": self.frames,

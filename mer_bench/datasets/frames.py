@@ -185,6 +185,7 @@ class FrameTreeDataset(Dataset):
         self.classes = tuple(dict.fromkeys(mapping.values()))
         self._mapping = mapping
         self._sheet_table: pd.DataFrame | None = None
+        self._table: pd.DataFrame | None = None
         self._cache: dict[str, np.ndarray] = {}
         self.no_face_: list[str] = []
 
@@ -257,7 +258,9 @@ class FrameTreeDataset(Dataset):
         return problems
 
     def table(self) -> pd.DataFrame:
-        """Clips of the chosen class scheme (others left out), in sheet order."""
+        """Clips of the chosen class scheme (others left out), in sheet order (built once)."""
+        if self._table is not None:
+            return self._table
         t = self.sheet_table()
         t = t[t["emotion"].isin(list(self._mapping))].reset_index(drop=True)
         out = pd.DataFrame({
@@ -268,6 +271,7 @@ class FrameTreeDataset(Dataset):
             "n_frames": (t["offset"] - t["onset"] + 1), "fps": self.fps,
             "frame_dir": [str(self.clip_dir(r)) for r in t.itertuples()],
         })
+        self._table = out
         return out
 
     def fingerprint(self) -> str:

@@ -172,6 +172,9 @@ class MEGC2019Flow(Dataset):
         self._flow: np.ndarray | None = None
         self._fingerprint: str | None = None
 
+    def canonical_key(self, db: str, subject: str, clip: str) -> tuple[str, str, str]:
+        return db, canonical_subject(db, subject), canonical_clip(db, clip)
+
     def options(self) -> dict[str, Any]:
         # the data root is not part of a run's identity: the fingerprint is (same data, same run)
         return {}
