@@ -8,8 +8,12 @@ Every function works on numpy arrays; frames are ``(T, H, W)`` grey or ``(T, H, 
 * :func:`apex_window`, :func:`meranet_clip`: MERANet's input (Gajjala et al. 2021, section 4.2):
   ``length`` frames centred on the apex, edge frames replicated when the clip is short, resized
   to ``size`` x ``size``, per-channel mean/std normalised -> float32 ``(C, T, size, size)``;
-* :func:`resample_time`: uniform linear temporal resampling to ``n`` frames (a simple stand-in
-  for TIM, Zhou et al. 2011);
+* :func:`resample_time`: uniform linear temporal resampling to ``n`` frames;
+* :func:`tim`: the temporal interpolation model (TIM; Zhou, Zhao, Pietikainen, CVPR 2011, as used
+  for SMIC by Pfister et al., ICCV 2011): frames are placed on the path-graph (curve) embedding and
+  ``n`` frames are sampled uniformly along it;
+* :func:`temporal_clip`: a clip of ``n`` frames by any of these rules (``apex`` window, ``tim``,
+  ``uniform``), resized and normalised like MERANet's input;
 * :func:`optical_flow` (``tvl1``: Zach, Pock, Bischof 2007 via ``cv2.optflow``; ``dis``: Kroeger
   et al. 2016; ``farneback``: Farneback 2003), :func:`optical_strain` and :func:`flow_image`:
   the onset-to-apex flow image stored like the MEGC 2019 composite images (28 x 28, R = u,
@@ -21,10 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["face_box", "crop_clip", "apex_window", "meranet_clip", "resample_time", "optical_flow",
+__all__ = ["face_box", "crop_clip", "apex_window", "meranet_clip", "resample_time", "tim", "temporal_clip",
+           "CLIP_RULES", "optical_flow",
            "optical_strain", "flow_image", "rank_pool_weights", "dynamic_image", "FLOW_METHODS", "to_gray"]
 
 FLOW_METHODS = ("tvl1", "dis", "farneback")
+#: how a fixed-length clip is taken from onset..offset (see :func:`temporal_clip`)
+CLIP_RULES = ("apex", "tim", "uniform")
 
 
 def _cv2():
@@ -79,12 +86,7 @@ def apex_window(n_frames: int, apex_pos: int, length: int = 16) -> np.ndarray:
     return np.clip(np.arange(start, start + length), 0, n_frames - 1)
 
 
-def meranet_clip(frames: np.ndarray, apex_pos: int, length: int = 16, size: int = 112) -> np.ndarray:
-    """MERANet input: float32 ``(C, length, size, size)``, per-channel zero mean and unit variance
-    over the clip (C = 1 for grey, 3 for BGR frames)."""
-    cv2 = _cv2()
-    idx = apex_window(len(frames), apex_pos, length)
-    picked = [cv2.resize(frames[i], (size, size), interpolation=cv2.INTER_AREA) for i in idx]
+def _normalised(picked: list[np.ndarray] | np.ndarray) -> np.ndarray:
     x = np.asarray(picked, np.float32)
     if x.ndim == 3:
         x = x[..., None]
@@ -92,6 +94,37 @@ def meranet_clip(frames: np.ndarray, apex_pos: int, length: int = 16, size: int 
     mean = x.mean(axis=(1, 2, 3), keepdims=True)
     std = x.std(axis=(1, 2, 3), keepdims=True)
     return ((x - mean) / (std + 1e-6)).astype(np.float32)
+
+
+def meranet_clip(frames: np.ndarray, apex_pos: int, length: int = 16, size: int = 112) -> np.ndarray:
+    """MERANet input: float32 ``(C, length, size, size)``, per-channel zero mean and unit variance
+    over the clip (C = 1 for grey, 3 for BGR frames)."""
+    cv2 = _cv2()
+    idx = apex_window(len(frames), apex_pos, length)
+    return _normalised([cv2.resize(frames[i], (size, size), interpolation=cv2.INTER_AREA) for i in idx])
+
+
+def temporal_clip(frames: np.ndarray, apex_pos: int, length: int = 16, size: int = 112,
+                  rule: str = "apex") -> np.ndarray:
+    """A fixed-length clip ``(C, length, size, size)`` float32, normalised per channel like
+    :func:`meranet_clip`, from the frames ``(T, H, W[, C])`` of onset..offset.
+
+    Args:
+        rule: ``"apex"`` (MERANet: ``length`` frames centred on the apex, edges replicated),
+            ``"tim"`` (the whole clip by :func:`tim`) or ``"uniform"`` (the whole clip by
+            :func:`resample_time`).
+
+    Raises:
+        ValueError: an unknown rule, an empty clip or an apex outside it.
+    """
+    if rule == "apex":
+        return meranet_clip(frames, apex_pos, length, size)
+    if rule not in CLIP_RULES:
+        raise ValueError(f"unknown clip rule {rule!r}; choose {', '.join(CLIP_RULES)}")
+    cv2 = _cv2()
+    small = np.asarray([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+    out = tim(small, length) if rule == "tim" else resample_time(small, length)
+    return _normalised(out)
 
 
 def resample_time(frames: np.ndarray, n: int) -> np.ndarray:
@@ -108,6 +141,40 @@ def resample_time(frames: np.ndarray, n: int) -> np.ndarray:
     hi = np.minimum(lo + 1, len(x) - 1)
     w = (pos - lo).reshape(-1, *([1] * (x.ndim - 1)))
     return (1 - w) * x[lo] + w * x[hi]
+
+
+def tim(frames: np.ndarray, n: int) -> np.ndarray:
+    """The temporal interpolation model (TIM; Zhou, Zhao, Pietikainen, CVPR 2011): ``(T, ...)``
+    frames to ``(n, ...)`` float32.
+
+    The ``T`` frames are the vertices of a path graph; its Laplacian's non-constant eigenvectors
+    give the curve embedding ``y_k(t) = sin(pi k t / T + pi (T - k) / (2 T))``, ``k = 1..T-1``,
+    ``t = 1..T``. The frames (mean removed) are mapped linearly onto that embedding, and ``n``
+    points spaced uniformly along the curve, ``t`` in ``linspace(1, T, n)``, are mapped back. The
+    paper fits the map after PCA; since the centred frames and the embedding span the same
+    ``T - 1``-dimensional space of zero-sum vectors, the map is exactly ``Y(t) Y^+ (X - mean)``,
+    computed here without PCA (the same frames, without a rank cut). ``n = T`` reproduces the
+    input. A one-frame clip is repeated.
+
+    Raises:
+        ValueError: ``n < 1`` or an empty clip.
+    """
+    x = np.asarray(frames, np.float64)
+    t = len(x)
+    if n < 1 or t == 0:
+        raise ValueError(f"cannot interpolate {t} frames to {n}")
+    if t == 1:
+        return np.repeat(x, n, axis=0).astype(np.float32)
+    flat = x.reshape(t, -1)
+    mean = flat.mean(axis=0)
+    k = np.arange(1, t)
+
+    def embed(pos: np.ndarray) -> np.ndarray:
+        return np.sin(np.pi * np.outer(pos, k) / t + np.pi * (t - k) / (2 * t))
+
+    y = embed(np.arange(1, t + 1, dtype=np.float64))
+    out = embed(np.linspace(1, t, n)) @ (np.linalg.pinv(y) @ (flat - mean)) + mean
+    return out.reshape(n, *x.shape[1:]).astype(np.float32)
 
 
 def optical_flow(prev: np.ndarray, nxt: np.ndarray, method: str = "tvl1") -> np.ndarray:

@@ -229,7 +229,10 @@ _BUILTIN_PROTOCOLS = {
 _BUILTIN_DATASETS = {
     "synthetic": "mer_bench.datasets.synthetic:SyntheticMER",
     "megc2019-flow": "mer_bench.datasets.megc2019:MEGC2019Flow",
+    "casme": "mer_bench.datasets.frames:CASME",
     "casme2": "mer_bench.datasets.frames:CASME2",
+    "casme2-cropped": "mer_bench.datasets.frames:CASME2Cropped",
+    "casme^2": "mer_bench.datasets.frames:CASMESq",
     "samm": "mer_bench.datasets.frames:SAMM",
     "smic-hs": "mer_bench.datasets.frames:SMICHS",
     "smic-vis": "mer_bench.datasets.frames:SMICVIS",

@@ -153,7 +153,9 @@ def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", see
     if scheme is not None:  # the protocol fixes the class scheme of datasets that have one
         import inspect
 
-        if "classes" not in inspect.signature(dataset_cls.__init__).parameters:
+        # an __init__ may pass **kwargs to its base: look along the class hierarchy
+        if not any("classes" in inspect.signature(c.__init__).parameters
+                   for c in dataset_cls.__mro__ if "__init__" in vars(c)):
             raise ProtocolError(f"protocol {protocol!r} needs a dataset with class schemes (raw datasets such as "
                                 f"casme2, samm); {dataset!r} has none")
         if dataset_options.setdefault("classes", scheme) != scheme:

@@ -260,3 +260,31 @@ def test_megc2019_cde_runs_from_raw_trees_with_the_official_list(tmp_path, monke
     with pytest.raises(Exception, match="1 clip\\(s\\) of the official list are not in the member sheets/trees: "
                                         "casme2/sub03/EP01_01"):
         MEGC2019Raw(data_root=str(root)).table()
+
+
+def test_failed_or_interrupted_preprocessing_corrupts_nothing(tmp_path, monkeypatch):
+    """A clip that fails mid-run keeps the clips finished before it; a damaged cache file is
+    recomputed, never loaded; no temporary file is left under a cache name."""
+    pytest.importorskip("cv2")
+    monkeypatch.setenv("MER_BENCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "CASME2"
+    root.mkdir()
+    _casme2_sheet(root / "CASME2-coding-20140508.xlsx", [
+        ["01", "EP02_01f", 10, 14, 18, "12", "happiness"],
+        ["02", "EP03_02", 20, 22, 25, "18", "others"],
+    ])
+    _image_frames(root / "CASME2_RAW_selected" / "sub01" / "EP02_01f", range(10, 19), shift_at=13)
+    bad = root / "CASME2_RAW_selected" / "sub02" / "EP03_02"
+    _image_frames(bad, range(20, 26))
+    (bad / "img23.jpg").write_bytes(b"not a jpeg")  # an unreadable frame in the second clip
+    ds = CASME2(data_root=str(root), face_crop=False)
+    with pytest.raises(Exception, match="cannot read frame .*img23.jpg"):
+        ds.load("flow", np.arange(2))
+    cache = tmp_path / "cache" / "casme2"
+    kept = sorted(cache.iterdir())
+    assert [f.suffix for f in kept] == [".npy"]  # the first clip survived; no partial file
+    first = np.load(kept[0])
+    kept[0].write_bytes(kept[0].read_bytes()[:40])  # a damaged cache file (e.g. a full disk)
+    again = CASME2(data_root=str(root), face_crop=False)
+    np.testing.assert_array_equal(again.load("flow", [0])[0], first)  # recomputed, not loaded
+    np.testing.assert_array_equal(np.load(kept[0]), first)  # and replaced

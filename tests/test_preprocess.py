@@ -76,3 +76,34 @@ def test_face_box_finds_no_face_in_noise_and_crop_keeps_the_clip():
     clip = np.zeros((4, 100, 80), np.uint8)
     assert pp.crop_clip(clip, None).shape == clip.shape
     assert pp.crop_clip(clip, (10, 20, 30, 40)).shape == (4, 40, 30)
+
+
+def test_tim_reproduces_the_frames_and_interpolates_smoothly():
+    from mer_bench.preprocess import tim
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (9, 12, 10, 3)).astype(np.uint8)
+    np.testing.assert_allclose(tim(frames, 9), frames, atol=1e-3)  # n = T gives the input back
+    ramp = np.linspace(0, 80, 7)[:, None, None] * np.ones((7, 4, 4))
+    between = tim(ramp, 13)[:, 0, 0]  # every second output is an input frame, the rest lie on the curve
+    np.testing.assert_allclose(between[::2], np.linspace(0, 80, 7), atol=1e-3)
+    assert np.all(np.diff(between) > 0) and np.abs(between - np.linspace(0, 80, 13)).max() < 1.0
+    assert tim(frames, 16).shape == (16, 12, 10, 3)  # up-sampling, as for short 25-100 fps clips
+    assert tim(frames[:1], 4).shape == (4, 12, 10, 3)
+    with pytest.raises(ValueError, match="cannot interpolate"):
+        tim(frames[:0], 4)
+
+
+def test_temporal_clip_rules():
+    from mer_bench.preprocess import temporal_clip
+
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (30, 40, 36, 3)).astype(np.uint8)
+    for rule in ("apex", "tim", "uniform"):
+        x = temporal_clip(frames, apex_pos=12, length=8, size=16, rule=rule)
+        assert x.shape == (3, 8, 16, 16) and abs(float(x.mean())) < 1e-4
+    a = temporal_clip(frames, 12, 8, 16, "apex")
+    t = temporal_clip(frames, 12, 8, 16, "tim")
+    assert not np.allclose(a, t)  # the apex window covers 8 frames, TIM the whole clip
+    with pytest.raises(ValueError, match="unknown clip rule"):
+        temporal_clip(frames, 12, rule="middle")

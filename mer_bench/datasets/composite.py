@@ -48,8 +48,10 @@ class MEGC2019Raw(Dataset):
     representations: ClassVar[tuple[str, ...]] = ("flow", "apex", "clip", "dynamic")
 
     def __init__(self, data_root: str | None = None, label_file: str | None = None, flow_method: str = "dis",
-                 face_crop: bool = True, frames: int = 16, size: int = 112, workers: int = 1) -> None:
+                 face_crop: bool = True, frames: int = 16, size: int = 112, workers: int = 1,
+                 clip_rule: str = "apex") -> None:
         self.data_root = data_root
+        self.clip_rule = clip_rule
         self.label_file = label_file
         self.flow_method = flow_method
         self.face_crop = face_crop
@@ -62,8 +64,9 @@ class MEGC2019Raw(Dataset):
     canonical_key = MEGC2019Flow.canonical_key  # the same naming as the flow distribution
 
     def options(self) -> dict[str, Any]:
-        return {"flow_method": self.flow_method, "face_crop": self.face_crop, "frames": self.frames,
+        opts = {"flow_method": self.flow_method, "face_crop": self.face_crop, "frames": self.frames,
                 "size": self.size}
+        return opts if self.clip_rule == "apex" else {**opts, "clip_rule": self.clip_rule}
 
     @property
     def root(self) -> Path:
@@ -77,7 +80,7 @@ class MEGC2019Raw(Dataset):
                 raise DatasetError(f"{self.name}: the {db} tree {path} is missing")
             self._members[db] = cls(data_root=str(path), classes=scheme, flow_method=self.flow_method,
                                     face_crop=self.face_crop, frames=self.frames, size=self.size,
-                                    workers=self.workers)
+                                    workers=self.workers, clip_rule=self.clip_rule)
         return self._members[db]
 
     def table(self) -> pd.DataFrame:

@@ -10,9 +10,14 @@ the frame index the sheets use.
 
 Layouts (``DATA_ROOT`` = ``--data-root``; the coding sheet is found in it by name):
 
-* ``casme2``: ``CASME2_RAW_selected/sub01/EP02_01f/img46.jpg`` (or ``Cropped/sub01/EP02_01f/reg_img46.jpg``
-  with ``--dataset-set layout=cropped``); sheet ``CASME2-coding-*.xlsx`` (2014 preferred: the MEGC
-  labels follow it). 200 fps.
+* ``casme``: ``CASME_raw_selected/sub01/EP01_5/EP01_5-1.jpg`` (``layout=cropped``:
+  ``Cropped/sub01/EP01_5/reg_EP01_5-1.jpg``); sheet ``casme.xlsx``. 60 fps.
+* ``casme2``: ``CASME2_RAW_selected/sub01/EP02_01f/img46.jpg``; sheet ``CASME2-coding-*.xlsx``
+  (2014 preferred: the MEGC labels follow it; ``--dataset-set sheet=PATH`` picks another). 200 fps.
+* ``casme2-cropped``: the official cropped release ``Cropped/sub01/EP02_01f/reg_img46.jpg`` (no
+  face detection by default).
+* ``casme^2`` (CAS(ME)^2): ``rawpic/s15/15_0401girlcrashing/img1.jpg``; workbook
+  ``CAS(ME)^2code_final.xlsx`` with its two naming-rule sheets; micro-expressions only. 30 fps.
 * ``samm``: ``SAMM/006/006_1_2/006_05562.jpg`` (or ``006/006_1_2/...`` directly); sheet
   ``SAMM_micro_only.xlsx`` (preferred) or ``SAMM_Micro_FACS_Codes_v2.xlsx``. 200 fps.
 * ``smic-hs``: ``HS/s1/micro/negative/s1_ne_01/image443824.bmp`` (the class is the folder); sheet
@@ -30,8 +35,10 @@ Representations, computed by :mod:`mer_bench.preprocess` and cached on disk
 (``$MER_BENCH_CACHE/<dataset>/``, keyed by the sheet's hash, the clip and every parameter, so a
 second run reads the cache): ``flow`` (onset -> apex flow image, 3 x 28 x 28 in [0, 1] like the
 MEGC composite; ``flow_method`` ``dis`` by default, ``tvl1`` for the published pipeline),
-``apex`` (the apex frame, 3 x ``size`` x ``size`` in [0, 1]) and ``clip`` (``frames`` frames
-centred on the apex, normalised as MERANet does, 3 x frames x size x size) and ``dynamic`` (the
+``apex`` (the apex frame, 3 x ``size`` x ``size`` in [0, 1]), ``clip`` (3 x ``frames`` x size x
+size, normalised per channel as MERANet does; ``clip_rule`` ``apex``: frames centred on the apex,
+edges replicated, the default; ``tim``: onset..offset by the temporal interpolation model;
+``uniform``: onset..offset linearly resampled) and ``dynamic`` (the
 dynamic image of onset..offset, 3 x size x size in [0, 1]). The face box is found
 on the onset frame (Haar cascade) and applied to the whole clip; where no face is found the whole
 frame is used and the clip is listed in ``dataset.no_face_``. ``workers`` processes share the work,
@@ -40,7 +47,9 @@ with a progress bar.
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -51,10 +60,17 @@ import pandas as pd
 
 from mer_bench.config import require_data_root
 from mer_bench.data import Dataset, DatasetError
-from mer_bench.datasets.sheets import read_casme2_sheet, read_casme3_sheet, read_samm_sheet, read_smic_sheet
+from mer_bench.datasets.sheets import (
+    read_casme2_sheet,
+    read_casme3_sheet,
+    read_casme_sheet,
+    read_casme_sq_sheet,
+    read_samm_sheet,
+    read_smic_sheet,
+)
 
-__all__ = ["FrameTreeDataset", "CASME2", "SAMM", "SMICHS", "SMICVIS", "SMICNIR", "CASME3A", "frame_number",
-           "list_frames"]
+__all__ = ["FrameTreeDataset", "CASME", "CASME2", "CASME2Cropped", "CASMESq", "SAMM", "SMICHS", "SMICVIS",
+           "SMICNIR", "CASME3A", "frame_number", "list_frames"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -101,13 +117,40 @@ CLASS_SCHEMES["casme3"] = {
     "megc3": {"disgust": "negative", "fear": "negative", "anger": "negative", "sad": "negative",
               "happy": "positive", "surprise": "surprise"},
 }
+# CASME (I): the 8 emotion categories of its paper (Yan et al., FG 2013), or MERANet's 3.
+CLASS_SCHEMES["casme"] = {
+    "8class": {e: e for e in ("amusement", "sadness", "disgust", "surprise", "contempt", "fear", "repression",
+                              "tense")},
+    "meranet3": {"disgust": "disgust", "repression": "repression", "tense": "tense"},
+}
+# CAS(ME)^2: the estimated emotion (4 classes), or MERANet's 3 classes, which are the emotion of the
+# eliciting video (happy / angry / disgust: 18 / 22 / 17 of the 57 MEs), column ``stimulus``.
+CLASS_SCHEMES["casme^2"] = {
+    "4class": {e: e for e in ("negative", "positive", "surprise", "others")},
+    "meranet3": {"happy": "happiness", "anger": "anger", "disgust": "disgust"},
+}
+#: the sheet column a class scheme reads (default ``emotion``)
+SCHEME_COLUMNS = {("casme^2", "meranet3"): "stimulus"}
 #: every emotion label the official sheets use (others are reported by ``check``)
 KNOWN_EMOTIONS = {
+    "casme": {"amusement", "sadness", "disgust", "surprise", "contempt", "fear", "repression", "tense",
+              "happiness"},
+    "casme^2": {"negative", "positive", "surprise", "others"},
     "casme2": {"happiness", "surprise", "disgust", "repression", "others", "sadness", "fear"},
     "samm": {"anger", "happiness", "contempt", "surprise", "other", "disgust", "fear", "sadness"},
     "smic": {"negative", "positive", "surprise"},
     "casme3": {"disgust", "surprise", "others", "fear", "anger", "sad", "happy"},
 }
+
+
+def _read_cached(path: Path) -> np.ndarray | None:
+    """A cached array, or ``None`` when absent or unreadable (then it is recomputed and replaced)."""
+    if not path.is_file():
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
 
 
 def _read_frames(paths: list[Path]) -> np.ndarray:
@@ -147,8 +190,8 @@ def _compute(job: tuple) -> tuple[np.ndarray, bool]:
         rgb = cv2.cvtColor(frames[apex_pos], cv2.COLOR_BGR2RGB)
         img = cv2.resize(rgb, (params["size"], params["size"]), interpolation=cv2.INTER_AREA)
         return img.transpose(2, 0, 1).astype(np.float32) / 255.0, found
-    rgb = frames[..., ::-1]
-    return pp.meranet_clip(np.ascontiguousarray(rgb), apex_pos, params["frames"], params["size"]), found
+    rgb = np.ascontiguousarray(frames[..., ::-1])
+    return pp.temporal_clip(rgb, apex_pos, params["frames"], params["size"], params["clip_rule"]), found
 
 
 class FrameTreeDataset(Dataset):
@@ -168,10 +211,17 @@ class FrameTreeDataset(Dataset):
 
     def __init__(self, data_root: str | None = None, sheet: str | None = None, classes: str | None = None,
                  flow_method: str = "dis", face_crop: bool = True, frames: int = 16, size: int = 112,
-                 workers: int = 1) -> None:
+                 workers: int = 1, clip_rule: str = "apex") -> None:
+        from mer_bench.preprocess import CLIP_RULES, FLOW_METHODS
+
         self.data_root = data_root
         self.sheet = sheet
         self.classes_scheme = classes or self.default_classes
+        if flow_method not in FLOW_METHODS:
+            raise DatasetError(f"{self.name}: unknown flow_method {flow_method!r}; choose {', '.join(FLOW_METHODS)}")
+        if clip_rule not in CLIP_RULES:
+            raise DatasetError(f"{self.name}: unknown clip_rule {clip_rule!r}; choose {', '.join(CLIP_RULES)}")
+        self.clip_rule = clip_rule
         self.flow_method = flow_method
         self.face_crop = face_crop
         self.frames = frames
@@ -192,6 +242,8 @@ class FrameTreeDataset(Dataset):
     def options(self) -> dict[str, Any]:
         opts = {"classes": self.classes_scheme, "flow_method": self.flow_method, "face_crop": self.face_crop,
                 "frames": self.frames, "size": self.size}
+        if self.clip_rule != "apex":  # only when not the default, so existing caches and run ids stay valid
+            opts["clip_rule"] = self.clip_rule
         return opts if self.sheet is None else {**opts, "sheet": Path(self.sheet).name}
 
     @property
@@ -262,12 +314,13 @@ class FrameTreeDataset(Dataset):
         if self._table is not None:
             return self._table
         t = self.sheet_table()
-        t = t[t["emotion"].isin(list(self._mapping))].reset_index(drop=True)
+        column = SCHEME_COLUMNS.get((self.scheme_key, self.classes_scheme), "emotion")
+        t = t[t[column].isin(list(self._mapping))].reset_index(drop=True)
         out = pd.DataFrame({
             "sample_id": t["dataset"] + "/" + t["subject"] + "/" + t["clip"], "dataset": t["dataset"],
             "subject": t["subject"], "clip": t["clip"], "onset": t["onset"], "apex": t["apex"],
             "offset": t["offset"], "emotion": t["emotion"], "aus": t["aus"],
-            "label": [self.classes.index(self._mapping[e]) for e in t["emotion"]],
+            "label": [self.classes.index(self._mapping[e]) for e in t[column]],
             "n_frames": (t["offset"] - t["onset"] + 1), "fps": self.fps,
             "frame_dir": [str(self.clip_dir(r)) for r in t.itertuples()],
         })
@@ -293,7 +346,7 @@ class FrameTreeDataset(Dataset):
         apex = int(row.apex) if not pd.isna(row.apex) else numbers[len(numbers) // 2]
         apex_pos = int(np.argmin([abs(n - apex) for n in numbers]))
         params = {"face_crop": self.face_crop, "flow_method": self.flow_method, "frames": self.frames,
-                  "size": self.size}
+                  "size": self.size, "clip_rule": self.clip_rule}
         return rep, [p for _, p in frames], apex_pos, params
 
     def _cache_path(self, rep: str, row) -> Path:
@@ -320,8 +373,9 @@ class FrameTreeDataset(Dataset):
             if ck in self._cache:
                 continue
             path = self._cache_path(representation, row)
-            if path.is_file():
-                self._cache[ck] = np.load(path)
+            cached = _read_cached(path)
+            if cached is not None:
+                self._cache[ck] = cached
             else:
                 todo.append((ck, path, row))
         if todo:
@@ -329,6 +383,9 @@ class FrameTreeDataset(Dataset):
         return np.stack([self._cache[f"{representation}:{sid}"] for sid in rows["sample_id"]])
 
     def _compute_many(self, rep: str, todo: list) -> None:
+        """Compute missing representations, storing each one as soon as it is done: an error or an
+        interruption keeps every finished clip and never leaves a partial file under a cache name
+        (each file is written to a temporary name, then renamed)."""
         from rich.progress import Progress
 
         jobs = [self._job(rep, row) for _, _, row in todo]
@@ -336,29 +393,61 @@ class FrameTreeDataset(Dataset):
             task = progress.add_task(f"{self.name}: {rep} ({len(jobs)} clips)", total=len(jobs))
             if self.workers > 1:
                 with ProcessPoolExecutor(self.workers) as pool:
-                    results = []
-                    for res in pool.map(_compute, jobs):
-                        results.append(res)
+                    for item, res in zip(todo, pool.map(_compute, jobs)):
+                        self._store(item, res)
                         progress.advance(task)
             else:
-                results = []
-                for job in jobs:
-                    results.append(_compute(job))
+                for item, job in zip(todo, jobs):
+                    self._store(item, _compute(job))
                     progress.advance(task)
-        for (ck, path, row), (arr, found) in zip(todo, results):
-            if not found:
-                self.no_face_.append(row.sample_id)
-            self._cache[ck] = arr
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp.npy")
-                np.save(tmp, arr)
-                tmp.replace(path)
-            except OSError:
-                pass  # an unwritable cache only costs recomputation
+
+    def _store(self, item: tuple, result: tuple[np.ndarray, bool]) -> None:
+        (ck, path, row), (arr, found) = item, result
+        if not found:
+            self.no_face_.append(row.sample_id)
+        self._cache[ck] = arr
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.save(f, arr)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # an unwritable cache only costs recomputation
 
 
-class CASME2(FrameTreeDataset):
+class CASME(FrameTreeDataset):
+    """CASME (I) (Yan et al., FG 2013): 60 fps; sheet ``casme.xlsx`` (MEB's; field notes 2.6),
+    frames ``CASME_raw_selected/sub01/EP01_5/EP01_5-1.jpg`` or, with ``layout=cropped``,
+    ``Cropped/sub01/EP01_5/reg_EP01_5-1.jpg`` (frame numbers may be zero-padded). Class schemes
+    ``8class`` (default) and ``meranet3`` (disgust, repression, tense)."""
+
+    name: ClassVar[str] = "casme"
+    summary: ClassVar[str] = "CASME (I) frame folders + casme.xlsx (195 MEs, 19 subjects, 60 fps); needs --data-root"
+    fps: ClassVar[int] = 60
+    sheet_patterns = ("casme.xlsx", "CASME*.xlsx", "**/casme.xlsx")
+    scheme_key = "casme"
+    default_classes = "8class"
+    layouts: ClassVar[dict[str, str]] = {"raw": "CASME_raw_selected", "cropped": "Cropped"}
+    default_layout: ClassVar[str] = "raw"
+
+    def __init__(self, *args: Any, layout: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.layout = layout or self.default_layout
+        if self.layout not in self.layouts:
+            raise DatasetError(f"{self.name}: layout must be one of {', '.join(self.layouts)}, got {self.layout!r}")
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "layout": self.layout}
+
+    def read_sheet(self, path: Path) -> pd.DataFrame:
+        return read_casme_sheet(path)
+
+    def clip_dir(self, row) -> Path:
+        return self.root / self.layouts[self.layout] / row.subject / row.clip
+
+
+class CASME2(CASME):
     """CASME II (Yan et al., PLoS ONE 2014); see the module docstring for the layout.
 
     Extra option ``layout``: ``"raw"`` (``CASME2_RAW_selected``) or ``"cropped"`` (``Cropped``).
@@ -370,24 +459,61 @@ class CASME2(FrameTreeDataset):
     fps: ClassVar[int] = 200
     sheet_patterns = ("CASME2-coding-20140508.xlsx", "CASME2-coding-*.xlsx", "**/CASME2-coding-*.xlsx")
     scheme_key = "casme2"
-
-    def __init__(self, data_root: str | None = None, sheet: str | None = None, classes: str | None = None,
-                 flow_method: str = "dis", face_crop: bool = True, frames: int = 16, size: int = 112,
-                 workers: int = 1, layout: str = "raw") -> None:
-        super().__init__(data_root, sheet, classes, flow_method, face_crop, frames, size, workers)
-        self.layout = layout
-
-    def options(self) -> dict[str, Any]:
-        return {**super().options(), "layout": self.layout}
+    default_classes = "5class"
+    layouts: ClassVar[dict[str, str]] = {"raw": "CASME2_RAW_selected", "cropped": "Cropped"}
 
     def read_sheet(self, path: Path) -> pd.DataFrame:
         return read_casme2_sheet(path)
 
+
+class CASME2Cropped(CASME2):
+    """CASME II's official cropped and aligned release: ``Cropped/sub01/EP02_01f/reg_img46.jpg``
+    (the same sheet and frame numbers as the raw release; faces already cropped, so ``face_crop``
+    is off by default). The same as ``casme2`` with ``layout=cropped, face_crop=False``."""
+
+    name: ClassVar[str] = "casme2-cropped"
+    summary: ClassVar[str] = ("CASME II official cropped frames (Cropped/sub01/EP02_01f/reg_img46.jpg); "
+                              "needs --data-root")
+    default_layout: ClassVar[str] = "cropped"
+
+    def __init__(self, *args: Any, face_crop: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, face_crop=face_crop, **kwargs)
+
+
+class CASMESq(CASME):
+    """CAS(ME)^2 (Qu et al., IEEE TAC 2018): 30 fps; workbook ``CAS(ME)^2code_final.xlsx`` (see
+    :func:`mer_bench.datasets.sheets.read_casme_sq_sheet`); frames
+    ``rawpic/s15/15_0401<name>/img<N>.jpg`` (``layout=cropped``: ``cropped/...``). Only
+    micro-expressions by default (option ``expressions``: micro, macro, all). Class schemes
+    ``4class`` (the estimated emotion: negative, positive, surprise, others; default) and
+    ``meranet3`` (the eliciting video's emotion: happiness, anger, disgust)."""
+
+    name: ClassVar[str] = "casme^2"
+    summary: ClassVar[str] = ("CAS(ME)^2 frame folders + CAS(ME)^2code_final.xlsx (57 MEs, 22 subjects, 30 fps); "
+                              "needs --data-root")
+    fps: ClassVar[int] = 30
+    sheet_patterns = ("CAS(ME)^2code_final*.xlsx", "CAS(ME)*code*.xlsx", "**/CAS(ME)*code*.xlsx")
+    scheme_key = "casme^2"
+    default_classes = "4class"
+    layouts: ClassVar[dict[str, str]] = {"raw": "rawpic", "cropped": "cropped"}
+
+    def __init__(self, *args: Any, expressions: str = "micro", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.expressions = expressions
+
+    def options(self) -> dict[str, Any]:
+        opts = super().options()
+        return opts if self.expressions == "micro" else {**opts, "expressions": self.expressions}
+
+    def read_sheet(self, path: Path) -> pd.DataFrame:
+        return read_casme_sq_sheet(path, expressions=self.expressions)
+
     def clip_dir(self, row) -> Path:
-        if self.layout not in ("raw", "cropped"):
-            raise DatasetError(f"casme2 layout must be 'raw' or 'cropped', got {self.layout!r}")
-        top = "CASME2_RAW_selected" if self.layout == "raw" else "Cropped"
-        return self.root / top / row.subject / row.clip
+        top = self.root / self.layouts[self.layout] / row.subject
+        video = self.sheet_table().set_index(["subject", "clip"]).at[(row.subject, row.clip), "video"] \
+            if not hasattr(row, "video") else row.video
+        found = sorted(top.glob(f"{glob.escape(video)}*")) if top.is_dir() else []
+        return found[0] if found else top / video
 
 
 class SAMM(FrameTreeDataset):

@@ -35,9 +35,8 @@ import pandas as pd
 
 from mer_bench.data import DatasetError
 
-__all__ = ["SHEET_COLUMNS", "read_coding_sheet", "read_casme2_sheet", "read_samm_sheet", "read_smic_sheet",
-           "read_casme3_sheet",
-           "load_fixes", "apply_fixes", "sheet_problems"]
+__all__ = ["SHEET_COLUMNS", "read_coding_sheet", "read_casme_sheet", "read_casme_sq_sheet", "read_casme2_sheet",
+           "read_samm_sheet", "read_smic_sheet", "read_casme3_sheet", "load_fixes", "apply_fixes", "sheet_problems"]
 
 SHEET_COLUMNS = ("dataset", "subject", "clip", "onset", "apex", "offset", "emotion", "aus", "objective_class",
                  "sheet", "sheet_version")
@@ -61,10 +60,13 @@ def _need(df: pd.DataFrame, cols: list[str], path: Path, header_row: int = 1) ->
                            f"found {[str(c) for c in df.columns]}")
 
 
-def _frames(values: pd.Series, path: Path, column: str, offset_row: int) -> pd.Series:
-    """Text cells to nullable ints; '/' or blank -> NA; anything else that is not an int raises."""
+def _frames(values: pd.Series, path: Path, column: str, offset_row: int | None) -> pd.Series:
+    """Text cells to nullable ints; '/' or blank -> NA; anything else that is not an int raises.
+    Error rows are ``position + offset_row``, or ``index + 1`` when ``offset_row`` is None (a sheet
+    read with ``header=None``)."""
     out = []
-    for i, v in enumerate(values):
+    rows = (values.index + 1) if offset_row is None else range(offset_row, offset_row + len(values))
+    for i, v in zip(rows, values):
         s = "" if pd.isna(v) else str(v).strip()
         if s in ("", "/"):
             out.append(pd.NA)
@@ -72,9 +74,9 @@ def _frames(values: pd.Series, path: Path, column: str, offset_row: int) -> pd.S
         try:
             f = float(s)
         except ValueError:
-            raise DatasetError(f"{path}, sheet row {i + offset_row}: {column} is {s!r}, not a frame number") from None
+            raise DatasetError(f"{path}, sheet row {i}: {column} is {s!r}, not a frame number") from None
         if f != int(f):
-            raise DatasetError(f"{path}, sheet row {i + offset_row}: {column} is {s!r}, not a whole frame number")
+            raise DatasetError(f"{path}, sheet row {i}: {column} is {s!r}, not a whole frame number")
         out.append(int(f))
     return pd.Series(out, index=values.index, dtype="Int64")
 
@@ -83,7 +85,8 @@ def _finish(rows: dict, path: Path, version: str, dataset: str, fixes: bool) -> 
     df = pd.DataFrame(rows)
     df["sheet"] = path.name
     df["sheet_version"] = version
-    df = df[list(SHEET_COLUMNS)].reset_index(drop=True)
+    extra = [c for c in df.columns if c not in SHEET_COLUMNS]  # dataset-specific columns follow the common ones
+    df = df[list(SHEET_COLUMNS) + extra].reset_index(drop=True)
     dup = df[df.duplicated(["subject", "clip"], keep=False)]
     if len(dup):
         raise DatasetError(f"{path}: clips listed twice: {sorted(set(dup['subject'] + '/' + dup['clip']))[:5]}")
@@ -203,12 +206,145 @@ def read_casme3_sheet(path: str | Path, fixes: bool = True) -> pd.DataFrame:
     }, path, "casme3_table", "casme3", fixes)
 
 
-_READERS = {"casme2": read_casme2_sheet, "samm": read_samm_sheet, "smic": read_smic_sheet,
-            "casme3": read_casme3_sheet}
+def read_casme_sheet(path: str | Path, fixes: bool = True) -> pd.DataFrame:
+    """CASME (I) sheet (MEB's ``casme.xlsx``; field notes 2.6): columns ``Subject, Filename,
+    OnsetF, ApexF1, ApexF2, OffsetF, Emotion`` plus an AU column (``AU``/``AUs``/``Action Units``),
+    blank columns ignored. The apex is ``ApexF1`` (as MEB); where it is blank the middle frame
+    ``onset + (offset - onset) // 2`` is used and the clip is listed in ``table.attrs["apex_filled"]``.
+    MEB's CASME row fixes cannot be keyed without the sheet (field notes 2.8), so none are applied:
+    ``mer-bench data check`` reports what remains.
+
+    Raises:
+        DatasetError: a missing file, missing columns, or a bad frame cell.
+    """
+    path = Path(path)
+    df = _read_excel(path, sheet_name=0)
+    _need(df, ["Subject", "Filename", "OnsetF", "ApexF1", "OffsetF", "Emotion"], path)
+    df = df.dropna(subset=["Subject", "Filename"])
+    au_col = next((c for c in df.columns if str(c).strip().lower() in ("au", "aus", "action units", "action unit")),
+                  None)
+    onset = _frames(df["OnsetF"], path, "OnsetF", 2)
+    offset = _frames(df["OffsetF"], path, "OffsetF", 2)
+    apex = _frames(df["ApexF1"], path, "ApexF1", 2)
+    blank = apex.isna() & onset.notna() & offset.notna()
+    apex = apex.where(~blank, onset + (offset - onset) // 2)
+    subject = [f"sub{int(float(s)):02d}" for s in df["Subject"]]
+    out = _finish({
+        "dataset": "casme",
+        "subject": subject,
+        "clip": df["Filename"].str.strip(),
+        "onset": onset, "apex": apex, "offset": offset,
+        "emotion": df["Emotion"].str.strip().str.lower(),
+        "aus": df[au_col].fillna("").str.strip() if au_col is not None else "",
+        "objective_class": pd.NA,
+    }, path, "casme", "casme", fixes)
+    out.attrs["apex_filled"] = [f"{s}/{c}" for s, c, b in zip(out["subject"], out["clip"], blank) if b]
+    return out
+
+
+CASME_SQ_COLUMNS = ("participant", "clip", "onset", "apex", "offset", "aus", "emotion", "expression_type",
+                    "self_report")
+
+
+def read_casme_sq_sheet(path: str | Path, expressions: str = "micro", fixes: bool = True) -> pd.DataFrame:
+    """CAS(ME)^2 workbook ``CAS(ME)^2code_final.xlsx`` (Qu et al., IEEE TAC 2018; field notes 2.6).
+
+    The data sheet (the first sheet not named ``naming rule*``) has no header; its columns are
+    :data:`CASME_SQ_COLUMNS`: participant number, ``<stimulus>_<n>`` (e.g. ``anger1_1``), onset,
+    apex, offset, AUs, estimated emotion, expression type (``micro-expression`` /
+    ``macro-expression``) and self-reported emotion. A header row, if one was added, is skipped.
+    ``naming rule1`` maps the participant number (column C) to the subject's folder number
+    (column A, ``15`` -> folder ``s15``); ``naming rule2`` maps the stimulus (column B,
+    ``anger1``) to its video code (column A, ``401`` -> ``0401``). Frames of a clip lie in
+    ``rawpic/s15/15_0401*/img<N>.jpg``.
+
+    Extra columns: ``video`` (``15_0401``), ``stimulus`` (the stimulus' emotion: ``anger``,
+    ``disgust`` or ``happy``; the MERANet paper's 3 classes, 22/17/18 micro-expressions),
+    ``expression_type`` and ``self_report``.
+
+    Args:
+        expressions: ``"micro"`` (default; the MER datasets use only these), ``"macro"`` or ``"all"``.
+
+    Raises:
+        DatasetError: a missing sheet, too few columns, a bad frame cell, a participant or stimulus
+            that the naming rules do not list (named with its sheet row).
+    """
+    import re
+
+    path = Path(path)
+    if expressions not in ("micro", "macro", "all"):
+        raise DatasetError(f"expressions must be 'micro', 'macro' or 'all', got {expressions!r}")
+    if not path.is_file():
+        raise DatasetError(f"coding sheet {path} not found")
+    try:
+        names = pd.ExcelFile(path).sheet_names
+    except Exception as exc:
+        raise DatasetError(f"cannot read coding sheet {path}: {exc}") from None
+    rules = {n.strip().lower().replace(" ", ""): n for n in names}
+    if "namingrule1" not in rules or "namingrule2" not in rules:
+        raise DatasetError(f"{path}: no 'naming rule1' / 'naming rule2' sheets (found {names}): not a CAS(ME)^2 "
+                           f"workbook?")
+    data_sheet = next(n for n in names if not n.strip().lower().startswith("naming rule"))
+    df = _read_excel(path, sheet_name=data_sheet, header=None)
+    if df.shape[1] < len(CASME_SQ_COLUMNS):
+        raise DatasetError(f"{path}, sheet {data_sheet!r}: {df.shape[1]} columns, expected {len(CASME_SQ_COLUMNS)} "
+                           f"({', '.join(CASME_SQ_COLUMNS)})")
+    df = df.iloc[:, :len(CASME_SQ_COLUMNS)]
+    df.columns = list(CASME_SQ_COLUMNS)
+    if len(df) and not str(df["onset"].iat[0]).strip().replace(".", "", 1).isdigit():
+        df = df.iloc[1:]  # a header row someone added
+    df = df.dropna(subset=["participant", "clip"])
+
+    def _rule(sheet: str, key_col: int, value_col: int) -> dict[str, str]:
+        r = _read_excel(path, sheet_name=rules[sheet], header=None)
+        out = {}
+        for row in r.itertuples(index=False):
+            if len(row) > max(key_col, value_col) and not pd.isna(row[key_col]) and not pd.isna(row[value_col]):
+                out[str(row[key_col]).strip().removesuffix(".0")] = str(row[value_col]).strip().removesuffix(".0")
+        return out
+
+    folder_of = {k: re.sub(r"\D", "", v) for k, v in _rule("namingrule1", 2, 0).items()}
+    code_of = _rule("namingrule2", 1, 0)
+    subjects, videos, stimuli = [], [], []
+    for i, (p, clip) in enumerate(zip(df["participant"], df["clip"])):
+        row = df.index[i] + 1
+        p = str(p).strip().removesuffix(".0")
+        clip = str(clip).strip()
+        stim = clip.rsplit("_", 1)[0]
+        if p not in folder_of or not folder_of[p]:
+            raise DatasetError(f"{path}, sheet {data_sheet!r} row {row}: participant {p!r} is not in 'naming rule1'")
+        if stim not in code_of:
+            raise DatasetError(f"{path}, sheet {data_sheet!r} row {row}: stimulus {stim!r} (from {clip!r}) is not in "
+                               f"'naming rule2'")
+        n = int(folder_of[p])
+        subjects.append(f"s{n:02d}")
+        videos.append(f"{n:02d}_{int(code_of[stim]):04d}")
+        stimuli.append(re.sub(r"\d+$", "", stim).lower())
+    kind = df["expression_type"].fillna("").str.strip().str.lower()
+    keep = pd.Series(True, index=df.index) if expressions == "all" else kind.str.startswith(expressions)
+    table = _finish({
+        "dataset": "casme^2",
+        "subject": subjects, "clip": df["clip"].str.strip(),
+        "onset": _frames(df["onset"], path, "onset (column C)", None),
+        "apex": _frames(df["apex"], path, "apex (column D)", None),
+        "offset": _frames(df["offset"], path, "offset (column E)", None),
+        "emotion": df["emotion"].fillna("").str.strip().str.lower(),
+        "aus": df["aus"].fillna("").astype(str).str.strip(),
+        "objective_class": pd.NA,
+        "video": videos, "stimulus": stimuli, "expression_type": kind, "self_report": df["self_report"],
+    }, path, f"code_final:{expressions}", "casme^2", fixes)
+    attrs = dict(table.attrs)
+    table = table[keep.to_numpy()].reset_index(drop=True)
+    table.attrs.update(attrs)
+    return table
+
+
+_READERS = {"casme": read_casme_sheet, "casme^2": read_casme_sq_sheet, "casme2": read_casme2_sheet,
+            "samm": read_samm_sheet, "smic": read_smic_sheet, "casme3": read_casme3_sheet}
 
 
 def read_coding_sheet(dataset: str, path: str | Path, **kw) -> pd.DataFrame:
-    """Dispatch to the reader of ``dataset`` (``casme2``, ``samm``, ``smic``).
+    """Dispatch to the reader of ``dataset`` (``casme``, ``casme^2``, ``casme2``, ``samm``, ``smic``, ``casme3``).
 
     Raises:
         DatasetError: an unknown dataset, or what the reader raises.
