@@ -3,8 +3,9 @@ cache (a second pass over a dataset reads ``$MER_BENCH_CACHE`` instead of recomp
 
     python benchmarks/bench_preprocess.py            # a generated CASME II tree (textured frames, no faces)
 
-Numbers are throughput on generated 280 x 340 frames (the size of a CASME II face crop); compare
-methods as ratios measured in one run, the machine being shared.
+Flow and clip numbers are throughput on generated 280 x 340 frames (the size of a CASME II face
+crop); the cache pass uses a generated tree of 640 x 480 JPEG frames like the CASME II release.
+Compare methods as ratios measured in one run, the machine being shared.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _tree(root: Path, n_clips: int, n_frames: int) -> None:
         sub, clip = f"sub{i % 5 + 1:02d}", f"EP{i:02d}_01"
         folder = root / "CASME2_RAW_selected" / sub / clip
         folder.mkdir(parents=True)
-        base = cv2.GaussianBlur(rng.integers(0, 255, (340, 280), dtype=np.uint8), (9, 9), 3)
+        base = cv2.GaussianBlur(rng.integers(0, 255, (480, 640), dtype=np.uint8), (9, 9), 3)
         for t in range(n_frames):
             cv2.imwrite(str(folder / f"img{t + 1}.jpg"), np.dstack([np.roll(base, t // 4, axis=1)] * 3))
         rows.append([sub[3:], clip, 1, n_frames // 2, n_frames, "4", "disgust"])
@@ -65,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MER_BENCH_CACHE"] = str(Path(tmp) / "cache")
         root = Path(tmp) / "CASME2"
-        _tree(root, n_clips=10, n_frames=24)
+        _tree(root, n_clips=10, n_frames=60)  # CASME II-like: 640x480 JPEGs, ~60 frames onset..offset
         idx = np.arange(10)
         t0 = time.perf_counter()
         CASME2(data_root=str(root)).load("clip", idx)
@@ -75,7 +76,7 @@ def main() -> None:
         CASME2(data_root=str(root)).load("clip", idx)
         CASME2(data_root=str(root)).load("flow", idx)
         second = time.perf_counter() - t0
-        print(f"10 clips x (clip + DIS flow): first pass {first:.2f} s, second pass (cache) {second:.3f} s, "
+        print(f"10 clips of 60 640x480 frames x (clip + DIS flow): first pass {first:.2f} s, second pass (cache) {second:.3f} s, "
               f"{first / second:.0f}x faster")
 
 
