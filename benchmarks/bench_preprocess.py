@@ -76,8 +76,8 @@ def main() -> None:
         CASME2(data_root=str(root)).load("clip", idx)
         CASME2(data_root=str(root)).load("flow", idx)
         second = time.perf_counter() - t0
-        print(f"10 clips of 60 640x480 frames x (clip + DIS flow): first pass {first:.2f} s, second pass (cache) {second:.3f} s, "
-              f"{first / second:.0f}x faster")
+        print(f"10 clips of 60 640x480 frames x (clip + DIS flow): first pass {first:.2f} s, "
+              f"second pass (cache) {second:.3f} s, {first / second:.0f}x faster")
 
 
 if __name__ == "__main__":

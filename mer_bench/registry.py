@@ -214,6 +214,7 @@ _BUILTIN_METHODS = {
     "ststnet": "mer_bench.methods.ststnet:STSTNet",
     "offapexnet": "mer_bench.methods.offapexnet:OffApexNet",
     "flow-resnet18": "mer_bench.methods.timm_flow:FlowTimm",
+    "lbptop-svm": "mer_bench.methods.lbptop:LBPTOPSVM",
 }
 _BUILTIN_PROTOCOLS = {
     "loso": "mer_bench.protocols.loso:LOSO",

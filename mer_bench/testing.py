@@ -1,6 +1,12 @@
 """The conformance checks every method must pass (after scikit-learn's ``check_estimator``).
 
-Use in a plugin's own tests::
+The checks: the method declares its source; ``__init__`` only stores hyper-parameters; ``fit``
+returns self and sets learned state ending in ``_``; predictions lie in the training classes;
+probabilities are finite rows summing to 1; a clone has the same parameters; the same seed gives
+the same predictions; test labels are never needed; a class missing from a training fold does not
+crash; input of the wrong shape is a clear ``ValueError``.
+
+Use in a plugin's own tests (one line)::
 
     from mer_bench.testing import check_method
     check_method(MyMethod, params={"epochs": 1})
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -83,6 +90,7 @@ def check_proba_rows_sum_to_one(method_cls, params):
     train, test = _split(method_cls)
     proba = np.asarray(method_cls(**params).fit(train).predict_proba(test))
     assert proba.shape == (len(test), train.n_classes), f"predict_proba shape {proba.shape}"
+    assert np.all(np.isfinite(proba)), "probabilities must be finite"
     assert np.all(proba >= 0) and np.allclose(proba.sum(1), 1, atol=1e-5), "rows must be distributions"
 
 
@@ -105,9 +113,39 @@ def check_no_test_labels_needed(method_cls, params):
     method_cls(**params).fit(train).predict(test)  # must not touch test.y
 
 
+def check_class_missing_from_training(method_cls, params):
+    """A LOSO training fold may lack a class (e.g. SAMM subject 025 holds only 'other'): no crash,
+    predictions still in ``0..n_classes-1``, probabilities still over every class."""
+    train, test = _split(method_cls)
+    keep = train.y != train.y.max()
+    reduced = replace(train, X=train.X[keep], y=train.y[keep], subject=train.subject[keep],
+                      sample_id=train.sample_id[keep])
+    m = method_cls(**params).fit(reduced)
+    pred = np.asarray(m.predict(test))
+    assert set(pred.tolist()) <= set(range(train.n_classes)), "predictions outside the classes"
+    if hasattr(m, "predict_proba"):
+        assert np.asarray(m.predict_proba(test)).shape == (len(test), train.n_classes), \
+            "predict_proba must cover every class, also one absent from training"
+
+
+def check_bad_input_shape_is_a_clear_error(method_cls, params):
+    """Input of the wrong rank raises ``ValueError`` naming the expected shape."""
+    if method_cls.info.representation == "none":
+        return
+    train, _ = _split(method_cls)
+    bad = replace(train, X=train.X.reshape(len(train), -1))
+    try:
+        method_cls(**params).fit(bad)
+    except ValueError as exc:
+        assert "expect" in str(exc) or "shape" in str(exc), f"the error should name the expected shape: {exc}"
+    else:
+        raise AssertionError(f"fit accepted input of shape {bad.X.shape}; it must raise ValueError")
+
+
 _CHECKS: list[Callable[[type, dict], None]] = [
     check_info, check_init_stores_params_only, check_fit_returns_self, check_predict_in_classes,
     check_proba_rows_sum_to_one, check_clone_roundtrip, check_deterministic_with_seed, check_no_test_labels_needed,
+    check_class_missing_from_training, check_bad_input_shape_is_a_clear_error,
 ]
 
 

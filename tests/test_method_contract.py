@@ -11,6 +11,7 @@ TINY = {
     "ststnet": {"epochs": 3},
     "offapexnet": {"epochs": 2},
     "flow-resnet18": {"backbone": "resnet10t", "epochs": 1, "batch_size": 16},
+    "lbptop-svm": {"blocks": 3},
 }
 BUILTIN = [n for n in METHODS.names() if METHODS.origin(n) == "built-in"]
 CASES = [(name, check, thunk) for name in BUILTIN
