@@ -232,6 +232,7 @@ def _print_results(results, store_path) -> None:
     from rich.table import Table
 
     from mer_bench.leaderboard import SUBSET_NAMES
+    from mer_bench.registry import METHODS
 
     console = Console()
     s0 = results[0].spec
@@ -241,6 +242,8 @@ def _print_results(results, store_path) -> None:
         table.add_column(col, justify="left" if col in ("selection", "subset", "status") else "right")
     for r in results:
         sel = "last epoch" if r.spec.selection == "last" else "best on test (LEAKY)"
+        if r.spec.selection == "last" and not METHODS.get(r.spec.method).info.supports_epoch_selection:
+            sel = "n/a (no epochs)"
         for subset, sc in r.scores.items():
             table.add_row(str(r.spec.seed), sel, SUBSET_NAMES.get(subset, subset), f"{sc['uf1']:.4f}",
                           f"{sc['uar']:.4f}", f"{sc['accuracy']:.4f}", str(sc["n"]), r.status)

@@ -34,6 +34,7 @@ REPRESENTATIONS = {
     "apex": "(N, C, H, W) float32 apex frame",
     "flow": "(N, C, H, W) float32 optical-flow image (onset -> apex)",
     "dynamic": "(N, C, H, W) float32 dynamic image of the clip (approximate rank pooling; LEARNet's input)",
+    "mesti": "(N, 3, H, W) float32 micro-expression spatio-temporal image (mer-bench's mesti-v1; MEGANet's input)",
     "features": "(N, D) float32 hand-crafted features",
     "none": "(N, 0) no input: the method uses only the number of samples (floors such as chance)",
 }

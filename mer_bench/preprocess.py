@@ -18,7 +18,9 @@ Every function works on numpy arrays; frames are ``(T, H, W)`` grey or ``(T, H, 
   et al. 2016; ``farneback``: Farneback 2003), :func:`optical_strain` and :func:`flow_image`:
   the onset-to-apex flow image stored like the MEGC 2019 composite images (28 x 28, R = u,
   G = v, B = strain, each channel min-max scaled to 0..255 per image);
-* :func:`dynamic_image`: approximate rank pooling (Bilen et al., CVPR 2016), LEARNet's input.
+* :func:`dynamic_image`: approximate rank pooling (Bilen et al., CVPR 2016), LEARNet's input;
+* :func:`mesti`: mer-bench's stand-in for MEGANet's MESTI image (the paper defines MESTI only as
+  one image that keeps the micro-movements; see the function for the named choice).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 __all__ = ["face_box", "crop_clip", "apex_window", "meranet_clip", "resample_time", "tim", "temporal_clip",
            "CLIP_RULES", "optical_flow",
-           "optical_strain", "flow_image", "rank_pool_weights", "dynamic_image", "FLOW_METHODS", "to_gray"]
+           "optical_strain", "flow_image", "rank_pool_weights", "dynamic_image", "mesti", "FLOW_METHODS", "to_gray"]
 
 FLOW_METHODS = ("tvl1", "dis", "farneback")
 #: how a fixed-length clip is taken from onset..offset (see :func:`temporal_clip`)
@@ -236,3 +238,24 @@ def dynamic_image(frames: np.ndarray) -> np.ndarray:
     gives a constant (zero) image."""
     x = np.asarray(frames, np.float64)
     return _minmax_u8(np.tensordot(rank_pool_weights(len(x)), x, axes=1))
+
+
+def mesti(frames: np.ndarray, apex_pos: int) -> np.ndarray:
+    """A micro-expression spatio-temporal image ``(H, W, 3)`` ``uint8`` of ``(T, H, W[, C])``
+    frames (onset first).
+
+    MEGANet (Nguyen et al., arXiv 2509.00056) defines MESTI only as one image that preserves the
+    micro-movements of a clip; its construction is unpublished. This is mer-bench's named choice
+    ``mesti-v1``: channel 0 the apex frame (grey), channel 1 the absolute apex - onset difference,
+    channel 2 the per-pixel temporal standard deviation over the clip; each channel min-max scaled to
+    0..255 per image.
+
+    Raises:
+        ValueError: an empty clip or an apex outside it.
+    """
+    x = np.asarray(frames, np.float64)
+    if len(x) == 0 or not 0 <= apex_pos < len(x):
+        raise ValueError(f"apex position {apex_pos} outside a clip of {len(x)} frames")
+    grey = x.mean(axis=-1) if x.ndim == 4 else x
+    apex = grey[apex_pos]
+    return np.dstack([_minmax_u8(apex), _minmax_u8(np.abs(apex - grey[0])), _minmax_u8(grey.std(axis=0))])

@@ -215,6 +215,10 @@ _BUILTIN_METHODS = {
     "offapexnet": "mer_bench.methods.offapexnet:OffApexNet",
     "flow-resnet18": "mer_bench.methods.timm_flow:FlowTimm",
     "lbptop-svm": "mer_bench.methods.lbptop:LBPTOPSVM",
+    "learnet": "mer_bench.methods.learnet:LEARNet",
+    "micro-attention": "mer_bench.methods.micro_attention:MicroAttention",
+    "meganet": "mer_bench.methods.meganet:MEGANet",
+    "microexpstcnn": "mer_bench.methods.microexpstcnn:MicroExpSTCNN",
 }
 _BUILTIN_PROTOCOLS = {
     "loso": "mer_bench.protocols.loso:LOSO",

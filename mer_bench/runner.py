@@ -29,7 +29,7 @@ import numpy as np
 
 from mer_bench import __version__, runtime
 from mer_bench.data import DatasetError
-from mer_bench.method import ParameterError, clone, resolve_params
+from mer_bench.method import REPRESENTATIONS, ParameterError, clone, resolve_params
 from mer_bench.metrics import breakdown
 from mer_bench.protocol import ProtocolError
 from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
@@ -170,8 +170,19 @@ def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", see
     rep = info.choose_representation(dataset_obj.representations)
     if rep is None:
         wanted = " or ".join(repr(r) for r in (info.representation, *info.accepts))
-        raise DatasetError(f"method {method!r} needs the {wanted} representation, which dataset {dataset!r} does "
-                           f"not provide (it provides {', '.join(dataset_obj.representations)})")
+        wanted_set = {info.representation, *info.accepts}
+        able = []
+        for name in DATASETS.names():
+            try:
+                if wanted_set & set(getattr(DATASETS.get(name), "representations", ())):
+                    able.append(name)
+            except Exception:  # a broken plugin must not hide the real error
+                continue
+        raise DatasetError(
+            f"method {method!r} needs the {wanted} representation ({REPRESENTATIONS[info.representation]}), which "
+            f"dataset {dataset!r} does not provide (it provides {', '.join(dataset_obj.representations)}). Datasets "
+            f"that compute it: {', '.join(able) or 'none installed'} (raw frame datasets preprocess it from the frames "
+            f"and cache it; e.g. --dataset megc2019-raw for the composite's clips)")
     if preset is None and dataset_obj.suggested_preset in getattr(method_cls, "presets", {}):
         preset = dataset_obj.suggested_preset
     params = resolve_params(method_cls, preset, overrides)

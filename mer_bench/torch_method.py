@@ -89,6 +89,7 @@ class TorchClipMethod(Method):
         need("warmup", w == "untuned" or (isinstance(w, int) and w >= 0), "a non-negative int or 'untuned'")
         need("precision", params.get("precision") in ("auto", "fp32", "bf16"), "one of auto, fp32, bf16")
         need("schedule", params.get("schedule", "cosine") in ("cosine", "constant"), "'cosine' or 'constant'")
+        need("optimizer", params.get("optimizer", "adam") in ("adam", "sgd"), "'adam' or 'sgd'")
         need("input_scale", isinstance(params.get("input_scale", 1.0), (int, float)) and params.get("input_scale", 1.0)
              > 0, "a positive number")
         for key in ("frames", "size", "width"):
@@ -103,6 +104,9 @@ class TorchClipMethod(Method):
         if "reduction" in params:
             need("reduction", isinstance(params["reduction"], int) and params["reduction"] >= 1, "an int >= 1")
 
+    #: average the input channels to one grey channel first (networks defined on grey frames)
+    grey: bool = False
+
     def _prepare(self, X: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.ascontiguousarray(X))
         if x.ndim == 4:
@@ -110,6 +114,8 @@ class TorchClipMethod(Method):
         if x.ndim != 5:
             raise ValueError(f"{self.info.name} expects clips (N, C, T, H, W) or images (N, C, H, W), "
                              f"got shape {tuple(x.shape)}")
+        if self.grey and x.shape[1] > 1:
+            x = x.float().mean(dim=1, keepdim=True)
         t, h, w = x.shape[2:]
         size = (self.frames or t, self.size or h, self.size or w)
         if size != (t, h, w):
@@ -142,7 +148,8 @@ class TorchClipMethod(Method):
         model = self.build_model(x.shape[1], train.n_classes)
         cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                           weight_decay=self.weight_decay, warmup=self.warmup, precision=self.precision,
-                          seed=self.random_state, schedule=getattr(self, "schedule", "cosine"))
+                          seed=self.random_state, schedule=getattr(self, "schedule", "cosine"),
+                          optimizer=getattr(self, "optimizer", "adam"), momentum=getattr(self, "momentum", 0.0))
         sel = None if select_on is None else (self._prepare(select_on.X), select_on.y)
         self.model_ = fit_classifier(model, x, train.y, cfg, augment=self._augment,
                                      description=self.info.name, select_on=sel).cpu()
@@ -201,6 +208,8 @@ class TorchImageMethod(TorchClipMethod):
                 raise ValueError(f"{self.info.name} uses channels {self.input_channels} of its input, which has "
                                  f"{x.shape[1]}")
             x = x[:, list(self.input_channels)]
+        if self.grey and x.shape[1] > 1:
+            x = x.mean(dim=1, keepdim=True)
         if self.size is not None and tuple(x.shape[2:]) != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         x = x * float(self.input_scale)

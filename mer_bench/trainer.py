@@ -46,6 +46,9 @@ class TrainConfig:
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
         seed: seeds initialisation, shuffling and augmentation.
         schedule: ``"cosine"`` (anneal to 0) or ``"constant"``.
+        optimizer: ``"adam"`` (default) or ``"sgd"`` (plain SGD with ``momentum``, e.g. Keras'
+            default optimiser ``SGD(lr=0.01)`` of MicroExpSTCNN's code).
+        momentum: SGD momentum (>= 0).
     """
 
     epochs: int = 10
@@ -57,6 +60,8 @@ class TrainConfig:
     precision: str = "auto"
     seed: int = 0
     schedule: str = "cosine"
+    optimizer: str = "adam"
+    momentum: float = 0.0
 
     def warmup_steps(self) -> int:
         if self.warmup == "untuned":
@@ -136,7 +141,12 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_steps()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, cfg.schedule))
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
     loss_fn = nn.CrossEntropyLoss(weight=weight)

@@ -12,6 +12,10 @@ TINY = {
     "offapexnet": {"epochs": 2},
     "flow-resnet18": {"backbone": "resnet10t", "epochs": 1, "batch_size": 16},
     "lbptop-svm": {"blocks": 3},
+    "learnet": {"epochs": 1, "size": 32},
+    "micro-attention": {"backbone": "resnet10t", "epochs": 1, "size": 32, "batch_size": 16},
+    "meganet": {"backbone": "resnet10t", "epochs": 1, "size": 32, "batch_size": 16},
+    "microexpstcnn": {"epochs": 1, "size": 16},
 }
 BUILTIN = [n for n in METHODS.names() if METHODS.origin(n) == "built-in"]
 CASES = [(name, check, thunk) for name in BUILTIN

@@ -45,7 +45,7 @@ class MEGC2019Raw(Dataset):
     summary: ClassVar[str] = ("MEGC 2019 composite from the raw CASME II, SAMM and SMIC-HS trees and the official "
                               "442-clip list; needs --data-root")
     classes: ClassVar[tuple[str, ...]] = MEGC_CLASSES
-    representations: ClassVar[tuple[str, ...]] = ("flow", "apex", "clip", "dynamic")
+    representations: ClassVar[tuple[str, ...]] = ("flow", "apex", "clip", "dynamic", "mesti")
 
     def __init__(self, data_root: str | None = None, label_file: str | None = None, flow_method: str = "dis",
                  face_crop: bool = True, frames: int = 16, size: int = 112, workers: int = 1,

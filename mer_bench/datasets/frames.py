@@ -39,7 +39,8 @@ MEGC composite; ``flow_method`` ``dis`` by default, ``tvl1`` for the published p
 size, normalised per channel as MERANet does; ``clip_rule`` ``apex``: frames centred on the apex,
 edges replicated, the default; ``tim``: onset..offset by the temporal interpolation model;
 ``uniform``: onset..offset linearly resampled) and ``dynamic`` (the
-dynamic image of onset..offset, 3 x size x size in [0, 1]). The face box is found
+dynamic image of onset..offset, 3 x size x size in [0, 1]) and ``mesti`` (mer-bench's MESTI
+stand-in, :func:`mer_bench.preprocess.mesti`, 3 x size x size in [0, 1]). The face box is found
 on the onset frame (Haar cascade) and applied to the whole clip; where no face is found the whole
 frame is used and the clip is listed in ``dataset.no_face_``. ``workers`` processes share the work,
 with a progress bar.
@@ -186,6 +187,9 @@ def _compute(job: tuple) -> tuple[np.ndarray, bool]:
         rgb = np.ascontiguousarray(frames[..., ::-1])
         img = cv2.resize(pp.dynamic_image(rgb), (params["size"], params["size"]), interpolation=cv2.INTER_AREA)
         return img.transpose(2, 0, 1).astype(np.float32) / 255.0, found
+    if rep == "mesti":
+        img = cv2.resize(pp.mesti(frames, apex_pos), (params["size"], params["size"]), interpolation=cv2.INTER_AREA)
+        return img.transpose(2, 0, 1).astype(np.float32) / 255.0, found
     if rep == "apex":
         rgb = cv2.cvtColor(frames[apex_pos], cv2.COLOR_BGR2RGB)
         img = cv2.resize(rgb, (params["size"], params["size"]), interpolation=cv2.INTER_AREA)
@@ -205,7 +209,7 @@ class FrameTreeDataset(Dataset):
 
     fps: ClassVar[int]
     sheet_patterns: ClassVar[tuple[str, ...]]
-    representations: ClassVar[tuple[str, ...]] = ("flow", "apex", "clip", "dynamic")
+    representations: ClassVar[tuple[str, ...]] = ("flow", "apex", "clip", "dynamic", "mesti")
     scheme_key: ClassVar[str]
     default_classes: ClassVar[str] = "5class"
 

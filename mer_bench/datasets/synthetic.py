@@ -198,7 +198,7 @@ class SyntheticMER(Dataset):
     name: ClassVar[str] = "synthetic"
     summary: ClassVar[str] = "embedded procedural micro-expression clips (no download; the default)"
     classes: ClassVar[tuple[str, ...]] = CLASSES
-    representations: ClassVar[tuple[str, ...]] = ("clip", "apex", "flow")
+    representations: ClassVar[tuple[str, ...]] = ("clip", "apex", "flow", "dynamic", "mesti")
     suggested_preset: ClassVar[str | None] = "fast"
 
     def __init__(self, seed: int = 0, n_subjects: int = 12, min_clips: int = 12, max_clips: int = 20,
@@ -298,7 +298,9 @@ class SyntheticMER(Dataset):
 
     def load(self, representation: str, index: np.ndarray) -> np.ndarray:
         """``clip``: ``(N, 3, 8, 32, 32)``; ``apex``: ``(N, 3, 32, 32)``; ``flow``: ``(N, 3, 28, 28)``
-        (u, v, strain; see the module docstring); float32 in [0, 1].
+        (u, v, strain; see the module docstring); ``dynamic``: ``(N, 3, 32, 32)`` (the dynamic image
+        of onset..offset, :func:`mer_bench.preprocess.dynamic_image`); ``mesti``: ``(N, 3, 32, 32)``
+        (:func:`mer_bench.preprocess.mesti` of onset..offset); float32 in [0, 1].
 
         Raises:
             DatasetError: another representation.
@@ -315,7 +317,18 @@ class SyntheticMER(Dataset):
             rows = np.arange(len(index))
             onset, apex = t["onset"].to_numpy()[index], t["apex"].to_numpy()[index]
             return normal_flow(clips[rows, :, onset], clips[rows, :, apex])
-        raise DatasetError(f"synthetic provides clip, apex and flow, not {representation!r}")
+        if representation in ("dynamic", "mesti"):
+            from mer_bench import preprocess as pp
+
+            t = data["table"]
+            out = []
+            for clip, on, ap, off in zip(clips, t["onset"].to_numpy()[index], t["apex"].to_numpy()[index],
+                                         t["offset"].to_numpy()[index]):
+                frames = clip[:, on:off + 1].transpose(1, 2, 3, 0)  # (T, H, W, C)
+                img = pp.dynamic_image(frames) if representation == "dynamic" else pp.mesti(frames, ap - on)
+                out.append(img.transpose(2, 0, 1))
+            return np.asarray(out, np.float32) / 255.0
+        raise DatasetError(f"synthetic provides {', '.join(self.representations)}, not {representation!r}")
 
     def motion_mask(self, index: np.ndarray) -> np.ndarray:
         """``(N, 32, 32)`` bool: where each clip's class motion is (see the module docstring)."""
