@@ -89,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--data-root", default=None)
     dc.add_argument("--dataset-set", dest="dataset_overrides", action="append", metavar="KEY=VALUE")
 
+    pf = sub.add_parser("profile", help="parameters, FLOPs and train/inference throughput of a method",
+                        description="Build METHOD's network at its input size and report parameters, forward "
+                                    "FLOPs per sample (torch.utils.flop_counter) and training/inference "
+                                    "throughput on the current device.")
+    pf.add_argument("--method", required=True)
+    pf.add_argument("--preset", default=None, help="hyper-parameter preset (default: the method's defaults)")
+    pf.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                    help="override a hyper-parameter, e.g. --set width=16 --set frames=8")
+    pf.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    pf.add_argument("--batch-size", type=int, default=None, help="throughput batch (default: the method's)")
+    pf.add_argument("--seconds", type=float, default=2.0, help="time budget per throughput measurement")
+    pf.add_argument("--json", action="store_true", help="print JSON on stdout")
+
     lb = sub.add_parser("leaderboard", help="render the leaderboard markdown from the results store")
     lb.add_argument("--protocol", default=None)
     lb.add_argument("--dataset", default=None)
@@ -373,6 +386,48 @@ def _cmd_import(args) -> int:
     return 0
 
 
+def _cmd_profile(args) -> int:
+    from mer_bench.method import parse_overrides
+    from mer_bench.profile import profile_method
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    res = profile_method(args.method, args.preset, parse_overrides(args.overrides or []), device=args.device,
+                         batch_size=args.batch_size, seconds=args.seconds)
+    if args.json:
+        print(json.dumps(res, indent=2, default=str))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    table = Table(title=f"profile: {res['method']}" + (f" (preset {res['preset']})" if res["preset"] else ""))
+    table.add_column("quantity")
+    table.add_column("mer-bench", justify="right")
+    table.add_column("paper", justify="right")
+    paper = res.get("paper", {})
+    table.add_row("device", res["device"], "")
+    table.add_row("input (representation)", f"{'x'.join(map(str, res['input_shape']))} ({res['representation']})", "")
+    if "model_input_shape" in res:
+        table.add_row("network input", "x".join(map(str, res["model_input_shape"])), "")
+    table.add_row("parameters", num(res["parameters"], ","), num(paper.get("parameters"), ","))
+    table.add_row("GFLOPs / sample (forward, 2 per MAC)", num(res["gflops_per_sample"], ".3f"),
+                  num(paper.get("gflops"), ".2f"))
+    if "train_samples_per_s" in res:
+        table.add_row(f"train samples/s (batch {res['batch_size']})", f"{res['train_samples_per_s']:.1f}", "")
+        table.add_row(f"inference samples/s (batch {res['batch_size']})", f"{res['infer_samples_per_s']:.1f}", "")
+    if "features_per_s" in res:
+        table.add_row("feature extraction samples/s", f"{res['features_per_s']:.1f}", "")
+    Console().print(table)
+    if paper:
+        Console().print(f"paper figures: {paper['source']}; its FLOP convention is unknown (field notes 5.1)")
+    if res.get("note"):
+        Console().print(res["note"])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -387,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     from mer_bench.store import StoreError
 
     handlers = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "import": _cmd_import,
-                "data": _cmd_data}
+                "data": _cmd_data, "profile": _cmd_profile}
     try:
         return handlers[args.command](args)
     except (RegistryError, ParameterError, DatasetError, ProtocolError, StoreError, AbsentClassError,

@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,30 @@ def test_third_party_plugin_installed_with_pip_runs_through_the_cli(tmp_path):
 
     bad = cli("run", "--method", "toy-broken")
     assert bad.returncode == 2 and "could not be loaded" in bad.stderr
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nearest-mean-plugin"
+
+
+def test_the_example_plugin_passes_the_conformance_suite(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    from mer_nearest_mean import NearestMean
+
+    from mer_bench.testing import check_method
+
+    check_method(NearestMean)
+
+
+@pytest.mark.slow
+def test_the_example_plugin_installs_and_runs_through_the_cli(tmp_path):
+    target = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                          "--no-index", "--target", str(target), str(EXAMPLE)], capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    listed = subprocess.run([sys.executable, "-m", "mer_bench.cli", "list", "methods", "nearest*"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert "nearest-mean" in listed.stdout and "plugin mer-nearest-mean" in " ".join(listed.stdout.split())
+    own = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert own.returncode == 0, own.stdout + own.stderr  # the author's own one-line conformance test

@@ -1,0 +1,36 @@
+"""``mer-bench profile``: parameter and FLOP counts against known figures, and throughput fields."""
+
+import json
+
+import pytest
+
+from mer_bench.cli import main
+
+
+def _profile(capsys, *args):
+    assert main(["profile", *args, "--json", "--seconds", "0"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_profile_ststnet_counts_and_throughput(capsys):
+    res = _profile(capsys, "--method", "ststnet", "--batch-size", "8")
+    assert res["parameters"] == 1_683 and res["input_shape"] == [3, 28, 28]  # field notes 5.3
+    # three 3x3 convs (3->3, 3->5, 3->8) at 30x30 (pad 2) + the 400->3 linear layer, 2 FLOPs per MAC
+    assert res["gflops_per_sample"] == pytest.approx((2 * 27 * 16 * 30 * 30 + 2 * 400 * 3) / 1e9, rel=1e-6)
+    assert res["train_samples_per_s"] > 0 and res["infer_samples_per_s"] > 0 and res["device"] == "cpu"
+
+
+@pytest.mark.slow
+def test_profile_resnet3d18_equals_the_paper_parameter_count(capsys):
+    res = _profile(capsys, "--method", "resnet3d18", "--batch-size", "1")
+    assert res["parameters"] == res["paper"]["parameters"] == 33_167_811  # torchvision r3d_18, 3 classes
+    assert res["gflops_per_sample"] == pytest.approx(81.39, abs=0.01)  # field notes 5.1
+    assert res["model_input_shape"] == [3, 16, 112, 112]
+
+
+def test_profile_without_a_network_and_bad_input(capsys):
+    res = _profile(capsys, "--method", "lbptop-svm")
+    assert res["parameters"] is None and res["features_per_s"] > 0
+    assert main(["profile", "--method", "meranett"]) == 2
+    assert "Did you mean 'meranet'" in capsys.readouterr().err
+    assert main(["profile", "--method", "ststnet", "--batch-size", "0"]) == 2
