@@ -3,7 +3,7 @@ Neurocomputing 410:354-362, 2020; arXiv 1811.02360; code
 ``CodeShareBot/Micro-Attention-for-Micro-Expression``, a Caffe prototxt only).
 
 Input: one grey apex frame; the paper resizes to 240 and crops 224 at random for training, 224 at
-test (``size=224``; the ``fast`` preset uses 112). Network: a ResNet (timm ``resnet18`` by default,
+test (``size=224``; the ``fast`` preset uses 64). Network: a ResNet (timm ``resnet18`` by default,
 ``backbone`` takes any timm ResNet) with a micro-attention unit after each of its four stages. The
 paper's unit is an attention branch over multi-scale features of the residual stage; its exact
 layers are only in the prototxt, so mer-bench's unit is a named choice (``micro-attention-v1``):
@@ -81,7 +81,7 @@ class MicroAttention(TorchImageMethod):
         practical_on_cpu=False,
         summary="timm ResNet-18 + micro-attention units on the grey apex frame (224x224; from scratch)",
     )
-    presets: ClassVar[dict[str, dict]] = {"fast": dict(size=112, epochs=15)}
+    presets: ClassVar[dict[str, dict]] = {"fast": dict(size=64, epochs=15)}
     grey = True
 
     def __init__(self, backbone: str = "resnet18", epochs: int = 40, batch_size: int = 32, lr: float = 1e-3,
