@@ -4,7 +4,8 @@ Every method is a class with
 
 * ``info``: a :class:`MethodInfo` (name, citation, input representation, CPU practicality);
 * ``__init__(**hyper_parameters)`` that only stores its keyword arguments (no logic, no
-  validation), so :meth:`Method.get_params` / :func:`clone` work by introspection;
+  validation; ``self._store_params(locals())`` does it in one line), so
+  :meth:`Method.get_params` / :func:`clone` work by introspection;
 * ``fit(train: Samples) -> self``, which sets learned state in attributes ending in ``_``
   (at least ``classes_``);
 * ``predict(test: Samples) -> (N,) int`` labels in ``0..n_classes-1``;
@@ -100,6 +101,12 @@ class Method:
         """Constructor defaults."""
         sig = inspect.signature(cls.__init__)
         return {n: sig.parameters[n].default for n in cls.param_names()}
+
+    def _store_params(self, values: dict[str, Any]) -> None:
+        """Store every constructor argument unchanged: ``self._store_params(locals())`` as the
+        whole body of ``__init__`` (the same as one ``self.name = name`` line per argument)."""
+        for name in self.param_names():
+            setattr(self, name, values[name])
 
     def get_params(self) -> dict[str, Any]:
         """Current hyper-parameters (scikit-learn ``get_params(deep=False)``)."""

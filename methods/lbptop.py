@@ -204,15 +204,7 @@ class LBPTOPSVM(Method):
     def __init__(self, radii: tuple = (1, 1, 4), neighbours: int = 4, blocks: int = 5, tim_frames: int | None = 10,
                  C: float | str = "search", C_grid: tuple = (0.01, 0.1, 1.0, 10.0, 100.0),
                  class_weight: str | None = "balanced", inner_folds: int = 5, random_state: int = 0) -> None:
-        self.radii = radii
-        self.neighbours = neighbours
-        self.blocks = blocks
-        self.tim_frames = tim_frames
-        self.C = C
-        self.C_grid = C_grid
-        self.class_weight = class_weight
-        self.inner_folds = inner_folds
-        self.random_state = random_state
+        self._store_params(locals())  # hyper-parameters only (scikit-learn style)
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> None:

@@ -87,18 +87,7 @@ class LEARNet(TorchImageMethod):
                  schedule: str = "cosine", warmup: int = 0, flip: bool = True, size: int | None = 112,
                  input_scale: float = 1.0, standardise: bool = True, precision: str = "auto",
                  random_state: int = 0) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.warmup = warmup
-        self.flip = flip
-        self.size = size
-        self.input_scale = input_scale
-        self.standardise = standardise
-        self.precision = precision
-        self.random_state = random_state
+        self._store_params(locals())  # hyper-parameters only (scikit-learn style)
 
     def build_model(self, in_channels: int, num_classes: int) -> nn.Module:
         return LEARNetModel(in_channels, num_classes, tuple(self.input_shape_[-2:]))

@@ -68,19 +68,7 @@ class MEGANet(TorchImageMethod):
                  weight_decay: float = 1e-4, schedule: str = "cosine", warmup: int = 0, flip: bool = True,
                  size: int | None = 112, input_scale: float = 1.0, standardise: bool = True,
                  precision: str = "auto", random_state: int = 0) -> None:
-        self.backbone = backbone
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.warmup = warmup
-        self.flip = flip
-        self.size = size
-        self.input_scale = input_scale
-        self.standardise = standardise
-        self.precision = precision
-        self.random_state = random_state
+        self._store_params(locals())  # hyper-parameters only (scikit-learn style)
 
     def build_model(self, in_channels: int, num_classes: int) -> nn.Module:
         ensure_torchvision_importable()

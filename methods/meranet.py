@@ -243,20 +243,7 @@ class MERANet(TorchClipMethod):
                  epochs: int = 100, batch_size: int = 8, lr: float = 0.1, weight_decay: float = 0.0,
                  warmup: int | str = "untuned", flip: bool = True, frames: int | None = None,
                  size: int | None = None, precision: str = "auto", random_state: int = 0) -> None:
-        self.width = width
-        self.kernel_size = kernel_size
-        self.reduction = reduction
-        self.shared = shared
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.warmup = warmup
-        self.flip = flip
-        self.frames = frames
-        self.size = size
-        self.precision = precision
-        self.random_state = random_state
+        self._store_params(locals())  # hyper-parameters only (scikit-learn style)
 
     def build_model(self, in_channels: int, num_classes: int) -> nn.Module:
         return MERANet3D(num_classes, in_channels, self.width, attention=self.attention,
@@ -287,17 +274,7 @@ class ResNet3D18(TorchClipMethod):
                  weight_decay: float = 0.0, warmup: int | str = "untuned", flip: bool = True,
                  frames: int | None = None, size: int | None = None, precision: str = "auto",
                  random_state: int = 0) -> None:
-        self.width = width
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.warmup = warmup
-        self.flip = flip
-        self.frames = frames
-        self.size = size
-        self.precision = precision
-        self.random_state = random_state
+        self._store_params(locals())  # hyper-parameters only (scikit-learn style)
 
     def build_model(self, in_channels: int, num_classes: int) -> nn.Module:
         return MERANet3D(num_classes, in_channels, self.width, attention=False)

@@ -76,19 +76,7 @@ class MicroExpSTCNN(TorchClipMethod):
                  weight_decay: float = 0.0, optimizer: str = "sgd", schedule: str = "constant", warmup: int = 0,
                  flip: bool = False, frames: int | None = 18, size: int | None = 64, precision: str = "auto",
                  random_state: int = 0) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.schedule = schedule
-        self.warmup = warmup
-        self.flip = flip
-        self.frames = frames
-        self.size = size
-        self.precision = precision
-        self.random_state = random_state
+        self._store_params(locals())  # hyper-parameters only (scikit-learn style)
 
     def build_model(self, in_channels: int, num_classes: int) -> nn.Module:
         return MicroExpSTCNNModel(self.input_shape_, num_classes)

@@ -84,18 +84,7 @@ class STSTNet(TorchImageMethod):
                  schedule: str = "constant", warmup: int | str = 0, flip: bool = False, input_scale: float = 255.0,
                  standardise: bool = False, size: int | None = None, precision: str = "fp32",
                  random_state: int = 0) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.warmup = warmup
-        self.flip = flip
-        self.input_scale = input_scale
-        self.standardise = standardise
-        self.size = size
-        self.precision = precision
-        self.random_state = random_state
+        self._store_params(locals())  # hyper-parameters only (scikit-learn style)
 
     def build_model(self, in_channels: int, num_classes: int) -> nn.Module:
         return STSTNetModel(num_classes, in_channels)

@@ -46,19 +46,7 @@ class FlowTimm(TorchImageMethod):
                  weight_decay: float = 1e-4, schedule: str = "cosine", warmup: int | str = 20, flip: bool = True,
                  input_scale: float = 1.0, standardise: bool = True, size: int | None = None,
                  precision: str = "auto", random_state: int = 0) -> None:
-        self.backbone = backbone
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.warmup = warmup
-        self.flip = flip
-        self.input_scale = input_scale
-        self.standardise = standardise
-        self.size = size
-        self.precision = precision
-        self.random_state = random_state
+        self._store_params(locals())  # hyper-parameters only (scikit-learn style)
 
     @classmethod
     def check_params(cls, params):
