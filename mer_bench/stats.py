@@ -1,0 +1,296 @@
+"""Statistics for leaderboards and ablations (field notes section 8). Importable without torch.
+
+Under LOSO the independent units are **subjects** (clusters of clips), so every interval and
+test here resamples or permutes subjects, never clips:
+
+* :func:`cluster_bootstrap_ci`: percentile CI of pooled UF1 / UAR by resampling subjects with
+  replacement (optionally within strata, e.g. the composite's databases), pooling their
+  predictions and recomputing the metric (Field & Welsh, JRSS-B 69:369-390, 2007). Intervals from
+  fewer than :data:`FEW_CLUSTERS` subjects are flagged: cluster bootstraps under-cover with few
+  clusters.
+* :func:`paired_comparison`: two methods on the same folds; a paired subject bootstrap CI on the
+  difference and a paired randomisation test that swaps the two methods' predictions per
+  subject (the p-value).
+* :func:`holm`: Holm's step-down adjustment (``statsmodels ... multipletests(method="holm")``;
+  statsmodels' default is Holm-Sidak, so the method is always named).
+* :func:`mcnemar_test`: McNemar's exact test on paired correctness (statsmodels); valid for one
+  fixed hold-out split (Dietterich 1998), a secondary view under LOSO.
+* :func:`wilcoxon_holm`: pairwise Wilcoxon signed-rank tests across blocks (datasets) with Holm,
+  the significance matrix of a critical-difference diagram (not Nemenyi: Benavoli et al. 2016).
+* :func:`bayesian_signed_rank`: P(A better), P(equivalent within ROPE), P(B better) from the
+  Bayesian signed-rank test (Benavoli, Corani, Demsar & Zaffalon, JMLR 18(77), 2017), by Monte
+  Carlo over the Dirichlet process posterior.
+
+Bad input (one subject, runs on different samples, one block) raises :class:`StatsError` with an
+explanation instead of returning a meaningless p-value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["StatsError", "Interval", "Comparison", "FEW_CLUSTERS", "cluster_bootstrap_ci", "paired_comparison",
+           "holm", "mcnemar_test", "wilcoxon_holm", "bayesian_signed_rank", "subject_counts", "scores_from_counts"]
+
+#: fewer subjects than this: the interval is flagged (field notes 8)
+FEW_CLUSTERS = 24
+METRICS = ("uf1", "uar")
+
+
+class StatsError(ValueError):
+    """A statistic asked for on data that cannot support it (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a percentile interval. ``few_clusters``: built from fewer than
+    :data:`FEW_CLUSTERS` subjects (may under-cover)."""
+
+    metric: str
+    estimate: float
+    low: float
+    high: float
+    n_clusters: int
+    confidence: float
+    n_resamples: int
+    few_clusters: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A minus B on the same samples: the pooled difference, its paired-bootstrap interval and the
+    randomisation-test p-value (two-sided)."""
+
+    metric: str
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    n_clusters: int
+
+
+def subject_counts(y_true, y_pred, subjects, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-subject ``(tp, fp, fn)`` counts ``(S, 3, C)`` and the subject ids ``(S,)``.
+
+    Raises:
+        StatsError: empty or mismatched inputs, or labels outside ``0..n_classes-1``.
+    """
+    y_true, y_pred, subjects = np.asarray(y_true), np.asarray(y_pred), np.asarray(subjects)
+    if not (len(y_true) == len(y_pred) == len(subjects)) or len(y_true) == 0:
+        raise StatsError(f"need equally long, non-empty labels, predictions and subjects; got {len(y_true)}, "
+                         f"{len(y_pred)}, {len(subjects)}")
+    for name, y in (("labels", y_true), ("predictions", y_pred)):
+        if y.min() < 0 or y.max() >= n_classes:
+            raise StatsError(f"{name} outside 0..{n_classes - 1}")
+    ids, s = np.unique(subjects, return_inverse=True)
+    counts = np.zeros((len(ids), 3, n_classes))
+    hit = y_true == y_pred
+    np.add.at(counts, (s[hit], 0, y_true[hit]), 1)
+    np.add.at(counts, (s[~hit], 1, y_pred[~hit]), 1)
+    np.add.at(counts, (s[~hit], 2, y_true[~hit]), 1)
+    return counts, ids
+
+
+def scores_from_counts(counts: np.ndarray, metric: str) -> np.ndarray:
+    """Pooled UF1 or UAR from summed counts ``(..., 3, C)``, averaged over the classes with true
+    samples (as :func:`mer_bench.metrics.pooled_scores` with ``absent="exclude"``)."""
+    tp, fp, fn = counts[..., 0, :], counts[..., 1, :], counts[..., 2, :]
+    present = (tp + fn) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "uf1":
+            per = np.where(present, 2 * tp / (2 * tp + fp + fn), 0.0)
+        elif metric == "uar":
+            per = np.where(present, tp / (tp + fn), 0.0)
+        else:
+            raise StatsError(f"metric must be one of {METRICS}, got {metric!r}")
+        return per.sum(-1) / present.sum(-1)
+
+
+def _resample_weights(n: int, strata: np.ndarray | None, n_resamples: int, rng) -> np.ndarray:
+    """``(B, n)`` multiplicities of each subject in each bootstrap resample (within strata)."""
+    w = np.zeros((n_resamples, n))
+    groups = [np.arange(n)] if strata is None else [np.flatnonzero(strata == g) for g in np.unique(strata)]
+    rows = np.arange(n_resamples)[:, None]
+    for members in groups:
+        draw = members[rng.integers(0, len(members), (n_resamples, len(members)))]
+        np.add.at(w, (rows, draw), 1)
+    return w
+
+
+def _subject_strata(subjects, strata, ids) -> np.ndarray | None:
+    if strata is None:
+        return None
+    first = {}
+    for s, g in zip(np.asarray(subjects), np.asarray(strata)):
+        if first.setdefault(s, g) != g:
+            raise StatsError(f"subject {s!r} appears in two strata ({first[s]!r}, {g!r})")
+    return np.asarray([first[s] for s in ids])
+
+
+def cluster_bootstrap_ci(y_true, y_pred, subjects, n_classes: int, metric: str = "uf1", strata=None,
+                         n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0) -> Interval:
+    """Subject-cluster bootstrap percentile interval of a pooled metric; see the module docstring.
+
+    Args:
+        y_true, y_pred, subjects: ``(N,)`` pooled over all folds.
+        strata: ``(N,)`` stratum per sample (constant within a subject), e.g. the database.
+
+    Raises:
+        StatsError: fewer than 2 subjects, or bad inputs.
+    """
+    counts, ids = subject_counts(y_true, y_pred, subjects, n_classes)
+    if len(ids) < 2:
+        raise StatsError(f"a subject-cluster interval needs at least 2 subjects; these predictions come from "
+                         f"{len(ids)} ({', '.join(map(str, ids))}). Use a protocol with more test subjects")
+    if not 0 < confidence < 1:
+        raise StatsError(f"confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    w = _resample_weights(len(ids), _subject_strata(subjects, strata, ids), n_resamples, rng)
+    boot = scores_from_counts(np.einsum("bs,sjc->bjc", w, counts), metric)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.nanquantile(boot, [alpha, 1 - alpha])
+    point = float(scores_from_counts(counts.sum(0), metric))
+    return Interval(metric, point, float(lo), float(hi), len(ids), confidence, n_resamples,
+                    len(ids) < FEW_CLUSTERS)
+
+
+def _aligned(a_ids, b_ids) -> None:
+    a_ids, b_ids = np.asarray(a_ids), np.asarray(b_ids)
+    if len(a_ids) != len(b_ids) or not np.array_equal(a_ids, b_ids):
+        raise StatsError("the two runs are not on the same samples (different folds, datasets or subsets): a "
+                         "paired comparison needs the same clips in the same order; compare runs of one protocol "
+                         "and dataset")
+
+
+def paired_comparison(y_true, pred_a, pred_b, subjects, n_classes: int, metric: str = "uf1", strata=None,
+                      n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0,
+                      sample_ids_a=None, sample_ids_b=None) -> Comparison:
+    """A minus B: paired subject bootstrap CI and paired randomisation test (per-subject swaps).
+
+    ``sample_ids_a`` / ``sample_ids_b``, when given, must be identical (the same clips in the
+    same order); otherwise the predictions are taken as aligned.
+
+    Raises:
+        StatsError: misaligned runs, or fewer than 2 subjects.
+    """
+    if sample_ids_a is not None or sample_ids_b is not None:
+        _aligned(sample_ids_a, sample_ids_b)
+    if len(np.asarray(pred_a)) != len(np.asarray(pred_b)):
+        raise StatsError("the two runs have different numbers of predictions: not the same folds")
+    ca, ids = subject_counts(y_true, pred_a, subjects, n_classes)
+    cb, _ = subject_counts(y_true, pred_b, subjects, n_classes)
+    if len(ids) < 2:
+        raise StatsError(f"a paired comparison over subjects needs at least 2 subjects, got {len(ids)}")
+    rng = np.random.default_rng(seed)
+    diff = float(scores_from_counts(ca.sum(0), metric) - scores_from_counts(cb.sum(0), metric))
+    w = _resample_weights(len(ids), _subject_strata(subjects, strata, ids), n_resamples, rng)
+    boot = (scores_from_counts(np.einsum("bs,sjc->bjc", w, ca), metric)
+            - scores_from_counts(np.einsum("bs,sjc->bjc", w, cb), metric))
+    alpha = (1 - confidence) / 2
+    lo, hi = np.nanquantile(boot, [alpha, 1 - alpha])
+    swap = rng.random((n_resamples, len(ids))) < 0.5  # per subject: exchange A's and B's predictions
+    sa = np.where(swap[:, :, None, None], cb[None], ca[None]).sum(1)
+    sb = np.where(swap[:, :, None, None], ca[None], cb[None]).sum(1)
+    null = scores_from_counts(sa, metric) - scores_from_counts(sb, metric)
+    p = (1 + np.sum(np.abs(null) >= abs(diff) - 1e-12)) / (n_resamples + 1)
+    return Comparison(metric, diff, float(lo), float(hi), float(min(1.0, p)), len(ids))
+
+
+def holm(p_values, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Holm step-down: ``(reject (k,) bool, adjusted p (k,))`` (statsmodels ``multipletests``)."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p_values, float)
+    if p.size == 0:
+        return np.zeros(0, bool), np.zeros(0)
+    reject, adjusted, _, _ = multipletests(p, alpha=alpha, method="holm")
+    return reject, adjusted
+
+
+def mcnemar_test(y_true, pred_a, pred_b) -> float:
+    """McNemar's exact test (with continuity correction) on which clips each run gets right:
+    the p-value. Valid for one fixed hold-out split; under LOSO it ignores clustering.
+
+    Raises:
+        StatsError: misaligned inputs.
+    """
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    y, a, b = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
+    if not len(y) == len(a) == len(b) or len(y) == 0:
+        raise StatsError("McNemar needs the same non-empty set of clips for both runs")
+    ra, rb = a == y, b == y
+    table = [[np.sum(ra & rb), np.sum(ra & ~rb)], [np.sum(~ra & rb), np.sum(~ra & ~rb)]]
+    return float(mcnemar(table, exact=True, correction=True).pvalue)
+
+
+def wilcoxon_holm(scores, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Pairwise two-sided Wilcoxon signed-rank tests between the columns (methods) of ``scores``
+    ``(n_blocks, k)`` (rows: datasets or subjects), Holm-adjusted over the ``k(k-1)/2`` pairs.
+
+    Returns:
+        ``(adjusted p (k, k), average rank (k,))``; rank 1 is the best (highest score). The diagonal
+        is 1.
+
+    Raises:
+        StatsError: fewer than 2 methods or fewer than 5 blocks (no two-sided Wilcoxon test can
+            reach p < .05 with fewer), or missing scores.
+    """
+    from scipy.stats import rankdata, wilcoxon
+
+    x = np.asarray(scores, float)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise StatsError(f"need a (blocks, methods) table with at least 2 methods, got shape {x.shape}")
+    if x.shape[0] < 5:
+        raise StatsError(f"{x.shape[0]} block(s): with fewer than 5 datasets (or subjects) a two-sided Wilcoxon "
+                         f"test cannot reach p < .05, so no difference could ever be declared")
+    if np.isnan(x).any():
+        raise StatsError("missing scores: every method needs a score on every block")
+    k = x.shape[1]
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    raw = []
+    for i, j in pairs:
+        d = x[:, i] - x[:, j]
+        raw.append(1.0 if np.allclose(d, 0) else float(wilcoxon(x[:, i], x[:, j], zero_method="wilcox").pvalue))
+    _, adj = holm(raw, alpha)
+    out = np.ones((k, k))
+    for (i, j), p in zip(pairs, adj):
+        out[i, j] = out[j, i] = p
+    ranks = rankdata(-x, axis=1).mean(axis=0)
+    return out, ranks
+
+
+def bayesian_signed_rank(a, b, rope: float = 0.01, n_samples: int = 50_000, seed: int = 0) -> dict[str, float]:
+    """Bayesian signed-rank test of paired scores ``a``, ``b`` ``(n,)`` (e.g. per-subject UF1 of two
+    ablation arms), with a region of practical equivalence ``[-rope, rope]`` on ``a - b``.
+
+    The Dirichlet process posterior (prior strength 1 on a pseudo-observation at 0) is sampled
+    ``n_samples`` times; each sample weighs the pairwise (Walsh) averages of the differences and
+    assigns their mass to left / rope / right (Benavoli et al. 2017, section 4).
+
+    Returns:
+        ``{"p_a_better", "p_equivalent", "p_b_better"}`` (sum to 1).
+
+    Raises:
+        StatsError: unequal lengths, fewer than 2 pairs, or a negative ROPE.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise StatsError(f"need two equally long score vectors with at least 2 pairs, got {a.shape} and {b.shape}")
+    if rope < 0:
+        raise StatsError(f"rope must be >= 0, got {rope}")
+    z = np.concatenate([[0.0], a - b])  # the prior pseudo-observation first
+    n = len(z)
+    rng = np.random.default_rng(seed)
+    alpha = np.concatenate([[1.0], np.ones(n - 1)])
+    walsh = (z[:, None] + z[None, :]) / 2
+    regions = np.stack([walsh < -rope, np.abs(walsh) <= rope, walsh > rope]).astype(float)  # (3, n, n)
+    wins = np.zeros(3)
+    for start in range(0, n_samples, 5_000):
+        w = rng.dirichlet(alpha, size=min(5_000, n_samples - start))  # (m, n)
+        mass = np.einsum("mi,rij,mj->mr", w, regions, w)
+        wins += np.bincount(mass.argmax(1), minlength=3)
+    probs = wins / n_samples
+    return {"p_b_better": float(probs[0]), "p_equivalent": float(probs[1]), "p_a_better": float(probs[2])}
