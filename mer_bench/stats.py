@@ -129,18 +129,33 @@ def _subject_strata(subjects, strata, ids) -> np.ndarray | None:
     return np.asarray([first[s] for s in ids])
 
 
+def _seed_counts(y_true, y_pred, subjects, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts ``(R, S, 3, C)`` for predictions ``(N,)`` (R = 1) or ``(R, N)`` (R seeds, same samples)."""
+    preds = np.asarray(y_pred)
+    preds = preds[None] if preds.ndim == 1 else preds
+    per = [subject_counts(y_true, p, subjects, n_classes) for p in preds]
+    return np.stack([c for c, _ in per]), per[0][1]
+
+
+def _mean_score(counts: np.ndarray, metric: str) -> np.ndarray:
+    """Seed-mean pooled score of counts ``(..., R, 3, C)`` (already summed over subjects)."""
+    return scores_from_counts(counts, metric).mean(-1)
+
+
 def cluster_bootstrap_ci(y_true, y_pred, subjects, n_classes: int, metric: str = "uf1", strata=None,
                          n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0) -> Interval:
     """Subject-cluster bootstrap percentile interval of a pooled metric; see the module docstring.
 
     Args:
-        y_true, y_pred, subjects: ``(N,)`` pooled over all folds.
+        y_true, subjects: ``(N,)`` pooled over all folds.
+        y_pred: ``(N,)``, or ``(R, N)`` for R seeds on the same samples: the estimate is the mean
+            over seeds, and each resample draws the same subjects for every seed.
         strata: ``(N,)`` stratum per sample (constant within a subject), e.g. the database.
 
     Raises:
         StatsError: fewer than 2 subjects, or bad inputs.
     """
-    counts, ids = subject_counts(y_true, y_pred, subjects, n_classes)
+    counts, ids = _seed_counts(y_true, y_pred, subjects, n_classes)
     if len(ids) < 2:
         raise StatsError(f"a subject-cluster interval needs at least 2 subjects; these predictions come from "
                          f"{len(ids)} ({', '.join(map(str, ids))}). Use a protocol with more test subjects")
@@ -148,10 +163,10 @@ def cluster_bootstrap_ci(y_true, y_pred, subjects, n_classes: int, metric: str =
         raise StatsError(f"confidence must be in (0, 1), got {confidence}")
     rng = np.random.default_rng(seed)
     w = _resample_weights(len(ids), _subject_strata(subjects, strata, ids), n_resamples, rng)
-    boot = scores_from_counts(np.einsum("bs,sjc->bjc", w, counts), metric)
+    boot = _mean_score(np.einsum("bs,rsjc->brjc", w, counts), metric)
     alpha = (1 - confidence) / 2
     lo, hi = np.nanquantile(boot, [alpha, 1 - alpha])
-    point = float(scores_from_counts(counts.sum(0), metric))
+    point = float(_mean_score(counts.sum(1), metric))
     return Interval(metric, point, float(lo), float(hi), len(ids), confidence, n_resamples,
                     len(ids) < FEW_CLUSTERS)
 
@@ -169,6 +184,7 @@ def paired_comparison(y_true, pred_a, pred_b, subjects, n_classes: int, metric: 
                       sample_ids_a=None, sample_ids_b=None) -> Comparison:
     """A minus B: paired subject bootstrap CI and paired randomisation test (per-subject swaps).
 
+    ``pred_a`` / ``pred_b``: ``(N,)`` or ``(R, N)`` (seeds; each side is averaged over its seeds).
     ``sample_ids_a`` / ``sample_ids_b``, when given, must be identical (the same clips in the
     same order); otherwise the predictions are taken as aligned.
 
@@ -177,24 +193,30 @@ def paired_comparison(y_true, pred_a, pred_b, subjects, n_classes: int, metric: 
     """
     if sample_ids_a is not None or sample_ids_b is not None:
         _aligned(sample_ids_a, sample_ids_b)
-    if len(np.asarray(pred_a)) != len(np.asarray(pred_b)):
+    if np.asarray(pred_a).shape[-1] != np.asarray(pred_b).shape[-1]:
         raise StatsError("the two runs have different numbers of predictions: not the same folds")
-    ca, ids = subject_counts(y_true, pred_a, subjects, n_classes)
-    cb, _ = subject_counts(y_true, pred_b, subjects, n_classes)
+    ca, ids = _seed_counts(y_true, pred_a, subjects, n_classes)
+    cb, _ = _seed_counts(y_true, pred_b, subjects, n_classes)
     if len(ids) < 2:
         raise StatsError(f"a paired comparison over subjects needs at least 2 subjects, got {len(ids)}")
     rng = np.random.default_rng(seed)
-    diff = float(scores_from_counts(ca.sum(0), metric) - scores_from_counts(cb.sum(0), metric))
+    diff = float(_mean_score(ca.sum(1), metric) - _mean_score(cb.sum(1), metric))
     w = _resample_weights(len(ids), _subject_strata(subjects, strata, ids), n_resamples, rng)
-    boot = (scores_from_counts(np.einsum("bs,sjc->bjc", w, ca), metric)
-            - scores_from_counts(np.einsum("bs,sjc->bjc", w, cb), metric))
+    boot = (_mean_score(np.einsum("bs,rsjc->brjc", w, ca), metric)
+            - _mean_score(np.einsum("bs,rsjc->brjc", w, cb), metric))
     alpha = (1 - confidence) / 2
     lo, hi = np.nanquantile(boot, [alpha, 1 - alpha])
-    swap = rng.random((n_resamples, len(ids))) < 0.5  # per subject: exchange A's and B's predictions
-    sa = np.where(swap[:, :, None, None], cb[None], ca[None]).sum(1)
-    sb = np.where(swap[:, :, None, None], ca[None], cb[None]).sum(1)
+    # the null: per subject, A's and B's predictions are exchangeable (seeds averaged per side first)
+    ma, mb = ca.mean(0), cb.mean(0)  # (S, 3, C) seed-mean counts
+    swap = rng.random((n_resamples, len(ids))) < 0.5
+    sa = np.where(swap[:, :, None, None], mb[None], ma[None]).sum(1)
+    sb = np.where(swap[:, :, None, None], ma[None], mb[None]).sum(1)
     null = scores_from_counts(sa, metric) - scores_from_counts(sb, metric)
-    p = (1 + np.sum(np.abs(null) >= abs(diff) - 1e-12)) / (n_resamples + 1)
+    if ca.shape[0] == cb.shape[0] == 1:
+        diff_null_ref = diff
+    else:  # with seed-mean counts the observed statistic is recomputed on the same footing
+        diff_null_ref = float(scores_from_counts(ma.sum(0), metric) - scores_from_counts(mb.sum(0), metric))
+    p = (1 + np.sum(np.abs(null) >= abs(diff_null_ref) - 1e-12)) / (n_resamples + 1)
     return Comparison(metric, diff, float(lo), float(hi), float(min(1.0, p)), len(ids))
 
 

@@ -124,3 +124,16 @@ def test_bad_input_is_explained():
         stats.paired_comparison(y, p, p[:-1], s, 3)
     few = stats.cluster_bootstrap_ci(*_fake_run(n_subjects=5), 3, n_resamples=500)
     assert few.few_clusters and few.low <= few.estimate <= few.high
+
+
+def test_several_seeds_give_the_seed_mean_and_one_interval():
+    y, a, s = _fake_run(acc=0.8)
+    _, b, _ = _fake_run(seed=5, acc=0.8)
+    b = np.where(np.random.default_rng(9).random(len(y)) < 0.8, y, b)
+    both = stats.cluster_bootstrap_ci(y, np.stack([a, b]), s, 3, n_resamples=2000)
+    one_a = stats.cluster_bootstrap_ci(y, a, s, 3, n_resamples=2000)
+    one_b = stats.cluster_bootstrap_ci(y, b, s, 3, n_resamples=2000)
+    assert both.estimate == pytest.approx((one_a.estimate + one_b.estimate) / 2)
+    assert both.low <= both.estimate <= both.high
+    c = stats.paired_comparison(y, np.stack([a, b]), np.stack([a, b]), s, 3, n_resamples=500)
+    assert c.difference == 0 and c.p_value == 1.0
