@@ -4,6 +4,13 @@ Every number is recomputed from the stored per-sample predictions (pooled UF1/UA
 :mod:`mer_bench.metrics`), so a leaderboard can always be re-derived. Runs of one configuration
 (same ``config_hash``) with several seeds form one row: the mean, and the standard deviation
 over seeds when there is more than one. Leaky protocols are flagged in their own column.
+
+Statistics (:mod:`mer_bench.stats`, fixed random seed, so a board regenerates byte-identically):
+a 95 % subject-cluster bootstrap interval for UF1 and UAR (B = 10,000; stratified by database on
+a composite; seeds on the same samples resample the same subjects), and for every row with
+predictions on the leader's samples a paired comparison with the leader (paired subject
+randomisation test on UF1), Holm-adjusted over the rows compared. The leader is the best
+leak-free row with predictions.
 """
 
 from __future__ import annotations
@@ -70,7 +77,7 @@ def _command(run: pd.Series) -> str:
 
 
 def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | None = None,
-                     reported: bool = True) -> pd.DataFrame:
+                     reported: bool = True, n_resamples: int = 10_000) -> pd.DataFrame:
     """One row per configuration, sorted by UF1 (descending) within dataset and protocol.
 
     Measured and imported runs come from the store; with ``reported=True``, the figures of
@@ -86,7 +93,7 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
     for cfg, group in runs.groupby("config_hash", sort=False):
         per_seed = []
         for _, r in group.iterrows():
-            per_seed.append(run_metrics(store.predictions(r["run_id"]), tuple(r["classes"])))
+            per_seed.append(run_metrics(store.predictions(r["run_id"]), tuple(r["classes"])))  # noqa: PERF401
         first = group.iloc[0]
         full = [s["Full"] for s in per_seed]
 
@@ -100,7 +107,10 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
         selection = first.get("selection", "last epoch")
         if not first["imported"] and selection == "last epoch" and not _has_epochs(first["method"]):
             selection = "n/a (no training epochs)"
+        preds = [store.predictions(r["run_id"]) for _, r in group.iterrows()]
         row = {
+            "_preds": preds, "_classes": tuple(first["classes"]), "_finished": str(first.get("finished") or ""),
+            "_device": str(first.get("device") or ""), "_torch": str(first.get("torch_version") or ""),
             "method": first["method"],
             "source": "imported" if first["imported"] else "measured",
             "dataset": first["dataset"], "protocol": first["protocol"],
@@ -133,7 +143,7 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
                 row = {"method": e["method"], "source": "reported", "dataset": ds, "protocol": proto, "preset": "",
                        "selection": e["selection"], "UF1": fmt(uf1), "UAR": fmt(uar), "accuracy": "",
                        "folds": "", "seeds": "", "leaky": "**yes**" if e["leaky"] else "no", "config": "",
-                       "commit": "", "command": e["source"], "_uf1": uf1, "_note": ""}
+                       "commit": "", "command": e["source"], "_uf1": uf1, "_note": "", "_preds": None}
                 for subset, (su, sr) in e["scores"].items():
                     if subset != "Full":
                         name = SUBSET_NAMES.get(subset, subset)
@@ -142,7 +152,88 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    return df.sort_values(["dataset", "protocol", "_uf1"], ascending=[True, True, False]).reset_index(drop=True)
+    df = df.sort_values(["dataset", "protocol", "_uf1"], ascending=[True, True, False]).reset_index(drop=True)
+    return _add_statistics(df, n_resamples)
+
+
+def _stacked(preds: list[pd.DataFrame]):
+    """``(y_true (N,), y_pred (R, N), clusters (N,), strata (N,), sample ids)`` or ``None`` when the
+    seeds are not on the same samples."""
+    ids = preds[0]["sample_id"].to_numpy()
+    if any(len(p) != len(ids) or not np.array_equal(p["sample_id"].to_numpy(), ids) for p in preds[1:]):
+        return None
+    p0 = preds[0]
+    clusters = (p0["dataset"].astype(str) + "/" + p0["subject"].astype(str)).to_numpy()
+    return (p0["y_true"].to_numpy(), np.stack([p["y_pred"].to_numpy() for p in preds]), clusters,
+            p0["dataset"].astype(str).to_numpy(), ids)
+
+
+def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
+    """Rank, intervals and the comparison with the leader, per (dataset, protocol)."""
+    from mer_bench import stats
+
+    df = df.copy()
+    for col in ("rank", "UF1 95% CI", "UAR 95% CI", "vs leader"):
+        df[col] = ""
+    df["_few"] = False
+    for _, idx in df.groupby(["dataset", "protocol"], sort=False).groups.items():
+        idx = list(idx)
+        stacked = {}
+        for rank, i in enumerate(idx, start=1):
+            df.at[i, "rank"] = str(rank)
+            preds = df.at[i, "_preds"]
+            if not isinstance(preds, list):
+                df.at[i, "vs leader"] = "n/a (no predictions)"
+                continue
+            st = _stacked(preds)
+            if st is None:
+                df.at[i, "UF1 95% CI"] = df.at[i, "UAR 95% CI"] = "n/a (seeds on different splits)"
+                continue
+            stacked[i] = st
+            y, yp, clusters, strata, _ = st
+            layers = strata if len(set(strata)) > 1 else None
+            n_classes = len(df.at[i, "_classes"])
+            for metric, col in (("uf1", "UF1 95% CI"), ("uar", "UAR 95% CI")):
+                try:
+                    ci = stats.cluster_bootstrap_ci(y, yp, clusters, n_classes, metric, strata=layers,
+                                                    n_resamples=n_resamples, seed=0)
+                except stats.StatsError as exc:
+                    df.at[i, col] = f"n/a ({exc})".split(":")[0] + ")" if ":" in str(exc) else f"n/a ({exc})"
+                    continue
+                df.at[i, col] = f"[{ci.low:.3f}, {ci.high:.3f}]" + (" †" if ci.few_clusters else "")
+                df.at[i, "_few"] = df.at[i, "_few"] or ci.few_clusters
+        honest = [i for i in idx if i in stacked and df.at[i, "leaky"] == "no"]
+        leader = honest[0] if honest else next((i for i in idx if i in stacked), None)
+        if leader is None:
+            continue
+        df.at[leader, "vs leader"] = "leader"
+        y, yl, clusters, strata, ids = stacked[leader]
+        compared, pvals = [], []
+        for i in idx:
+            if i == leader or i not in stacked:
+                continue
+            _, yp, _, _, other_ids = stacked[i]
+            if len(other_ids) != len(ids) or not np.array_equal(other_ids, ids):
+                df.at[i, "vs leader"] = "n/a (other samples)"
+                continue
+            try:
+                c = stats.paired_comparison(y, yp, yl, clusters, len(df.at[i, "_classes"]), "uf1",
+                                            strata=strata if len(set(strata)) > 1 else None,
+                                            n_resamples=n_resamples, seed=0)
+            except stats.StatsError as exc:
+                df.at[i, "vs leader"] = f"n/a ({exc})"
+                continue
+            compared.append((i, c))
+            pvals.append(c.p_value)
+        if compared:
+            reject, adj = stats.holm(pvals)
+            for (i, c), rej, p in zip(compared, reject, adj):
+                if not rej:
+                    verdict = "tied with leader"
+                else:
+                    verdict = "above leader" if c.difference > 0 else "below leader"
+                df.at[i, "vs leader"] = f"{verdict} (ΔUF1 {c.difference:+.3f}, p_Holm {p:.3g})"
+    return df
 
 
 def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard") -> str:
@@ -161,8 +252,8 @@ def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard") -> s
     else:
         breakdown = [c for c in df.columns if c.endswith((" UF1", " UAR"))]
         varying = [c for c in ("dataset", "protocol") if df[c].nunique() > 1]  # constant ones are in the title
-        cols = ["method", *varying, "source", "preset", "selection", "UF1", "UAR", *breakdown, "accuracy", "folds",
-                "seeds", "leaky", "config", "commit"]
+        cols = ["rank", "method", *varying, "source", "preset", "selection", "UF1", "UF1 95% CI", "UAR",
+                "UAR 95% CI", "vs leader", *breakdown, "accuracy", "folds", "seeds", "leaky", "config", "commit"]
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "|".join("---" for _ in cols) + "|")
         for _, r in df.iterrows():
@@ -186,11 +277,42 @@ def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard") -> s
             lines += ["", "Inflation from choosing the epoch on the test subject (same trainings, last epoch -> "
                           "best epoch on the test subject):", "", *pairs]
         notes = [f"- `{r['config']}`: {r['_note']}" for _, r in df.iterrows() if r["_note"]]
+        if df["_few"].any():
+            notes.append(f"- †: interval from fewer than {FEW} subjects; cluster bootstraps under-cover with few "
+                         f"clusters, read it as optimistic")
         if notes:
             lines += ["", "Notes:", *notes]
+        lines += ["", "Statistics: intervals are 95 % subject-cluster bootstrap percentile intervals (B = 10,000, "
+                      "subjects resampled with replacement, stratified by database on a composite, the metric pooled "
+                      "again; several seeds: the same subjects for every seed, the seed mean). *vs leader*: paired "
+                      "subject randomisation test on UF1 against the best leak-free row with predictions on the same "
+                      "clips, Holm-adjusted over the rows compared; *tied* means no significant difference at .05, "
+                      "not equality. Reported rows have no predictions and are not tested.", "",
+                  *_provenance(df)]
     lines += ["", f"_Generated by mer-bench {__version__} from the results store (`mer-bench leaderboard --write`)._",
               ""]
     return "\n".join(lines)
+
+
+FEW = 24
+
+
+def _provenance(df: pd.DataFrame) -> list[str]:
+    import platform
+
+    import scipy
+    import statsmodels
+
+    def uniq(col):
+        return sorted({str(v) for v in df.get(col, pd.Series(dtype=str)).dropna() if str(v) and str(v) != "nan"})
+
+    finished = uniq("_finished")
+    return ["Provenance:", "",
+            f"- commits: {', '.join(c for c in uniq('commit') if c) or 'n/a'}",
+            f"- measured on: {', '.join(uniq('_device')) or 'n/a'}; torch {', '.join(uniq('_torch')) or 'n/a'}",
+            f"- rendered with mer-bench {__version__}, numpy {np.__version__}, pandas {pd.__version__}, scipy "
+            f"{scipy.__version__}, statsmodels {statsmodels.__version__}, Python {platform.python_version()}",
+            f"- newest run finished: {finished[-1] if finished else 'n/a'}"]
 
 
 def write_leaderboard(markdown: str, out_dir: str | Path = "leaderboards", name: str = "leaderboard") -> Path:
