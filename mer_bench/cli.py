@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from mer_bench import __version__
 
@@ -101,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--batch-size", type=int, default=None, help="throughput batch (default: the method's)")
     pf.add_argument("--seconds", type=float, default=2.0, help="time budget per throughput measurement")
     pf.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+    rp = sub.add_parser("report", help="write the leaderboard markdown and its plots (PNG) for one dataset/protocol",
+                        description="Write leaderboards/<name>.md with confusion matrices, per-subject score "
+                                    "distributions and a critical-difference diagram as PNG files beside it.")
+    rp.add_argument("--dataset", required=True)
+    rp.add_argument("--protocol", required=True)
+    rp.add_argument("--store", default=None)
+    rp.add_argument("--out", default="leaderboards", help="folder (default: leaderboards)")
 
     lb = sub.add_parser("leaderboard", help="render the leaderboard markdown from the results store")
     lb.add_argument("--protocol", default=None)
@@ -273,24 +282,46 @@ def _print_results(results, store_path) -> None:
                   f"{sum(r.wall_time for r in results):.1f} s", highlight=False)
 
 
+def _board_name(dataset: str | None, protocol: str | None) -> str:
+    """File name of a published board: ``<protocol>`` when the dataset is the protocol's default,
+    else ``<dataset>-<protocol>``."""
+    from mer_bench.registry import PROTOCOLS
+
+    default_ds = getattr(PROTOCOLS.get(protocol), "default_dataset", None) if protocol else None
+    parts = (protocol,) if dataset and dataset == default_ds else (dataset, protocol)
+    return "-".join(x for x in parts if x) or "leaderboard"
+
+
 def _cmd_leaderboard(args) -> int:
     from mer_bench.leaderboard import leaderboard_rows, render_markdown, write_leaderboard
+    from mer_bench.report import plot_files
     from mer_bench.store import Store
 
     with Store(args.store) as store:
         rows = leaderboard_rows(store, args.protocol, args.dataset)
     scope = " / ".join(x for x in (args.dataset, args.protocol) if x)
-    md = render_markdown(rows, title="mer-bench leaderboard" + (f": {scope}" if scope else ""))
+    name = _board_name(args.dataset, args.protocol)
+    # plots written by `mer-bench report` beside the board stay linked
+    plots = [(c, f) for c, f in plot_files(name) if (Path(args.out) / f).is_file()] if args.write else []
+    md = render_markdown(rows, title="mer-bench leaderboard" + (f": {scope}" if scope else ""), plots=plots)
     if args.write:
-        from mer_bench.registry import PROTOCOLS
-
-        default_ds = getattr(PROTOCOLS.get(args.protocol), "default_dataset", None) if args.protocol else None
-        parts = (args.protocol,) if args.dataset and args.dataset == default_ds else (args.dataset, args.protocol)
-        name = "-".join(x for x in parts if x) or "leaderboard"
         path = write_leaderboard(md, args.out, name)
         print(f"wrote {path}")
     else:
         print(md)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from mer_bench.report import write_report
+    from mer_bench.store import Store
+
+    if not args.dataset or not args.protocol:
+        raise ValueError("mer-bench report needs --dataset and --protocol")
+    with Store(args.store) as store:
+        paths = write_report(store, args.dataset, args.protocol, args.out, _board_name(args.dataset, args.protocol))
+    for p in paths:
+        print(f"wrote {p}")
     return 0
 
 
@@ -442,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     from mer_bench.store import StoreError
 
     handlers = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "import": _cmd_import,
-                "data": _cmd_data, "profile": _cmd_profile}
+                "data": _cmd_data, "profile": _cmd_profile, "report": _cmd_report}
     try:
         return handlers[args.command](args)
     except (RegistryError, ParameterError, DatasetError, ProtocolError, StoreError, AbsentClassError,

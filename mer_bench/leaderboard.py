@@ -236,8 +236,10 @@ def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
     return df
 
 
-def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard") -> str:
-    """A markdown document for the rows of :func:`leaderboard_rows`."""
+def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard",
+                    plots: list[tuple[str, str]] | None = None) -> str:
+    """A markdown document for the rows of :func:`leaderboard_rows`; ``plots``: ``(caption, file)``
+    images beside the markdown (``mer-bench report``) to link."""
     lines = [f"# {title}", "",
              "UF1 and UAR are pooled over all folds (MEGC 2019 definition: per-class TP/FP/FN summed over folds, "
              "then averaged over classes); UAR is mean per-class recall, never macro-precision. Per-database columns "
@@ -282,6 +284,8 @@ def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard") -> s
                          f"clusters, read it as optimistic")
         if notes:
             lines += ["", "Notes:", *notes]
+        if plots:
+            lines += ["", "Plots:", ""] + [f"![{cap}]({fn})" for cap, fn in plots]
         lines += ["", "Statistics: intervals are 95 % subject-cluster bootstrap percentile intervals (B = 10,000, "
                       "subjects resampled with replacement, stratified by database on a composite, the metric pooled "
                       "again; several seeds: the same subjects for every seed, the seed mean). *vs leader*: paired "

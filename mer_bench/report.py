@@ -1,0 +1,159 @@
+"""``mer-bench report``: the leaderboard markdown plus its plots, as PNG files beside it.
+
+For one dataset and protocol (rows with stored predictions only):
+
+* ``<name>-confusion.png``: the pooled confusion matrix of every row (rows = truth, summed over
+  seeds), row-normalised, with counts;
+* ``<name>-subjects.png``: the distribution over test subjects of each row's per-subject
+  accuracy (every LOSO fold is one subject; the pooled UF1 hides this spread);
+* ``<name>-cd.png``: a critical-difference diagram: average rank of each method over the test
+  subjects (blocks: per-subject accuracy, higher is better), with a bar joining methods that the
+  pairwise Wilcoxon signed-rank tests with Holm (:func:`mer_bench.stats.wilcoxon_holm`) do not
+  separate at .05. Blocking on subjects, not datasets, is stated in the figure title.
+
+Plots use seaborn/matplotlib with the Agg backend and are linked from the markdown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["write_report", "plot_files", "per_subject_accuracy", "cd_cliques"]
+
+
+def plot_files(name: str) -> list[tuple[str, str]]:
+    """``(caption, file name)`` of the plots of board ``name``."""
+    return [("Confusion matrices (rows: truth; row-normalised, counts in cells)", f"{name}-confusion.png"),
+            ("Per-subject accuracy (one point per test subject)", f"{name}-subjects.png"),
+            ("Critical-difference diagram over test subjects (Wilcoxon signed-rank + Holm)", f"{name}-cd.png")]
+
+
+def per_subject_accuracy(preds: list[pd.DataFrame]) -> pd.Series:
+    """Accuracy per test subject (``dataset/subject``), averaged over seeds."""
+    per = []
+    for p in preds:
+        key = p["dataset"].astype(str) + "/" + p["subject"].astype(str)
+        per.append((p["y_true"] == p["y_pred"]).groupby(key).mean())
+    return pd.concat(per, axis=1).mean(axis=1)
+
+
+def cd_cliques(p_adjusted: np.ndarray, order: list[int], alpha: float = 0.05) -> list[tuple[int, int]]:
+    """Maximal runs ``(first, last)`` of positions in rank ``order`` whose members are pairwise
+    not significantly different (adjusted p >= ``alpha``); runs of one are left out."""
+    k = len(order)
+    runs = []
+    for i in range(k):
+        j = i
+        while j + 1 < k and all(p_adjusted[order[a], order[j + 1]] >= alpha for a in range(i, j + 1)):
+            j += 1
+        if j > i and not any(a <= i and j <= b for a, b in runs):
+            runs.append((i, j))
+    return runs
+
+
+def _label(row) -> str:
+    extra = f" [{row['preset']}]" if row.get("preset") not in ("", "defaults", None) else ""
+    leaky = " (LEAKY)" if row.get("leaky") != "no" else ""
+    return f"{row['method']}{extra}{leaky}"
+
+
+def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "leaderboards",
+                 name: str | None = None, n_resamples: int = 10_000) -> list[Path]:
+    """Write the board markdown and its plots into ``out_dir``; returns the paths written.
+
+    Raises:
+        ValueError: no completed run with predictions for this dataset and protocol.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from mer_bench import stats
+    from mer_bench.leaderboard import leaderboard_rows, render_markdown, write_leaderboard
+    from mer_bench.metrics import confusion_matrix
+
+    rows = leaderboard_rows(store, protocol, dataset, n_resamples=n_resamples)
+    measured = rows[rows["_preds"].apply(lambda v: isinstance(v, list))] if not rows.empty else rows
+    if measured.empty:
+        raise ValueError(f"no completed runs with predictions for dataset {dataset!r} and protocol {protocol!r}; "
+                         f"run one first (mer-bench run ...) or check --store")
+    name = name or protocol
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = dict((cap, out / fn) for cap, fn in plot_files(name))
+    paths = []
+    sns.set_theme(style="whitegrid", context="paper")
+
+    # confusion matrices
+    n = len(measured)
+    cols = min(n, 4)
+    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(3.2 * cols, 3.0 * ((n + cols - 1) // cols)),
+                             squeeze=False)
+    for ax, (_, r) in zip(axes.ravel(), measured.iterrows()):
+        classes = list(r["_classes"])
+        cm = sum(confusion_matrix(p["y_true"], p["y_pred"], len(classes)) for p in r["_preds"])
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        sns.heatmap(norm, annot=cm, fmt="d", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax,
+                    xticklabels=classes, yticklabels=classes)
+        ax.set_title(_label(r), fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("truth")
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = files[plot_files(name)[0][0]]
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    paths.append(path)
+
+    # per-subject accuracy
+    acc = {(_label(r), i): per_subject_accuracy(r["_preds"]) for i, r in measured.iterrows()}
+    long = pd.concat([pd.DataFrame({"method": lab, "accuracy": s.to_numpy()}) for (lab, _), s in acc.items()])
+    fig, ax = plt.subplots(figsize=(7, 0.45 * n + 1.2))
+    sns.boxplot(data=long, x="accuracy", y="method", color="white", fliersize=0, ax=ax)
+    sns.stripplot(data=long, x="accuracy", y="method", size=3, alpha=0.6, ax=ax)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_title(f"{dataset} / {protocol}: accuracy per test subject")
+    fig.tight_layout()
+    path = files[plot_files(name)[1][0]]
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    paths.append(path)
+
+    # critical-difference diagram over subjects (rows on the same subjects only)
+    table = pd.concat({lab: s for (lab, _), s in acc.items()}, axis=1).dropna()
+    fig, ax = plt.subplots(figsize=(7, 0.35 * n + 1.6))
+    try:
+        p_adj, ranks = stats.wilcoxon_holm(table.to_numpy())
+        order = list(np.argsort(ranks))
+        labels = list(table.columns)
+        ax.set_xlim(0.5, len(labels) + 0.5)
+        ax.set_ylim(-len(labels) - 1, 1)
+        for pos, m in enumerate(order):
+            ax.plot([ranks[m], ranks[m]], [0, -pos - 1], color="0.4", lw=0.8)
+            ax.text(ranks[m], -pos - 1.2, f"{labels[m]} ({ranks[m]:.2f})", ha="center", va="top", fontsize=7)
+            ax.plot(ranks[m], 0, "o", color="k", ms=3)
+        for level, (a, b) in enumerate(cd_cliques(p_adj, order)):
+            ax.plot([ranks[order[a]], ranks[order[b]]], [0.3 + 0.15 * level] * 2, color="C3", lw=3)
+        ax.set_yticks([])
+        ax.set_xlabel("average rank over test subjects (1 = best per-subject accuracy)")
+        ax.set_title(f"{len(table)} subjects as blocks; bars: no significant difference (Wilcoxon + Holm, .05)",
+                     fontsize=8)
+    except stats.StatsError as exc:
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no critical-difference diagram: {exc}", ha="center", va="center", wrap=True, fontsize=8)
+    fig.tight_layout()
+    path = files[plot_files(name)[2][0]]
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    paths.append(path)
+
+    title = f"mer-bench leaderboard: {dataset} / {protocol}"
+    md = render_markdown(rows, title=title, plots=plot_files(name))
+    paths.insert(0, write_leaderboard(md, out, name))
+    return paths

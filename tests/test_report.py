@@ -1,0 +1,39 @@
+"""``mer-bench report``: the board and its plots, linked; leaderboard --write keeps the links and
+regenerates byte-identically."""
+
+
+
+from mer_bench.cli import main
+from mer_bench.report import cd_cliques
+
+
+def test_report_writes_board_and_plots(tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    for method in ("chance", "majority", "lbptop-svm"):
+        args = ["run", "--method", method, "--protocol", "loso", "--store", store, "--dataset-set", "n_subjects=6"]
+        assert main(args + (["--set", "blocks=3"] if method == "lbptop-svm" else [])) == 0
+    out = tmp_path / "boards"
+    assert main(["report", "--dataset", "synthetic", "--protocol", "loso", "--store", store, "--out", str(out)]) == 0
+    md = (out / "synthetic-loso.md").read_text()
+    for suffix in ("confusion", "subjects", "cd"):
+        png = out / f"synthetic-loso-{suffix}.png"
+        assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
+        assert f"(synthetic-loso-{suffix}.png)" in md
+    assert "| leader |" in md and "UF1 95% CI" in md
+    assert "] † |" in md and "fewer than 24 subjects" in md  # 6 subjects: intervals flagged and explained
+    capsys.readouterr()
+    assert main(["leaderboard", "--dataset", "synthetic", "--protocol", "loso", "--store", store, "--write",
+                 "--out", str(out)]) == 0
+    assert (out / "synthetic-loso.md").read_text() == md  # byte-identical, plots still linked
+    assert main(["report", "--dataset", "synthetic", "--protocol", "holdout", "--store", store, "--out",
+                 str(out)]) == 2
+    assert "no completed runs" in capsys.readouterr().err
+
+
+def test_cd_cliques_join_only_pairwise_ties():
+    import numpy as np
+
+    p = np.ones((4, 4))
+    p[0, 2] = p[2, 0] = p[0, 3] = p[3, 0] = p[1, 3] = p[3, 1] = 0.01
+    assert cd_cliques(p, [0, 1, 2, 3]) == [(0, 1), (1, 2), (2, 3)]
+    assert cd_cliques(np.full((3, 3), 0.001), [0, 1, 2]) == []
