@@ -103,6 +103,26 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--seconds", type=float, default=2.0, help="time budget per throughput measurement")
     pf.add_argument("--json", action="store_true", help="print JSON on stdout")
 
+    ab = sub.add_parser("ablate", help="run an ablation grid and write its table with intervals and tests",
+                        description="Run every arm (a method, protocol and hyper-parameter values) and compare each "
+                                    "with the first (the reference): intervals, paired tests with Holm, Bayesian "
+                                    "signed-rank. Presets: --ablation kernel|shared|attention|leakage.")
+    ab.add_argument("--ablation", default=None, help="a preset: kernel, shared, attention, leakage")
+    ab.add_argument("--method", default=None, help="the method of a --grid ablation (or of --ablation leakage)")
+    ab.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="hyper-parameter values to cross")
+    ab.add_argument("--protocol", default="loso")
+    ab.add_argument("--dataset", default=None)
+    ab.add_argument("--data-root", default=None)
+    ab.add_argument("--seed", type=int, action="append", help="seeds (repeatable; default 0)")
+    ab.add_argument("--preset", default=None, help="hyper-parameter preset for every arm (default: the dataset's)")
+    ab.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", help="shared overrides")
+    ab.add_argument("--dataset-set", dest="dataset_overrides", action="append", metavar="KEY=VALUE")
+    ab.add_argument("--device", default="auto")
+    ab.add_argument("--store", default=None)
+    ab.add_argument("--name", default=None, help="file name for --write (default: ablation-<preset>-<dataset>)")
+    ab.add_argument("--write", action="store_true", help="write leaderboards/<name>.md")
+    ab.add_argument("--out", default="leaderboards")
+
     rp = sub.add_parser("report", help="write the leaderboard markdown and its plots (PNG) for one dataset/protocol",
                         description="Write leaderboards/<name>.md with confusion matrices, per-subject score "
                                     "distributions and a critical-difference diagram as PNG files beside it.")
@@ -312,6 +332,62 @@ def _cmd_leaderboard(args) -> int:
     return 0
 
 
+def _cmd_ablate(args) -> int:
+    from mer_bench.ablation import ablation_table, arms_for, expand_grid, render_ablation
+    from mer_bench.leaderboard import write_leaderboard
+    from mer_bench.method import parse_overrides
+    from mer_bench.runner import prepare
+    from mer_bench.runtime import resolve_device
+    from mer_bench.store import Store
+
+    if bool(args.ablation) == bool(args.grid):
+        raise ValueError("give either --ablation NAME or --method M --grid KEY=V1,V2,...")
+    if args.ablation:
+        arms = arms_for(args.ablation, args.method, args.protocol)
+    else:
+        if not args.method:
+            raise ValueError("--grid needs --method")
+        grid = {}
+        for g in args.grid:
+            if "=" not in g:
+                raise ValueError(f"--grid {g!r}: expected KEY=V1,V2,...")
+            key, values = g.split("=", 1)
+            grid[key.strip()] = [parse_overrides([f"{key}={v}"])[key.strip()] for v in values.split(",") if v != ""]
+        arms = expand_grid(args.method, args.protocol, grid)
+    seeds = args.seed or [0]
+    dataset_options = _options(args.dataset_overrides)
+    if args.data_root is not None:
+        dataset_options["data_root"] = args.data_root
+    shared = _options(args.overrides)
+    device = resolve_device(args.device)
+    preds, commands, dataset, classes = [], [], None, None
+    with Store(args.store) as store:
+        for arm in arms:
+            from mer_bench.registry import PROTOCOLS
+
+            dataset = args.dataset or getattr(PROTOCOLS.get(arm.protocol), "default_dataset", None) or "synthetic"
+            prep = prepare(arm.method, arm.protocol, dataset, seeds, {**shared, **arm.overrides}, args.preset,
+                           dataset_options)
+            results = _execute_with_progress(prep, store, device, False)
+            preds.append([store.predictions(r.spec.run_id) for r in results])
+            classes = prep.dataset.classes
+            commands.append(arm.command(dataset, prep.specs[0].preset, seeds)
+                            + "".join(f" --set {k}={v}" for k, v in shared.items())
+                            + "".join(f" --dataset-set {k}={v}" for k, v in _options(args.dataset_overrides).items())
+                            + (" --data-root DATA_ROOT" if args.data_root else ""))
+    table = ablation_table(arms, preds, len(classes))
+    name = args.name or f"ablation-{args.ablation or 'grid'}-{dataset}"
+    title = f"Ablation: {args.ablation or ', '.join(args.grid)} ({dataset})"
+    note = (f"Arms: {'; '.join(a.label for a in arms)}. Reference: {arms[0].label}. Seeds: "
+            f"{', '.join(map(str, seeds))}.")
+    md = render_ablation(table, title, commands, note)
+    if args.write:
+        print(f"wrote {write_leaderboard(md, args.out, name)}")
+    else:
+        print(md)
+    return 0
+
+
 def _cmd_report(args) -> int:
     from mer_bench.report import write_report
     from mer_bench.store import Store
@@ -473,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     from mer_bench.store import StoreError
 
     handlers = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "import": _cmd_import,
-                "data": _cmd_data, "profile": _cmd_profile, "report": _cmd_report}
+                "data": _cmd_data, "profile": _cmd_profile, "report": _cmd_report, "ablate": _cmd_ablate}
     try:
         return handlers[args.command](args)
     except (RegistryError, ParameterError, DatasetError, ProtocolError, StoreError, AbsentClassError,

@@ -1,8 +1,6 @@
 """``mer-bench report``: the board and its plots, linked; leaderboard --write keeps the links and
 regenerates byte-identically."""
 
-
-
 from mer_bench.cli import main
 from mer_bench.report import cd_cliques
 

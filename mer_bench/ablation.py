@@ -1,0 +1,158 @@
+"""Ablations: run a grid of arms and compare them with the statistics of :mod:`mer_bench.stats`.
+
+An arm is a (method, protocol, hyper-parameter overrides) triple; ``--grid KEY=V1,V2`` expands
+into the product of its values. The first arm is the reference. For every other arm the table
+gives its UF1 and UAR with 95 % subject-cluster bootstrap intervals, and, when both arms were
+tested on the same clips, the difference from the reference in pooled UF1 with a paired subject
+randomisation p-value (Holm-adjusted over the arms) and the Bayesian signed-rank test over test
+subjects (per-subject accuracy, seed mean; ROPE +-0.01) as P(arm better) / P(equivalent) /
+P(reference better). Arms on different clips (e.g. different protocols) get intervals only.
+
+Ready presets (``--ablation NAME``), from the MERANet paper's ablations and the project's own
+questions:
+
+* ``kernel``: spatio-temporal attention kernel 3 / 5 / 7 (paper Fig. 6; reference 5);
+* ``shared``: channel attention through a shared CNN vs a shared MLP (paper Fig. 5);
+* ``attention``: MERANet vs 3D ResNet-18 (attention on / off);
+* ``leakage``: one method under the sample-level hold-out (leaky), the subject hold-out and LOSO.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Arm", "ABLATIONS", "expand_grid", "arms_for", "ablation_table", "render_ablation"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One configuration of an ablation."""
+
+    label: str
+    method: str
+    protocol: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def command(self, dataset: str, preset: str | None, seeds: list[int]) -> str:
+        parts = ["mer-bench run", f"--method {self.method}", f"--protocol {self.protocol}", f"--dataset {dataset}"]
+        parts += [f"--preset {preset}"] if preset else []
+        parts += [f"--set {k}={v}" for k, v in self.overrides.items()]
+        parts += [f"--seed {s}" for s in seeds]
+        return " ".join(parts)
+
+
+#: preset ablations: name -> function(method, protocol) -> arms
+ABLATIONS = {
+    "kernel": lambda method, protocol: [Arm(f"kernel_size={k}", "meranet", protocol, {"kernel_size": k})
+                                        for k in (5, 3, 7)],
+    "shared": lambda method, protocol: [Arm(f"shared={s}", "meranet", protocol, {"shared": s}) for s in ("cnn", "mlp")],
+    "attention": lambda method, protocol: [Arm("MERANet (attention)", "meranet", protocol),
+                                           Arm("3D ResNet-18 (no attention)", "resnet3d18", protocol)],
+    "leakage": lambda method, protocol: [Arm("LOSO", method or "meranet", "loso"),
+                                         Arm("subject hold-out", method or "meranet", "holdout"),
+                                         Arm("sample hold-out (LEAKY)", method or "meranet", "holdout-sample")],
+}
+
+
+def expand_grid(method: str, protocol: str, grid: dict[str, list[Any]]) -> list[Arm]:
+    """The product of ``grid`` values as arms (first value of every key first: the reference).
+
+    Raises:
+        ValueError: an empty grid or a key without values.
+    """
+    if not grid or any(not v for v in grid.values()):
+        raise ValueError("an ablation grid needs at least one KEY=V1,V2 with values")
+    keys = list(grid)
+    return [Arm(", ".join(f"{k}={v}" for k, v in zip(keys, values)), method, protocol, dict(zip(keys, values)))
+            for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def arms_for(name: str, method: str | None, protocol: str) -> list[Arm]:
+    """The arms of preset ablation ``name``.
+
+    Raises:
+        ValueError: an unknown preset name.
+    """
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; presets: {', '.join(ABLATIONS)}")
+    return ABLATIONS[name](method, protocol)
+
+
+def _stack(preds: list[pd.DataFrame]):
+    ids = preds[0]["sample_id"].to_numpy()
+    if any(not np.array_equal(p["sample_id"].to_numpy(), ids) for p in preds[1:]):
+        return None
+    p0 = preds[0]
+    clusters = (p0["dataset"].astype(str) + "/" + p0["subject"].astype(str)).to_numpy()
+    return ids, p0["y_true"].to_numpy(), np.stack([p["y_pred"].to_numpy() for p in preds]), clusters
+
+
+def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_classes: int,
+                   n_resamples: int = 10_000, rope: float = 0.01) -> pd.DataFrame:
+    """The comparison table of :func:`render_ablation`; ``predictions[i]`` holds arm ``i``'s
+    per-seed prediction tables (as :meth:`mer_bench.store.Store.predictions`)."""
+    from mer_bench import stats
+
+    rows, compared, pvals = [], [], []
+    ref = _stack(predictions[0])
+    for i, (arm, preds) in enumerate(zip(arms, predictions)):
+        st = _stack(preds)
+        row = {"arm": arm.label, "method": arm.method, "protocol": arm.protocol, "seeds": len(preds)}
+        if st is None:
+            row.update(UF1="n/a (seeds on different splits)")
+            rows.append(row)
+            continue
+        ids, y, yp, clusters = st
+        for metric in ("uf1", "uar"):
+            try:
+                ci = stats.cluster_bootstrap_ci(y, yp, clusters, n_classes, metric, n_resamples=n_resamples)
+            except stats.StatsError:  # e.g. a hold-out whose test side is one subject
+                n_sub = len(set(clusters))
+                est = float(stats.scores_from_counts(
+                    stats.subject_counts(y, yp[0], clusters, n_classes)[0].sum(0), metric))
+                row[metric.upper()] = f"{est:.4f} (no interval: {n_sub} test subject{'s' if n_sub != 1 else ''})"
+                continue
+            row[metric.upper()] = f"{ci.estimate:.4f} [{ci.low:.3f}, {ci.high:.3f}]" + (" †" if ci.few_clusters else "")
+        if i == 0:
+            row["vs reference"] = "reference"
+        elif ref is None or not np.array_equal(ref[0], ids):
+            row["vs reference"] = "n/a (different test clips: intervals only)"
+        else:
+            c = stats.paired_comparison(y, yp, ref[2], clusters, n_classes, "uf1", n_resamples=n_resamples)
+            acc_a = pd.Series((yp == y).mean(0)).groupby(clusters).mean()
+            acc_r = pd.Series((ref[2] == y).mean(0)).groupby(clusters).mean()
+            bayes = stats.bayesian_signed_rank(acc_a.to_numpy(), acc_r.loc[acc_a.index].to_numpy(), rope=rope)
+            row["ΔUF1"] = f"{c.difference:+.4f} [{c.low:+.3f}, {c.high:+.3f}]"
+            row["acc. P(better) / P(equiv.) / P(worse)"] = (
+                f"{bayes['p_a_better']:.2f} / {bayes['p_equivalent']:.2f} / {bayes['p_b_better']:.2f}")
+            compared.append(len(rows))
+            pvals.append(c.p_value)
+        rows.append(row)
+    if pvals:
+        _, adj = stats.holm(pvals)
+        for k, p in zip(compared, adj):
+            rows[k]["vs reference"] = f"p_Holm {p:.3g}"
+    return pd.DataFrame(rows)
+
+
+def render_ablation(table: pd.DataFrame, title: str, commands: list[str], note: str = "") -> str:
+    """Markdown for an ablation table, with the commands that reproduce its arms."""
+    cols = [c for c in ("arm", "method", "protocol", "seeds", "UF1", "UAR", "ΔUF1", "vs reference",
+                        "acc. P(better) / P(equiv.) / P(worse)") if c in table.columns]
+    lines = [f"# {title}", "", note, "",
+             "UF1 / UAR: pooled over folds, seed mean, 95 % subject-cluster bootstrap interval (B = 10,000; † fewer "
+             "than 24 subjects). ΔUF1: arm minus reference with its paired subject-bootstrap interval; p_Holm: paired "
+             "subject randomisation test, Holm-adjusted over the arms. *acc.*: Bayesian signed-rank over test "
+             "subjects on per-subject **accuracy** (not UF1: most subjects lack some class), ROPE ±0.01 (Benavoli et "
+             "al., JMLR 2017): P(arm better) / P(practically equivalent) / P(reference better). The two views can "
+             "disagree in sign when an arm trades minority-class recall for accuracy.", "",
+             "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, r in table.iterrows():
+        lines.append("| " + " | ".join("" if pd.isna(r.get(c)) else str(r.get(c)) for c in cols) + " |")
+    lines += ["", "Reproduce (each arm; `mer-bench ablate` runs them all):", "", *[f"- `{c}`" for c in commands], ""]
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""``mer-bench ablate``: grids, presets, the comparison table."""
+
+import pytest
+
+from mer_bench.ablation import arms_for, expand_grid
+from mer_bench.cli import main
+
+
+def test_grid_and_presets_expand_to_arms():
+    arms = expand_grid("meranet", "loso", {"kernel_size": [5, 3], "shared": ["cnn", "mlp"]})
+    assert [a.label for a in arms] == ["kernel_size=5, shared=cnn", "kernel_size=5, shared=mlp",
+                                       "kernel_size=3, shared=cnn", "kernel_size=3, shared=mlp"]
+    assert [a.overrides["kernel_size"] for a in arms_for("kernel", None, "loso")] == [5, 3, 7]  # 5: the paper's
+    assert [a.method for a in arms_for("attention", None, "loso")] == ["meranet", "resnet3d18"]
+    assert [a.protocol for a in arms_for("leakage", "chance", "loso")] == ["loso", "holdout", "holdout-sample"]
+    with pytest.raises(ValueError, match="unknown ablation 'depth'"):
+        arms_for("depth", None, "loso")
+
+
+def test_ablate_cli_compares_arms_on_the_same_clips(tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    assert main(["ablate", "--method", "lbptop-svm", "--grid", "blocks=2,3", "--store", store,
+                 "--dataset-set", "n_subjects=5", "--write", "--out", str(tmp_path), "--name", "abl"]) == 0
+    md = (tmp_path / "abl.md").read_text()
+    assert "| blocks=2 | lbptop-svm | loso | 1 |" in md and "| reference |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| blocks=3 "))
+    assert "p_Holm" in row and row.count(" / ") >= 2
+    assert "--set blocks=3 --seed 0 --dataset-set n_subjects=5" in md
+
+
+def test_ablate_leakage_preset_gives_intervals_only_across_protocols(tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    assert main(["ablate", "--ablation", "leakage", "--method", "chance", "--store", store,
+                 "--dataset-set", "n_subjects=6"]) == 0
+    md = capsys.readouterr().out
+    assert md.count("n/a (different test clips: intervals only)") == 2
+    assert "sample hold-out (LEAKY)" in md
+
+
+def test_ablate_needs_a_grid_or_a_preset(capsys):
+    assert main(["ablate", "--method", "meranet"]) == 2
+    assert "either --ablation NAME or --method M --grid" in capsys.readouterr().err
