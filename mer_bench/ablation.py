@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Arm", "ABLATIONS", "expand_grid", "arms_for", "ablation_table", "render_ablation"]
+__all__ = ["Arm", "ABLATIONS", "expand_grid", "arms_for", "ablation_table", "render_ablation", "plot_ablation"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_cla
     ref = _stack(predictions[0])
     for i, (arm, preds) in enumerate(zip(arms, predictions)):
         st = _stack(preds)
-        row = {"arm": arm.label, "method": arm.method, "protocol": arm.protocol, "seeds": len(preds)}
+        row = {"arm": arm.label, "method": arm.method, "protocol": arm.protocol, "seeds": len(preds), "_ci": None}
         if st is None:
             row.update(UF1="n/a (seeds on different splits)")
             rows.append(row)
@@ -118,6 +118,8 @@ def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_cla
                 row[metric.upper()] = f"{est:.4f} (no interval: {n_sub} test subject{'s' if n_sub != 1 else ''})"
                 continue
             row[metric.upper()] = f"{ci.estimate:.4f} [{ci.low:.3f}, {ci.high:.3f}]" + (" †" if ci.few_clusters else "")
+            if metric == "uf1":
+                row["_ci"] = (ci.estimate, ci.low, ci.high)
         if i == 0:
             row["vs reference"] = "reference"
         elif ref is None or not np.array_equal(ref[0], ids):
@@ -140,7 +142,28 @@ def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_cla
     return pd.DataFrame(rows)
 
 
-def render_ablation(table: pd.DataFrame, title: str, commands: list[str], note: str = "") -> str:
+def plot_ablation(table: pd.DataFrame, title: str, path) -> None:
+    """The ablation curve: pooled UF1 of every arm with its 95 % interval, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(r["arm"], *r["_ci"]) for _, r in table.iterrows() if r.get("_ci")]
+    fig, ax = plt.subplots(figsize=(max(3.0, 1.4 * len(rows) + 1), 3.2))
+    for k, (_label, est, lo, hi) in enumerate(rows):
+        ax.errorbar(k, est, yerr=[[est - lo], [hi - est]], fmt="o", color="C0" if k else "C3", capsize=4)
+    ax.plot(range(len(rows)), [r[1] for r in rows], color="0.6", lw=0.8, zorder=0)
+    ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=15, fontsize=7)
+    ax.set_ylabel("UF1 (95 % subject-bootstrap CI)")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def render_ablation(table: pd.DataFrame, title: str, commands: list[str], note: str = "",
+                    figure: str | None = None) -> str:
     """Markdown for an ablation table, with the commands that reproduce its arms."""
     cols = [c for c in ("arm", "method", "protocol", "seeds", "UF1", "UAR", "ΔUF1", "vs reference",
                         "acc. P(better) / P(equiv.) / P(worse)") if c in table.columns]
@@ -154,5 +177,10 @@ def render_ablation(table: pd.DataFrame, title: str, commands: list[str], note: 
              "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, r in table.iterrows():
         lines.append("| " + " | ".join("" if pd.isna(r.get(c)) else str(r.get(c)) for c in cols) + " |")
+    if (table["seeds"] == 1).any():
+        lines += ["", "Arms with one seed: the intervals reflect the sampling of subjects only, not training "
+                      "randomness; run several --seed values to include it."]
+    if figure:
+        lines += ["", f"![UF1 per arm]({figure})"]
     lines += ["", "Reproduce (each arm; `mer-bench ablate` runs them all):", "", *[f"- `{c}`" for c in commands], ""]
     return "\n".join(lines)

@@ -393,11 +393,15 @@ def _cmd_ablate(args) -> int:
     title = f"Ablation: {args.ablation or ', '.join(args.grid)} ({dataset})"
     note = (f"Arms: {'; '.join(a.label for a in arms)}. Reference: {arms[0].label}. Seeds: "
             f"{', '.join(map(str, seeds))}.")
-    md = render_ablation(table, title, commands, note)
     if args.write:
+        from mer_bench.ablation import plot_ablation
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        plot_ablation(table, title, Path(args.out) / f"{name}.png")
+        md = render_ablation(table, title, commands, note, figure=f"{name}.png")
         print(f"wrote {write_leaderboard(md, args.out, name)}")
     else:
-        print(md)
+        print(render_ablation(table, title, commands, note))
     return 0
 
 

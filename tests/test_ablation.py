@@ -22,6 +22,7 @@ def test_ablate_cli_compares_arms_on_the_same_clips(tmp_path, capsys):
     assert main(["ablate", "--method", "lbptop-svm", "--grid", "blocks=2,3", "--store", store,
                  "--dataset-set", "n_subjects=5", "--write", "--out", str(tmp_path), "--name", "abl"]) == 0
     md = (tmp_path / "abl.md").read_text()
+    assert "![UF1 per arm](abl.png)" in md and (tmp_path / "abl.png").stat().st_size > 3000
     assert "| blocks=2 | lbptop-svm | loso | 1 |" in md and "| reference |" in md
     row = next(line for line in md.splitlines() if line.startswith("| blocks=3 "))
     assert "p_Holm" in row and row.count(" / ") >= 2
