@@ -279,6 +279,12 @@ def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard",
             lines += ["", "Inflation from choosing the epoch on the test subject (same trainings, last epoch -> "
                           "best epoch on the test subject):", "", *pairs]
         notes = [f"- `{r['config']}`: {r['_note']}" for _, r in df.iterrows() if r["_note"]]
+        single = df[(df["source"] == "measured") & (df["seeds"] == 1)
+                    & ~df["selection"].astype(str).str.startswith("n/a")]
+        if len(single):
+            names = ", ".join(sorted(set(single["method"])))
+            notes.append(f"- one seed ({names}): the interval covers the sampling of subjects, not training "
+                         f"randomness; there is no seed standard deviation")
         if df["_few"].any():
             notes.append(f"- †: interval from fewer than {FEW} subjects; cluster bootstraps under-cover with few "
                          f"clusters, read it as optimistic")
