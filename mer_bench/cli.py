@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--seed", type=int, default=0)
     sa.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE")
     sa.add_argument("--dataset-set", dest="dataset_overrides", action="append", metavar="KEY=VALUE")
+    sa.add_argument("--layer", default=None,
+                    help="module to explain, e.g. layers.2 (default: the last feature-map stage)")
     sa.add_argument("--out", default="leaderboards")
     sa.add_argument("--json", action="store_true")
 
@@ -412,14 +414,15 @@ def _cmd_saliency(args) -> int:
     if len(args.method) > 2:
         raise ValueError("give one method, or two to compare")
     res = saliency_study(args.method, args.preset, args.seed, args.out,
-                         dataset_options=_options(args.dataset_overrides), overrides=_options(args.overrides))
+                         dataset_options=_options(args.dataset_overrides), overrides=_options(args.overrides),
+                         layer=args.layer)
     if args.json:
         print(json.dumps(res, indent=2, default=str))
         return 0
     lines = ["# Saliency: Grad-CAM localisation on the embedded dataset", "",
              f"Each method is trained once on the training side of a subject hold-out (seed {res['seed']}) of the "
              f"synthetic dataset ({res['test_clips']} held-out clips from {res['test_subjects']} subjects) and "
-             "explained with Grad-CAM (Selvaraju et al., ICCV 2017) at its last feature-map stage, for the predicted "
+             f"explained with Grad-CAM (Selvaraju et al., ICCV 2017) at {res['layer']}, for the predicted "
              "class. Localisation: the share of the saliency mass inside the clip's known motion mask (energy-based "
              f"pointing game), averaged over clips; chance (the masks' area share) is {res['mask_area']:.3f}. "
              "Intervals: 95 % subject-cluster bootstrap.", "",
@@ -438,8 +441,11 @@ def _cmd_saliency(args) -> int:
     lines += ["", *[f"![{n}]({Path(r['figure']).name})" for n, r in res["methods"].items()], "",
               "Reproduce: `mer-bench saliency " + " ".join(f"--method {m}" for m in args.method)
               + f" --preset {args.preset} --seed {args.seed}"
-              + "".join(f" --set {o}" for o in args.overrides or []) + "`", ""]
+              + "".join(f" --set {o}" for o in args.overrides or [])
+              + (f" --layer {args.layer}" if args.layer else "") + "`", ""]
     name = "saliency-synthetic" if len(args.method) == 2 else f"saliency-synthetic-{args.method[0]}"
+    if args.layer:
+        name += f"-{args.layer}"
     print(f"wrote {write_leaderboard(chr(10).join(lines), args.out, name)}")
     return 0
 

@@ -102,13 +102,14 @@ def localisation_score(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 def saliency_study(methods: list[str], preset: str | None = "fast", seed: int = 0, out_dir: str | Path | None = None,
                    n_examples: int = 4, dataset_options: dict | None = None,
-                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+                   overrides: dict[str, Any] | None = None, layer: str | None = None) -> dict[str, Any]:
     """Train each method on a subject hold-out of the synthetic dataset and score its Grad-CAM maps
     on the held-out clips; see the module docstring. Returns a JSON-ready dict; with ``out_dir``,
-    writes ``saliency-<method>.png`` examples there.
+    writes ``saliency-<method>.png`` examples there. ``layer``: a module name of the networks
+    (e.g. ``layer3``) instead of the default last feature-map stage.
 
     Raises:
-        ValueError: a method without a network (Grad-CAM needs gradients).
+        ValueError: a method without a network (Grad-CAM needs gradients), or an unknown layer.
     """
     import torch
 
@@ -124,6 +125,7 @@ def saliency_study(methods: list[str], preset: str | None = "fast", seed: int = 
     masks = ds.motion_mask(fold.test)
     subjects = table["subject"].to_numpy()[fold.test]
     result: dict[str, Any] = {"dataset": "synthetic", "dataset_options": ds.options(), "seed": seed,
+                              "layer": layer or "last feature-map stage",
                               "test_clips": int(len(fold.test)), "test_subjects": int(len(set(subjects))),
                               "mask_area": float(masks.mean()), "methods": {}}
     scores = {}
@@ -137,7 +139,14 @@ def saliency_study(methods: list[str], preset: str | None = "fast", seed: int = 
         method = cls(**params).fit(ds.samples(rep, fold.train))
         x = method._prepare(ds.load(rep, fold.test))
         torch.manual_seed(0)
-        maps, pred = grad_cam(method.model_, x)
+        target = None
+        if layer is not None:
+            modules = dict(method.model_.named_modules())
+            if layer not in modules:
+                top = [n for n in modules if n and "." not in n]
+                raise ValueError(f"{name} has no layer {layer!r}; top-level modules: {', '.join(top)}")
+            target = modules[layer]
+        maps, pred = grad_cam(method.model_, x, target)
         if maps.ndim == 4 and maps.shape[-2:] != masks.shape[-2:] or maps.ndim == 3 and maps.shape[-2:] != \
                 masks.shape[-2:]:
             raise ValueError(f"{name}: maps {maps.shape} do not match the masks {masks.shape}; use size=None")
@@ -148,7 +157,8 @@ def saliency_study(methods: list[str], preset: str | None = "fast", seed: int = 
                                    "ci": boot, "accuracy": float((pred == table["label"].to_numpy()[fold.test])
                                                                  .mean())}
         if out_dir is not None:
-            result["methods"][name]["figure"] = str(_figure(name, ds.load(rep, fold.test[:n_examples]),
+            tag = name if layer is None else f"{name}-{layer}"
+            result["methods"][name]["figure"] = str(_figure(tag, ds.load(rep, fold.test[:n_examples]),
                                                            maps[:n_examples], masks[:n_examples], out_dir))
     if len(methods) == 2:
         a, b = (scores[m] for m in methods)
