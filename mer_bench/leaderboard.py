@@ -197,8 +197,8 @@ def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
                 try:
                     ci = stats.cluster_bootstrap_ci(y, yp, clusters, n_classes, metric, strata=layers,
                                                     n_resamples=n_resamples, seed=0)
-                except stats.StatsError as exc:
-                    df.at[i, col] = f"n/a ({exc})".split(":")[0] + ")" if ":" in str(exc) else f"n/a ({exc})"
+                except stats.StatsError:  # e.g. a hold-out whose test side is one subject
+                    df.at[i, col] = f"n/a ({len(set(clusters))} test subject(s))"
                     continue
                 df.at[i, col] = f"[{ci.low:.3f}, {ci.high:.3f}]" + (" †" if ci.few_clusters else "")
                 df.at[i, "_few"] = df.at[i, "_few"] or ci.few_clusters
