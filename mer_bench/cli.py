@@ -181,6 +181,13 @@ def _cmd_list(args) -> int:
         table.add_column(col)
     broken = {}
     for name in names:
+        static = reg.static_attrs(name) if args.kind == "methods" else None  # no import: torch stays unloaded
+        if static is not None and {"summary", "representation"} <= set(static["info"]):
+            info = static["info"]
+            cpu = "" if info.get("practical_on_cpu", True) else " [GPU advised]"
+            inputs = " or ".join((info.get("representation", "?"), *info.get("accepts", ())))
+            table.add_row(name, reg.origin(name), f"{info.get('summary', '')} — input: {inputs}{cpu}")
+            continue
         try:
             obj = reg.get(name)
         except PluginLoadError as exc:

@@ -23,6 +23,7 @@ import fnmatch
 import importlib
 from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 __all__ = ["Registry", "RegistryError", "UnknownNameError", "DuplicateNameError", "PluginLoadError",
@@ -193,6 +194,51 @@ class Registry:
                 raise PluginLoadError(entry.error) from exc
             entry.obj = obj
         return entry.obj
+
+    def static_attrs(self, name: str, attrs: tuple[str, ...] = ("info",)) -> dict[str, Any] | None:
+        """Class attributes of an entry read from its source without importing it (so listing
+        methods does not import torch): literal assignments ``attr = <literal>`` or
+        ``attr = SomeInfo(key=<literal>, ...)`` (then a dict of the keywords) in the class body.
+        ``None`` when the entry is loaded already, its source cannot be found, or an attribute is
+        not a literal there (the caller then imports the entry).
+        """
+        import ast
+        import importlib.util
+
+        entry = self._entry(name)
+        if entry.obj is not None or entry.target is None:
+            return None
+        module_name, _, attr = entry.target.partition(":")
+        try:
+            spec = importlib.util.find_spec(module_name)
+            source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else None
+        except Exception:  # a missing parent package, a namespace package...
+            return None
+        if source is None or "." in attr:
+            return None
+        cls = next((n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == attr), None)
+        if cls is None:
+            return None
+        out: dict[str, Any] = {}
+        for node in cls.body:
+            target = node.target if isinstance(node, ast.AnnAssign) else (
+                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+            if not isinstance(target, ast.Name) or target.id not in attrs or node.value is None:
+                continue
+            if isinstance(node.value, ast.Call):  # keywords that are not literals are left out
+                kw = {}
+                for k in node.value.keywords:
+                    try:
+                        kw[k.arg] = ast.literal_eval(k.value)
+                    except (ValueError, TypeError, SyntaxError):
+                        continue
+                out[target.id] = kw
+            else:
+                try:
+                    out[target.id] = ast.literal_eval(node.value)
+                except (ValueError, TypeError, SyntaxError):
+                    return None
+        return out if all(a in out for a in attrs) else None
 
     def broken(self, load: bool = True) -> dict[str, str]:
         """Entries that cannot be used: rejected duplicates, and (``load=True``) import failures."""

@@ -75,3 +75,18 @@ def test_unwritable_store_fails_before_training(tmp_path, capsys):
     blocker.write_text("")
     assert main(["run", "--method", "meranet", "--store", str(blocker / "x.sqlite")]) == 2
     assert "cannot write the results store" in capsys.readouterr().err
+
+
+def test_help_list_and_leaderboard_never_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom mer_bench.cli import main\n"
+            "for argv in (['list', 'methods'], ['list', 'datasets'], ['list', 'protocols'],\n"
+            "             ['leaderboard', '--store', sys.argv[1]]):\n"
+            "    main(argv)\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.sqlite")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "meranet" in res.stdout and "MERANet-18" in res.stdout  # the summary is read without importing
