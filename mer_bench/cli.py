@@ -57,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "scores best on that subject's test clips -- the common published practice, which LEAKS the "
                         "test labels; such runs are labelled leaky everywhere. both: train once per fold and store "
                         "both runs (measures the inflation at the cost of one run)")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local (default): folds one after another here; ray: each fold a Ray task (pip install "
+                        "'mer-bench[ray]'; see mer_bench/executors.py)")
+    r.add_argument("--ray-address", default=None,
+                   help="Ray cluster to use (ray://HOST:10001 or auto); default: start a local Ray instance")
+    r.add_argument("--ray-cpus", type=float, default=1, help="CPUs each fold task requests (default 1)")
+    r.add_argument("--ray-gpus", type=float, default=None, help="GPUs each fold task requests (default: 1 with "
+                                                                  "--device cuda, else 0)")
     r.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
 
     im = sub.add_parser("import", help="import published per-sample predictions (e.g. a MEGC log) into the store",
@@ -227,7 +235,7 @@ def _cmd_run(args) -> int:
         dataset_options["data_root"] = args.data_root
     store = Store(args.store)  # an unwritable store fails here, before any work
     try:
-        device = resolve_device(args.device)
+        device = resolve_device(args.device) if args.executor == "local" else args.device  # ray: on the workers
         from mer_bench.runner import prepare
 
         dataset = args.dataset
@@ -240,7 +248,9 @@ def _cmd_run(args) -> int:
                            dataset_options, _options(args.protocol_overrides), args.selection)
         except TypeError as exc:  # a dataset/protocol option the constructor does not take
             raise ValueError(f"invalid dataset or protocol option: {exc}") from None
-        results = _execute_with_progress(prep, store, device, args.force, quiet=args.json)
+        ray_options = {"address": args.ray_address, "num_cpus": args.ray_cpus, "num_gpus": args.ray_gpus}
+        results = _execute_with_progress(prep, store, device if args.executor == "local" else args.device, args.force,
+                                         quiet=args.json, executor=args.executor, ray_options=ray_options)
     finally:
         store.close()
     if args.json:
@@ -250,7 +260,7 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _execute_with_progress(prep, store, device, force, quiet=False):
+def _execute_with_progress(prep, store, device, force, quiet=False, executor="local", ray_options=None):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -286,7 +296,8 @@ def _execute_with_progress(prep, store, device, force, quiet=False):
             progress.update(epoch_task, description=f"  {desc}", completed=done, total=of, visible=True)
 
         try:
-            return execute(prep, store, device=device, force=force, on_fold=on_fold, on_progress=on_progress)
+            return execute(prep, store, device=device, force=force, on_fold=on_fold, on_progress=on_progress,
+                           executor=executor, ray_options=ray_options)
         finally:
             progress.update(epoch_task, visible=False)
 
@@ -611,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     from mer_bench.data import DatasetError
+    from mer_bench.executors import ExecutorError
     from mer_bench.method import ParameterError
     from mer_bench.metrics import AbsentClassError
     from mer_bench.protocol import ProtocolError
@@ -623,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except (RegistryError, ParameterError, DatasetError, ProtocolError, StoreError, AbsentClassError,
-            ValueError) as exc:
+            ValueError, ExecutorError) as exc:
         if os.environ.get("MER_BENCH_DEBUG"):
             raise
         _err(str(exc) + ("" if isinstance(exc, (RegistryError, ParameterError, StoreError)) else

@@ -29,7 +29,7 @@ import numpy as np
 
 from mer_bench import __version__, runtime
 from mer_bench.data import DatasetError
-from mer_bench.method import REPRESENTATIONS, ParameterError, clone, resolve_params
+from mer_bench.method import REPRESENTATIONS, ParameterError, resolve_params
 from mer_bench.metrics import breakdown
 from mer_bench.protocol import ProtocolError
 from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
@@ -128,6 +128,9 @@ class Prepared:
     protocol: Any
     specs: list[RunSpec]
     representation: str = "none"
+    #: constructor arguments of the dataset and protocol (what a remote worker needs to rebuild them)
+    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
+    protocol_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", seeds: list[int] | None = None,
@@ -194,7 +197,8 @@ def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", see
     specs = [RunSpec(method, dataset, protocol, seed, params, preset, dataset_obj.options(), dataset_obj.fingerprint(),
                      protocol_obj.options(), bool(protocol_obj.leaky) or sel != "last", sel)
              for seed in seeds for sel in selections]
-    return Prepared(method_cls, dataset_obj, protocol_obj, specs, rep)
+    return Prepared(method_cls, dataset_obj, protocol_obj, specs, rep, dict(dataset_options),
+                    dict(protocol_options or {}))
 
 
 def run_metrics(preds, classes: tuple[str, ...]) -> dict[str, dict]:
@@ -212,20 +216,60 @@ def run_metrics(preds, classes: tuple[str, ...]) -> dict[str, dict]:
     return dict(sorted(scores.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
 
 
+def fit_predict_fold(method_cls: type, params: dict[str, Any], dataset: Any, representation: str, fold: Any,
+                     fold_index: int, seed: int, selections: list[str]) -> dict[str, list[tuple]]:
+    """Train one fold and predict its test clips: the unit of work of every executor.
+
+    The method is seeded with ``seed * 1000 + fold_index``. ``selections``: ``"last"`` and/or
+    ``"best-on-test"`` (the latter hands the *labelled* test clips to ``fit``: leaky by request).
+
+    Returns:
+        selection -> prediction rows ``(sample_id, subject, dataset, y_true, y_pred, proba)``.
+    """
+    table = dataset.table()
+    method = method_cls(**{**params, "random_state": seed * 1000 + fold_index})
+    if "best-on-test" in selections:
+        method.fit(dataset.samples(representation, fold.train), select_on=dataset.samples(representation, fold.test))
+    else:
+        method.fit(dataset.samples(representation, fold.train))
+    test = dataset.samples(representation, fold.test, with_labels=False)
+    rows_t = table.iloc[fold.test]
+    out = {}
+    for selection in selections:
+        fitted = method
+        if selection == "last" and hasattr(method, "last_epoch"):
+            fitted = method.last_epoch()  # the leak-free model of the same training
+        y_pred = np.asarray(fitted.predict(test))
+        proba = fitted.predict_proba(test) if hasattr(fitted, "predict_proba") else None
+        out[selection] = [(sid, subj, ds, int(t), int(p), None if pr is None else [round(float(v), 6) for v in pr])
+                          for sid, subj, ds, t, p, pr in zip(
+                              rows_t["sample_id"], rows_t["subject"].astype(str), rows_t["dataset"], rows_t["label"],
+                              y_pred, proba if proba is not None else [None] * len(y_pred))]
+    return out
+
+
 def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = False,
-            on_fold=None, on_progress=None) -> list[RunResult]:
+            on_fold=None, on_progress=None, executor: str = "local",
+            ray_options: dict[str, Any] | None = None) -> list[RunResult]:
     """Run (or resume, or reuse) every spec of ``prep``; returns one :class:`RunResult` per seed.
 
     Args:
         on_fold: ``on_fold(spec, fold_index, n_folds, fold_name, status)`` after each fold
             (``status``: ``"start"``, ``"done"``, ``"skipped"``).
         on_progress: passed to the trainer as the runtime progress callback.
+        executor: ``"local"`` (in this process) or ``"ray"`` (each fold a Ray task; see
+            :mod:`mer_bench.executors`); the store is written here, by the driver, either way.
+        ray_options: ``address``, ``num_cpus`` / ``num_gpus`` per fold, ``max_retries``.
+
+    Raises:
+        ValueError: an unknown executor or an unavailable device.
     """
     from mer_bench.runtime import resolve_device
 
-    dev = resolve_device(device)
+    if executor not in ("local", "ray"):
+        raise ValueError(f"unknown executor {executor!r}; choose local or ray")
+    dev = resolve_device(device) if executor == "local" else device
     table = prep.dataset.table()
-    rep = prep.representation
     results = []
     groups: dict[int, list[RunSpec]] = {}
     for spec in prep.specs:  # the specs of one seed share their trainings (selection="both")
@@ -256,41 +300,32 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
             continue
         import torch
 
-        template = prep.method_cls(**pending[0].params)
-        lead = pending[0]
-        with runtime.use(device=dev, progress=on_progress):
-            for i, fold in enumerate(folds):
-                todo = [s for s in pending if i not in done[s.run_id]]
-                if not todo:
+        todo_folds = [(i, fold, [s for s in pending if i not in done[s.run_id]]) for i, fold in enumerate(folds)]
+        for i, fold, todo in todo_folds:
+            if not todo and on_fold:
+                on_fold(pending[0], i, len(folds), fold.name, "skipped")
+        work = [(i, fold, todo) for i, fold, todo in todo_folds if todo]
+        if executor == "ray":
+            from mer_bench.executors import run_folds_on_ray
+
+            run_folds_on_ray(prep, store, seed, work, len(folds), device, on_fold, ray_options or {})
+        else:
+            with runtime.use(device=dev, progress=on_progress):
+                for i, fold, todo in work:
                     if on_fold:
-                        on_fold(lead, i, len(folds), fold.name, "skipped")
-                    continue
-                if on_fold:
-                    on_fold(lead, i, len(folds), fold.name, "start")
-                t0 = time.perf_counter()
-                method = clone(template, random_state=seed * 1000 + i)
-                if any(s.selection == "best-on-test" for s in todo):  # LEAKY by request: test labels pick the epoch
-                    method.fit(prep.dataset.samples(rep, fold.train), select_on=prep.dataset.samples(rep, fold.test))
-                else:
-                    method.fit(prep.dataset.samples(rep, fold.train))
-                test = prep.dataset.samples(rep, fold.test, with_labels=False)
-                rows_t = table.iloc[fold.test]
-                for spec in todo:
-                    fitted = method
-                    if spec.selection == "last" and hasattr(method, "last_epoch"):
-                        fitted = method.last_epoch()  # the leak-free model of the same training
-                    y_pred = np.asarray(fitted.predict(test))
-                    proba = fitted.predict_proba(test) if hasattr(fitted, "predict_proba") else None
-                    rows = [(sid, subj, ds, int(t), int(p), None if pr is None else [round(float(v), 6) for v in pr])
-                            for sid, subj, ds, t, p, pr in zip(
-                                rows_t["sample_id"], rows_t["subject"].astype(str), rows_t["dataset"],
-                                rows_t["label"], y_pred, proba if proba is not None else [None] * len(y_pred))]
-                    store.write_fold(spec.run_id, i, fold.name, len(fold.train), time.perf_counter() - t0, dev, rows)
-                if on_fold:
-                    on_fold(lead, i, len(folds), fold.name, "done")
+                        on_fold(pending[0], i, len(folds), fold.name, "start")
+                    t0 = time.perf_counter()
+                    rows = fit_predict_fold(prep.method_cls, pending[0].params, prep.dataset, prep.representation,
+                                            fold, i, seed, sorted({s.selection for s in todo}))
+                    for spec in todo:
+                        store.write_fold(spec.run_id, i, fold.name, len(fold.train), time.perf_counter() - t0, dev,
+                                         rows[spec.selection])
+                    if on_fold:
+                        on_fold(pending[0], i, len(folds), fold.name, "done")
         for spec in pending:
             wall = store.fold_times(spec.run_id)
-            store.finish_run(spec.run_id, wall_time=wall, device=dev, package_version=__version__,
+            store.finish_run(spec.run_id, wall_time=wall, device=dev if executor == "local" else f"ray:{device}",
+                             package_version=__version__,
                              git_commit=git_commit(), torch_version=torch.__version__)
             preds = store.predictions(spec.run_id)
             results.append(RunResult(spec, status[spec.run_id], len(folds), wall,

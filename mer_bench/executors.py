@@ -1,0 +1,144 @@
+"""Executors: where the folds of a run are trained.
+
+* ``local`` (default): one fold after another in this process (:func:`mer_bench.runner.execute`).
+* ``ray``: every pending fold is a Ray core task (``@ray.remote``) that requests ``num_cpus`` /
+  ``num_gpus``; works with a local ``ray.init()`` (default: this machine) and with a cluster
+  (``--ray-address ray://host:10001`` or ``auto``). Ray is an optional extra:
+  ``pip install mer-bench[ray]``.
+
+A task rebuilds the method, dataset and protocol from their registry names and constructor
+arguments, trains its fold with :func:`mer_bench.runner.fit_predict_fold` (the same code and seed
+as the local executor, hence the same predictions up to floating-point noise) and returns the
+prediction rows. Only the driver writes the store, one fold per transaction as results arrive, so
+nothing is written twice and every completed fold survives a failure elsewhere. A task whose
+worker dies is retried by Ray (``max_retries``, default 2); a fold that still fails is reported
+after the others finish, and running the same command again resumes with only the missing folds.
+
+Workers must be able to import mer-bench, every plugin the run uses (install the same packages
+on every node, or pass a Ray ``runtime_env`` when starting the cluster) and read the dataset at
+the same ``--data-root`` path.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+__all__ = ["run_folds_on_ray", "ExecutorError"]
+
+
+class ExecutorError(RuntimeError):
+    """The executor could not run (or finish) the folds; completed folds are in the store."""
+
+
+def _fold_task(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run on a Ray worker: rebuild the run's objects and train one fold."""
+    from mer_bench import runtime
+    from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
+    from mer_bench.runner import fit_predict_fold
+    from mer_bench.runtime import resolve_device
+
+    t0 = time.perf_counter()
+    method_cls = METHODS.get(payload["method"])
+    dataset = DATASETS.get(payload["dataset"])(**payload["dataset_kwargs"])
+    protocol = PROTOCOLS.get(payload["protocol"])(**payload["protocol_kwargs"])
+    fold = protocol.folds(dataset.table(), payload["seed"])[payload["fold_index"]]
+    device = resolve_device(payload["device"])
+    with runtime.use(device=device):
+        rows = fit_predict_fold(method_cls, payload["params"], dataset, payload["representation"], fold,
+                                payload["fold_index"], payload["seed"], payload["selections"])
+    return {"rows": rows, "wall_time": time.perf_counter() - t0, "device": device}
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a ``host:port`` / ``ray://host:port`` nobody answers (``ray.init`` would wait
+    for minutes)."""
+    import socket
+
+    if address == "auto" or address.startswith("local"):
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorError(f"--ray-address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ExecutorError(f"the Ray cluster at {address} is unreachable ({exc}); is `ray start --head` running "
+                            f"there, and is the port open? Completed folds stay in the store.") from None
+
+
+def _connect(address: str | None, num_cpus: int | None):
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError("--executor ray needs Ray: pip install 'mer-bench[ray]'") from None
+    if address:
+        _check_reachable(address)
+    if ray.is_initialized():
+        return ray
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False)
+    except Exception as exc:  # ConnectionError, TimeoutError, RuntimeError... depending on the address
+        where = address or "a local Ray instance"
+        raise ExecutorError(f"cannot start or reach {where}: {type(exc).__name__}: {exc}. Check --ray-address "
+                            f"(e.g. ray://HOST:10001, or auto for a cluster started with `ray start`)") from None
+    return ray
+
+
+def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: str, on_fold,
+                     options: dict[str, Any]) -> None:
+    """Run ``work`` (``(fold_index, fold, specs)`` triples) of ``prep`` as Ray tasks and write each
+    result to ``store`` as it arrives.
+
+    Raises:
+        ExecutorError: Ray missing or unreachable, a GPU requested from a cluster without one, or
+            folds that failed (listed; the others are stored).
+    """
+    ray = _connect(options.get("address"), options.get("local_cpus"))
+    num_gpus = float(options.get("num_gpus") or (1 if str(device).startswith("cuda") else 0))
+    if num_gpus > 0 and ray.cluster_resources().get("GPU", 0) < num_gpus:
+        raise ExecutorError(f"each fold asks for {num_gpus:g} GPU but the Ray cluster has "
+                            f"{ray.cluster_resources().get('GPU', 0):g}; use --device cpu or add GPU nodes")
+    if num_gpus == 0 and str(device).startswith("cuda"):
+        raise ExecutorError("--device cuda with --ray-gpus 0: request GPUs for the folds (--ray-gpus 1)")
+    task = ray.remote(_fold_task).options(num_cpus=float(options.get("num_cpus") or 1), num_gpus=num_gpus,
+                                          max_retries=int(options.get("max_retries", 2)), retry_exceptions=False)
+    lead = work[0][2][0] if work else None
+    refs = {}
+    for i, fold, todo in work:
+        payload = {"method": lead.method, "params": lead.params, "dataset": lead.dataset,
+                   "dataset_kwargs": prep.dataset_kwargs, "protocol": lead.protocol,
+                   "protocol_kwargs": prep.protocol_kwargs, "representation": prep.representation, "seed": seed,
+                   "fold_index": i, "selections": sorted({s.selection for s in todo}),
+                   "device": "cuda" if num_gpus > 0 else "cpu"}
+        refs[task.remote(payload)] = (i, fold, todo)
+        if on_fold:
+            on_fold(lead, i, n_folds, fold.name, "start")
+    failures = []
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        i, fold, todo = refs[ready[0]]
+        try:
+            res = ray.get(ready[0])
+        except Exception as exc:  # the task raised (e.g. a plugin missing on the worker) or its worker died
+            failures.append(f"fold {i} ({fold.name}): {type(exc).__name__}: {str(exc).strip().splitlines()[-1]}")
+            continue
+        for spec in todo:
+            store.write_fold(spec.run_id, i, fold.name, len(fold.train), res["wall_time"], f"ray:{res['device']}",
+                             res["rows"][spec.selection])
+        if on_fold:
+            on_fold(lead, i, n_folds, fold.name, "done")
+    if failures:
+        hint = ""
+        if any("UnknownNameError" in f or "PluginLoadError" in f or "ModuleNotFoundError" in f for f in failures):
+            hint = ("\nA worker could not import a method, dataset or protocol: install the same packages (mer-bench "
+                    "and every plugin the run uses) on every Ray node, or start the cluster with a runtime_env "
+                    "that provides them.")
+        raise ExecutorError(f"{len(failures)} fold(s) failed on Ray workers; the {len(work) - len(failures)} others "
+                            f"are stored, and re-running the command resumes with the missing ones:\n  "
+                            + "\n  ".join(failures) + hint)

@@ -1,0 +1,72 @@
+"""``--executor ray``: a tiny LOSO through a local Ray with 2 CPUs gives the local executor's
+predictions; failures are clear and lose no completed fold."""
+
+import numpy as np
+import pytest
+
+from mer_bench.cli import main
+from mer_bench.executors import ExecutorError, run_folds_on_ray
+from mer_bench.runner import execute, prepare
+from mer_bench.store import Store
+
+ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'mer-bench[ray]')")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,overrides", [("lbptop-svm", {"blocks": 3}), ("chance", {})])
+def test_ray_gives_the_local_predictions(local_ray, tmp_path, method, overrides):
+    opts = {"n_subjects": 4, "min_clips": 6, "max_clips": 8}
+    preds = {}
+    for executor in ("local", "ray"):
+        prep = prepare(method, "loso", "synthetic", [0], overrides, dataset_options=opts)
+        with Store(tmp_path / f"{executor}.sqlite") as store:
+            res = execute(prep, store, device="cpu", executor=executor)
+            preds[executor] = store.predictions(res[0].spec.run_id)
+            assert res[0].status == "computed" and res[0].n_folds == 4
+    assert preds["local"]["sample_id"].tolist() == preds["ray"]["sample_id"].tolist()
+    np.testing.assert_array_equal(preds["local"]["y_pred"], preds["ray"]["y_pred"])
+
+
+@pytest.mark.slow
+def test_a_plugin_missing_on_the_workers_is_reported_and_nothing_is_lost(local_ray, tmp_path):
+    from mer_bench.methods.baselines import Majority
+    from mer_bench.registry import METHODS
+
+    class OnlyHere(Majority):  # registered in this process only: workers cannot import it
+        pass
+
+    METHODS.register("only-here", OnlyHere)
+    try:
+        prep = prepare("only-here", "loso", "synthetic", [0], dataset_options={"n_subjects": 3})
+        with Store(tmp_path / "s.sqlite") as store:
+            expected = r"(?s)3 fold\(s\) failed on Ray workers.*only-here.*install the same packages"
+            with pytest.raises(ExecutorError, match=expected):
+                execute(prep, store, device="cpu", executor="ray")
+            run_id = prep.specs[0].run_id
+            assert store.get_run(run_id)["status"] == "running" and store.completed_folds(run_id) == set()
+            done = execute(prep, store, device="cpu")  # the same run resumes locally
+            assert done[0].status == "computed" and store.completed_folds(run_id) == {0, 1, 2}
+    finally:
+        METHODS._entries.pop("only-here", None)
+
+
+def test_unreachable_cluster_and_missing_gpu_are_clear_errors(tmp_path, capsys):
+    args = ["run", "--method", "chance", "--store", str(tmp_path / "s.sqlite"), "--dataset-set", "n_subjects=3",
+            "--executor", "ray"]
+    assert main(args + ["--ray-address", "127.0.0.1:1"]) == 2
+    assert "unreachable" in capsys.readouterr().err
+    prep = prepare("chance", "loso", "synthetic", [0], dataset_options={"n_subjects": 3})
+    if not ray.is_initialized():
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        with Store(tmp_path / "g.sqlite") as store, pytest.raises(ExecutorError, match="Ray cluster has 0"):
+            run_folds_on_ray(prep, store, 0, [], 3, "cuda", None, {"num_gpus": 1})
+    finally:
+        ray.shutdown()
