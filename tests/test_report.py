@@ -35,3 +35,15 @@ def test_cd_cliques_join_only_pairwise_ties():
     p[0, 2] = p[2, 0] = p[0, 3] = p[3, 0] = p[1, 3] = p[3, 1] = 0.01
     assert cd_cliques(p, [0, 1, 2, 3]) == [(0, 1), (1, 2), (2, 3)]
     assert cd_cliques(np.full((3, 3), 0.001), [0, 1, 2]) == []
+
+
+def test_leaderboard_explains_what_it_cannot_test(tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    base = ["--store", store, "--dataset-set", "n_subjects=4"]
+    assert main(["run", "--method", "chance", "--protocol", "holdout", *base]) == 0  # 1 test subject
+    assert main(["run", "--method", "majority", "--protocol", "holdout", "--seed", "1", *base]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--dataset", "synthetic", "--protocol", "holdout", "--store", store]) == 0
+    md = capsys.readouterr().out
+    assert "n/a (1 test subject(s))" in md  # no interval from one subject
+    assert "n/a (other samples)" in md and "| leader |" in md  # seeds 0 and 1 hold out different subjects
