@@ -83,15 +83,6 @@ def arms_for(name: str, method: str | None, protocol: str) -> list[Arm]:
     return ABLATIONS[name](method, protocol)
 
 
-def _stack(preds: list[pd.DataFrame]):
-    ids = preds[0]["sample_id"].to_numpy()
-    if any(not np.array_equal(p["sample_id"].to_numpy(), ids) for p in preds[1:]):
-        return None
-    p0 = preds[0]
-    clusters = (p0["dataset"].astype(str) + "/" + p0["subject"].astype(str)).to_numpy()
-    return ids, p0["y_true"].to_numpy(), np.stack([p["y_pred"].to_numpy() for p in preds]), clusters
-
-
 def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_classes: int,
                    n_resamples: int = 10_000, rope: float = 0.01) -> pd.DataFrame:
     """The comparison table of :func:`render_ablation`; ``predictions[i]`` holds arm ``i``'s
@@ -99,15 +90,15 @@ def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_cla
     from mer_bench import stats
 
     rows, compared, pvals = [], [], []
-    ref = _stack(predictions[0])
+    ref = stats.stack_runs(predictions[0])
     for i, (arm, preds) in enumerate(zip(arms, predictions)):
-        st = _stack(preds)
+        st = stats.stack_runs(preds)
         row = {"arm": arm.label, "method": arm.method, "protocol": arm.protocol, "seeds": len(preds), "_ci": None}
         if st is None:
             row.update(UF1="n/a (seeds on different splits)")
             rows.append(row)
             continue
-        ids, y, yp, clusters = st
+        y, yp, clusters, _, ids = st
         for metric in ("uf1", "uar"):
             try:
                 ci = stats.cluster_bootstrap_ci(y, yp, clusters, n_classes, metric, n_resamples=n_resamples)
@@ -122,12 +113,12 @@ def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_cla
                 row["_ci"] = (ci.estimate, ci.low, ci.high)
         if i == 0:
             row["vs reference"] = "reference"
-        elif ref is None or not np.array_equal(ref[0], ids):
+        elif ref is None or not np.array_equal(ref[4], ids):
             row["vs reference"] = "n/a (different test clips: intervals only)"
         else:
-            c = stats.paired_comparison(y, yp, ref[2], clusters, n_classes, "uf1", n_resamples=n_resamples)
+            c = stats.paired_comparison(y, yp, ref[1], clusters, n_classes, "uf1", n_resamples=n_resamples)
             acc_a = pd.Series((yp == y).mean(0)).groupby(clusters).mean()
-            acc_r = pd.Series((ref[2] == y).mean(0)).groupby(clusters).mean()
+            acc_r = pd.Series((ref[1] == y).mean(0)).groupby(clusters).mean()
             bayes = stats.bayesian_signed_rank(acc_a.to_numpy(), acc_r.loc[acc_a.index].to_numpy(), rope=rope)
             row["ΔUF1"] = f"{c.difference:+.4f} [{c.low:+.3f}, {c.high:+.3f}]"
             row["acc. P(better) / P(equiv.) / P(worse)"] = (

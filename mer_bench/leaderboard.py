@@ -156,18 +156,6 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
     return _add_statistics(df, n_resamples)
 
 
-def _stacked(preds: list[pd.DataFrame]):
-    """``(y_true (N,), y_pred (R, N), clusters (N,), strata (N,), sample ids)`` or ``None`` when the
-    seeds are not on the same samples."""
-    ids = preds[0]["sample_id"].to_numpy()
-    if any(len(p) != len(ids) or not np.array_equal(p["sample_id"].to_numpy(), ids) for p in preds[1:]):
-        return None
-    p0 = preds[0]
-    clusters = (p0["dataset"].astype(str) + "/" + p0["subject"].astype(str)).to_numpy()
-    return (p0["y_true"].to_numpy(), np.stack([p["y_pred"].to_numpy() for p in preds]), clusters,
-            p0["dataset"].astype(str).to_numpy(), ids)
-
-
 def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
     """Rank, intervals and the comparison with the leader, per (dataset, protocol)."""
     from mer_bench import stats
@@ -185,7 +173,7 @@ def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
             if not isinstance(preds, list):
                 df.at[i, "vs leader"] = "n/a (no predictions)"
                 continue
-            st = _stacked(preds)
+            st = stats.stack_runs(preds)
             if st is None:
                 df.at[i, "UF1 95% CI"] = df.at[i, "UAR 95% CI"] = "n/a (seeds on different splits)"
                 continue

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["StatsError", "Interval", "Comparison", "FEW_CLUSTERS", "cluster_bootstrap_ci", "paired_comparison",
+           "stack_runs",
            "holm", "mcnemar_test", "wilcoxon_holm", "bayesian_signed_rank", "subject_counts", "scores_from_counts"]
 
 #: fewer subjects than this: the interval is flagged (field notes 8)
@@ -69,6 +70,21 @@ class Comparison:
     high: float
     p_value: float
     n_clusters: int
+
+
+def stack_runs(preds: list) -> tuple | None:
+    """The seeds of one configuration as arrays: ``(y_true (N,), y_pred (R, N), clusters (N,),
+    strata (N,), sample_ids (N,))`` from per-seed prediction tables (columns ``sample_id``,
+    ``dataset``, ``subject``, ``y_true``, ``y_pred``, as :meth:`mer_bench.store.Store.predictions`);
+    clusters are ``dataset/subject``. ``None`` when the seeds are not on the same samples (e.g.
+    hold-outs drawn per seed)."""
+    ids = preds[0]["sample_id"].to_numpy()
+    if any(len(p) != len(ids) or not np.array_equal(p["sample_id"].to_numpy(), ids) for p in preds[1:]):
+        return None
+    p0 = preds[0]
+    clusters = (p0["dataset"].astype(str) + "/" + p0["subject"].astype(str)).to_numpy()
+    return (p0["y_true"].to_numpy(), np.stack([p["y_pred"].to_numpy() for p in preds]), clusters,
+            p0["dataset"].astype(str).to_numpy(), ids)
 
 
 def subject_counts(y_true, y_pred, subjects, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
