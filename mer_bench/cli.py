@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "scores best on that subject's test clips -- the common published practice, which LEAKS the "
                         "test labels; such runs are labelled leaky everywhere. both: train once per fold and store "
                         "both runs (measures the inflation at the cost of one run)")
+    r.add_argument("--channels-last", action="store_true",
+                   help="channels-last memory format (same results up to floating-point noise; with "
+                        "--set precision=bf16 the fast path: see mer-bench bench)")
     r.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local (default): folds one after another here; ray: each fold a Ray task (pip install "
                         "'mer-bench[ray]'; see mer_bench/executors.py)")
@@ -154,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--store", default=None)
     rp.add_argument("--out", default="leaderboards", help="folder (default: leaderboards)")
 
+    bn = sub.add_parser("bench", help="training throughput: plain fp32 eager against the optimised path, same run",
+                        description="Time training steps of METHOD's network on random inputs: plain (fp32, eager) "
+                                    "and optimised (bf16 autocast, channels-last, cudnn.benchmark, optional "
+                                    "torch.compile); prints both, the speed-up and the achieved FLOP/s.")
+    bn.add_argument("--method", default="meranet")
+    bn.add_argument("--preset", default=None, help="default: the method's defaults (MERANet: the paper's size)")
+    bn.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE")
+    bn.add_argument("--batch-size", type=int, default=None)
+    bn.add_argument("--steps", type=int, default=5)
+    bn.add_argument("--warmup", type=int, default=2)
+    bn.add_argument("--device", default="auto")
+    bn.add_argument("--compile", action="store_true", help="torch.compile the optimised path")
+    bn.add_argument("--json", action="store_true")
+
     lb = sub.add_parser("leaderboard", help="render the leaderboard markdown from the results store")
     lb.add_argument("--protocol", default=None)
     lb.add_argument("--dataset", default=None)
@@ -250,7 +267,8 @@ def _cmd_run(args) -> int:
             raise ValueError(f"invalid dataset or protocol option: {exc}") from None
         ray_options = {"address": args.ray_address, "num_cpus": args.ray_cpus, "num_gpus": args.ray_gpus}
         results = _execute_with_progress(prep, store, device if args.executor == "local" else args.device, args.force,
-                                         quiet=args.json, executor=args.executor, ray_options=ray_options)
+                                         quiet=args.json, executor=args.executor, ray_options=ray_options,
+                                         channels_last=args.channels_last)
     finally:
         store.close()
     if args.json:
@@ -260,7 +278,8 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _execute_with_progress(prep, store, device, force, quiet=False, executor="local", ray_options=None):
+def _execute_with_progress(prep, store, device, force, quiet=False, executor="local", ray_options=None,
+                           channels_last=False):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -297,7 +316,7 @@ def _execute_with_progress(prep, store, device, force, quiet=False, executor="lo
 
         try:
             return execute(prep, store, device=device, force=force, on_fold=on_fold, on_progress=on_progress,
-                           executor=executor, ray_options=ray_options)
+                           executor=executor, ray_options=ray_options, channels_last=channels_last)
         finally:
             progress.update(epoch_task, visible=False)
 
@@ -468,6 +487,28 @@ def _cmd_saliency(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from mer_bench.bench import compare_paths
+    from mer_bench.method import parse_overrides
+
+    if args.steps < 1 or args.warmup < 0 or (args.batch_size is not None and args.batch_size < 1):
+        raise ValueError("--steps and --batch-size must be >= 1 and --warmup >= 0")
+    res = compare_paths(args.method, preset=args.preset, overrides=parse_overrides(args.overrides or []),
+                        batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
+                        compile=args.compile)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    for path in ("plain", "optimised"):
+        r = res[path]
+        frac = "" if r["fraction_of_peak"] is None else f", {100 * r['fraction_of_peak']:.1f} % of the bf16 peak"
+        print(f"{path:9s}: {r['samples_per_s']:8.2f} samples/s ({r['seconds_per_step']:.3f} s/step, batch "
+              f"{r['batch_size']}, input {'x'.join(map(str, r['input_shape']))}, {r['device']}; "
+              f"{r['tflops_achieved']:.3f} TFLOP/s{frac})")
+    print(f"speed-up (optimised / plain): {res['speedup']:.2f}x")
+    return 0
+
+
 def _cmd_report(args) -> int:
     from mer_bench.report import write_report
     from mer_bench.store import Store
@@ -631,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "import": _cmd_import,
                 "data": _cmd_data, "profile": _cmd_profile, "report": _cmd_report, "ablate": _cmd_ablate,
-                "saliency": _cmd_saliency}
+                "saliency": _cmd_saliency, "bench": _cmd_bench}
     try:
         return handlers[args.command](args)
     except (RegistryError, ParameterError, DatasetError, ProtocolError, StoreError, AbsentClassError,

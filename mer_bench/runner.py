@@ -250,7 +250,7 @@ def fit_predict_fold(method_cls: type, params: dict[str, Any], dataset: Any, rep
 
 def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = False,
             on_fold=None, on_progress=None, executor: str = "local",
-            ray_options: dict[str, Any] | None = None) -> list[RunResult]:
+            ray_options: dict[str, Any] | None = None, channels_last: bool = False) -> list[RunResult]:
     """Run (or resume, or reuse) every spec of ``prep``; returns one :class:`RunResult` per seed.
 
     Args:
@@ -260,6 +260,8 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
         executor: ``"local"`` (in this process) or ``"ray"`` (each fold a Ray task; see
             :mod:`mer_bench.executors`); the store is written here, by the driver, either way.
         ray_options: ``address``, ``num_cpus`` / ``num_gpus`` per fold, ``max_retries``.
+        channels_last: train in the channels-last memory format (a run-time setting: not part of
+            the run's identity, the same results up to floating-point noise).
 
     Raises:
         ValueError: an unknown executor or an unavailable device.
@@ -310,7 +312,7 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
 
             run_folds_on_ray(prep, store, seed, work, len(folds), device, on_fold, ray_options or {})
         else:
-            with runtime.use(device=dev, progress=on_progress):
+            with runtime.use(device=dev, progress=on_progress, channels_last=channels_last):
                 for i, fold, todo in work:
                     if on_fold:
                         on_fold(pending[0], i, len(folds), fold.name, "start")

@@ -98,6 +98,13 @@ def autocast_dtype(device: str, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if supported else None
 
 
+def _memory_format(ndim: int) -> torch.memory_format | None:
+    """The channels-last format for ``ndim``-D batches when the runtime asks for it."""
+    if not runtime.current().channels_last or ndim not in (4, 5):
+        return None
+    return torch.channels_last_3d if ndim == 5 else torch.channels_last
+
+
 def _to_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
 
@@ -135,8 +142,11 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     dev_gen = torch.Generator(device=device).manual_seed(cfg.seed) if device.startswith("cuda") else gen
-    model.to(device).train()
     Xt, yt = _to_tensor(X), torch.tensor(np.asarray(y, dtype=np.int64))
+    fmt = _memory_format(Xt.ndim)
+    model.to(device).train()
+    if fmt is not None:
+        model.to(memory_format=fmt)
     n = len(Xt)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
@@ -189,11 +199,14 @@ def _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, 
                 monitor=None):
     n = len(Xt)
     step = 0
+    fmt = _memory_format(Xt.ndim)
     for epoch in range(cfg.epochs):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             xb = Xt[idx].to(device, non_blocking=True)
+            if fmt is not None:
+                xb = xb.contiguous(memory_format=fmt)
             yb = yt[idx].to(device, non_blocking=True)
             if augment is not None:
                 xb = augment(xb, dev_gen)
@@ -221,9 +234,14 @@ def predict_logits(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: i
     amp = autocast_dtype(device, precision)
     model.to(device).eval()
     Xt = _to_tensor(X)
+    fmt = _memory_format(Xt.ndim)
+    if fmt is not None:
+        model.to(memory_format=fmt)
     out = []
     for start in range(0, len(Xt), batch_size):
         xb = Xt[start:start + batch_size].to(device)
+        if fmt is not None:
+            xb = xb.contiguous(memory_format=fmt)
         with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
             out.append(model(xb).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

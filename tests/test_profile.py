@@ -34,3 +34,13 @@ def test_profile_without_a_network_and_bad_input(capsys):
     assert main(["profile", "--method", "meranett"]) == 2
     assert "Did you mean 'meranet'" in capsys.readouterr().err
     assert main(["profile", "--method", "ststnet", "--batch-size", "0"]) == 2
+
+
+def test_bench_compares_the_plain_and_optimised_paths(capsys):
+    assert main(["bench", "--method", "ststnet", "--steps", "1", "--warmup", "0", "--batch-size", "4", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["plain"]["path"] == "plain" and res["optimised"]["path"] == "optimised"
+    assert res["speedup"] == pytest.approx(res["optimised"]["samples_per_s"] / res["plain"]["samples_per_s"])
+    assert res["plain"]["fraction_of_peak"] is None  # no known peak on a CPU
+    assert main(["bench", "--method", "chance"]) == 2
+    assert "no network" in capsys.readouterr().err
