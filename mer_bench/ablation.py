@@ -94,8 +94,17 @@ def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_cla
     for i, (arm, preds) in enumerate(zip(arms, predictions)):
         st = stats.stack_runs(preds)
         row = {"arm": arm.label, "method": arm.method, "protocol": arm.protocol, "seeds": len(preds), "_ci": None}
-        if st is None:
-            row.update(UF1="n/a (seeds on different splits)")
+        if st is None:  # seeds on different test sets (hold-outs drawn per seed): the mean over seeds
+            runs = [(q["y_true"].to_numpy(), q["y_pred"].to_numpy(),
+                     (q["dataset"].astype(str) + "/" + q["subject"].astype(str)).to_numpy()) for q in preds]
+            for metric in ("uf1", "uar"):
+                try:
+                    ci = stats.split_mean_ci(runs, n_classes, metric, n_resamples=n_resamples)
+                    row[metric.upper()] = (f"{ci.estimate:.4f} [{ci.low:.3f}, {ci.high:.3f}]"
+                                           + (" †" if ci.few_clusters else "") + " (mean over splits)")
+                except stats.StatsError as exc:
+                    row[metric.upper()] = f"n/a ({exc})"
+            row["vs reference"] = "n/a (different test clips: intervals only)"
             rows.append(row)
             continue
         y, yp, clusters, _, ids = st

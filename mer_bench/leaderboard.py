@@ -174,8 +174,17 @@ def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
                 df.at[i, "vs leader"] = "n/a (no predictions)"
                 continue
             st = stats.stack_runs(preds)
-            if st is None:
-                df.at[i, "UF1 95% CI"] = df.at[i, "UAR 95% CI"] = "n/a (seeds on different splits)"
+            if st is None:  # seeds on different test sets: an interval of the mean over the splits
+                runs = [(q["y_true"].to_numpy(), q["y_pred"].to_numpy(),
+                         (q["dataset"].astype(str) + "/" + q["subject"].astype(str)).to_numpy()) for q in preds]
+                for metric, col in (("uf1", "UF1 95% CI"), ("uar", "UAR 95% CI")):
+                    try:
+                        ci = stats.split_mean_ci(runs, len(df.at[i, "_classes"]), metric, n_resamples=n_resamples)
+                        df.at[i, col] = f"[{ci.low:.3f}, {ci.high:.3f}] (over splits)" + (" †" if ci.few_clusters
+                                                                                         else "")
+                    except stats.StatsError:
+                        df.at[i, col] = "n/a (a split with 1 test subject)"
+                df.at[i, "vs leader"] = "n/a (seeds on different splits)"
                 continue
             stacked[i] = st
             y, yp, clusters, strata, _ = st

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["StatsError", "Interval", "Comparison", "FEW_CLUSTERS", "cluster_bootstrap_ci", "paired_comparison",
-           "stack_runs",
+           "stack_runs", "split_mean_ci",
            "holm", "mcnemar_test", "wilcoxon_holm", "bayesian_signed_rank", "subject_counts", "scores_from_counts"]
 
 #: fewer subjects than this: the interval is flagged (field notes 8)
@@ -185,6 +185,34 @@ def cluster_bootstrap_ci(y_true, y_pred, subjects, n_classes: int, metric: str =
     point = float(_mean_score(counts.sum(1), metric))
     return Interval(metric, point, float(lo), float(hi), len(ids), confidence, n_resamples,
                     len(ids) < FEW_CLUSTERS)
+
+
+def split_mean_ci(runs: list[tuple], n_classes: int, metric: str = "uf1", n_resamples: int = 10_000,
+                  confidence: float = 0.95, seed: int = 0) -> Interval:
+    """Interval of the mean over seeds whose test sets differ (e.g. a hold-out drawn per seed):
+    ``runs`` holds ``(y_true, y_pred, subjects)`` per seed; each bootstrap resample draws every
+    seed's subjects independently and averages the per-seed pooled scores.
+
+    Raises:
+        StatsError: a seed with fewer than 2 test subjects, or no runs.
+    """
+    if not runs:
+        raise StatsError("no runs to summarise")
+    rng = np.random.default_rng(seed)
+    boots, points, n_clusters = [], [], 0
+    for y, p, subjects in runs:
+        counts, ids = subject_counts(y, p, subjects, n_classes)
+        if len(ids) < 2:
+            raise StatsError(f"a seed's test side holds {len(ids)} subject(s); an interval needs at least 2")
+        w = _resample_weights(len(ids), None, n_resamples, rng)
+        boots.append(scores_from_counts(np.einsum("bs,sjc->bjc", w, counts), metric))
+        points.append(float(scores_from_counts(counts.sum(0), metric)))
+        n_clusters += len(ids)
+    boot = np.mean(boots, axis=0)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.nanquantile(boot, [alpha, 1 - alpha])
+    few = min(len(set(r[2])) for r in runs) < FEW_CLUSTERS
+    return Interval(metric, float(np.mean(points)), float(lo), float(hi), n_clusters, confidence, n_resamples, few)
 
 
 def _aligned(a_ids, b_ids) -> None:

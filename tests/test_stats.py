@@ -137,3 +137,13 @@ def test_several_seeds_give_the_seed_mean_and_one_interval():
     assert both.low <= both.estimate <= both.high
     c = stats.paired_comparison(y, np.stack([a, b]), np.stack([a, b]), s, 3, n_resamples=500)
     assert c.difference == 0 and c.p_value == 1.0
+
+
+def test_mean_over_different_splits():
+    runs = [_fake_run(seed=k, n_subjects=6) for k in range(3)]
+    ci = stats.split_mean_ci(runs, 3, "uf1", n_resamples=1000)
+    singles = [stats.cluster_bootstrap_ci(*r, 3, n_resamples=1000).estimate for r in runs]
+    assert ci.estimate == pytest.approx(np.mean(singles)) and ci.low <= ci.estimate <= ci.high
+    assert ci.n_clusters == 18 and ci.few_clusters
+    with pytest.raises(stats.StatsError, match="1 subject"):
+        stats.split_mean_ci([_fake_run(n_subjects=1)], 3)
