@@ -44,10 +44,23 @@ def _has_epochs(method: str) -> bool:
         return True
 
 
-def _command(run: pd.Series) -> str:
-    """The command line that reproduces a stored run (or re-imports an imported one)."""
+def _overrides(run: pd.Series) -> list[str]:
+    """``key=value`` of the hyper-parameters a measured run set beyond its preset (every parameter
+    for a plugin that is not installed here)."""
     from mer_bench.method import resolve_params
     from mer_bench.registry import METHODS
+
+    params = run["params"]
+    preset = run["preset"] if isinstance(run["preset"], str) and run["preset"] else None
+    try:
+        base = resolve_params(METHODS.get(run["method"]), preset)
+    except Exception:
+        return [f"{k}={v}" for k, v in params.items()]
+    return [f"{k}={v}" for k, v in params.items() if base.get(k, object()) != v]
+
+
+def _command(run: pd.Series) -> str:
+    """The command line that reproduces a stored run (or re-imports an imported one)."""
 
     params = run["params"]
     if run["imported"]:
@@ -60,11 +73,7 @@ def _command(run: pd.Series) -> str:
     preset = run["preset"] if isinstance(run["preset"], str) and run["preset"] else None
     if preset:
         parts.append(f"--preset {preset}")
-    try:
-        base = resolve_params(METHODS.get(run["method"]), preset)
-        parts += [f"--set {k}={v}" for k, v in params.items() if base.get(k, object()) != v]
-    except Exception:  # a plugin that is not installed here: give every parameter
-        parts += [f"--set {k}={v}" for k, v in params.items()]
+    parts += [f"--set {kv}" for kv in _overrides(run)]
     for key, value in (run["dataset_options"] or {}).items():
         parts.append(f"--dataset-set {key}={value}")
     for key, value in (run["protocol_options"] or {}).items():
@@ -114,7 +123,7 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
             "method": first["method"],
             "source": "imported" if first["imported"] else "measured",
             "dataset": first["dataset"], "protocol": first["protocol"],
-            "preset": "" if first["imported"] else _preset_label(first["preset"]),
+            "preset": "" if first["imported"] else ", ".join([_preset_label(first["preset"]), *_overrides(first)]),
             "selection": selection,
             "UF1": agg("uf1"), "UAR": agg("uar"), "accuracy": agg("accuracy"),
             "folds": int(first["n_folds"]), "seeds": len(group),
