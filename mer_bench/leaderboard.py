@@ -47,16 +47,22 @@ def _has_epochs(method: str) -> bool:
 def _overrides(run: pd.Series) -> list[str]:
     """``key=value`` of the hyper-parameters a measured run set beyond its preset (every parameter
     for a plugin that is not installed here)."""
+    import json
+
     from mer_bench.method import resolve_params
     from mer_bench.registry import METHODS
+
+    def text(v) -> str:  # stored params went through JSON (tuples are lists); print them shell-safe
+        return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, tuple, dict)) else str(v)
 
     params = run["params"]
     preset = run["preset"] if isinstance(run["preset"], str) and run["preset"] else None
     try:
         base = resolve_params(METHODS.get(run["method"]), preset)
     except Exception:
-        return [f"{k}={v}" for k, v in params.items()]
-    return [f"{k}={v}" for k, v in params.items() if base.get(k, object()) != v]
+        return [f"{k}={text(v)}" for k, v in params.items()]
+    same = {k for k, v in params.items() if k in base and json.dumps(base[k]) == json.dumps(v)}
+    return [f"{k}={text(v)}" for k, v in params.items() if k not in same]
 
 
 def _command(run: pd.Series) -> str:
