@@ -39,6 +39,11 @@ def _has_epochs(method: str) -> bool:
     from mer_bench.registry import METHODS
 
     try:
+        static = METHODS.static_attrs(method) if METHODS.names(method) else None
+        if static is not None and "supports_epoch_selection" in static["info"]:
+            return bool(static["info"]["supports_epoch_selection"])  # read from source: no torch import
+        if static is not None:
+            return False  # MethodInfo's default
         return bool(METHODS.get(method).info.supports_epoch_selection)
     except Exception:  # a plugin not installed here
         return True
@@ -57,10 +62,14 @@ def _overrides(run: pd.Series) -> list[str]:
 
     params = run["params"]
     preset = run["preset"] if isinstance(run["preset"], str) and run["preset"] else None
-    try:
-        base = resolve_params(METHODS.get(run["method"]), preset)
-    except Exception:
-        return [f"{k}={text(v)}" for k, v in params.items()]
+    static = METHODS.static_params(run["method"]) if METHODS.names(run["method"]) else None
+    if static is not None and (preset is None or preset in static[1]):  # no import: torch stays unloaded
+        base = {**static[0], **(static[1].get(preset, {}) if preset else {})}
+    else:
+        try:
+            base = resolve_params(METHODS.get(run["method"]), preset)
+        except Exception:
+            return [f"{k}={text(v)}" for k, v in params.items()]
     same = {k for k, v in params.items() if k in base and json.dumps(base[k]) == json.dumps(v)}
     return [f"{k}={text(v)}" for k, v in params.items() if k not in same]
 

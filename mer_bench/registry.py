@@ -240,6 +240,61 @@ class Registry:
                     return None
         return out if all(a in out for a in attrs) else None
 
+    def static_params(self, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
+        """``(constructor defaults, presets)`` of a class entry read from its source without importing
+        it (see :meth:`static_attrs`); ``None`` when they are not plain literals in its own class
+        body (e.g. an inherited ``__init__``), so the caller imports the entry instead."""
+        import ast
+
+        entry = self._entry(name)
+        if entry.target is None:
+            return None
+        module_name, _, attr = entry.target.partition(":")
+        try:
+            spec = importlib.util.find_spec(module_name)
+            tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+        except Exception:
+            return None
+        classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+
+        def lit(node, depth=0):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" \
+                    and not node.args:
+                return {k.arg: lit(k.value, depth) for k in node.keywords}
+            if isinstance(node, ast.Dict):
+                return {lit(k, depth): lit(v, depth) for k, v in zip(node.keys, node.values)}
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and depth < 2 \
+                    and node.value.id in classes:  # e.g. presets = MERANet.presets
+                return class_attr(classes[node.value.id], node.attr, depth + 1)
+            return ast.literal_eval(node)
+
+        def class_attr(cls, key, depth=0):
+            for node in cls.body:
+                target = node.target if isinstance(node, ast.AnnAssign) else (
+                    node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+                if isinstance(target, ast.Name) and target.id == key and node.value is not None:
+                    return lit(node.value, depth)
+            raise KeyError(key)
+
+        cls = classes.get(attr)
+        init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None) \
+            if cls is not None else None
+        if init is None:
+            return None
+        try:
+            args = init.args.args[1:]
+            defaults = dict(zip([a.arg for a in args[len(args) - len(init.args.defaults):]],
+                                [lit(d) for d in init.args.defaults]))
+            defaults.update({a.arg: lit(d) for a, d in zip(init.args.kwonlyargs, init.args.kw_defaults)
+                             if d is not None})
+            try:
+                presets = class_attr(cls, "presets")
+            except KeyError:
+                presets = {}
+        except (ValueError, TypeError, SyntaxError, KeyError, RecursionError):
+            return None
+        return defaults, presets
+
     def broken(self, load: bool = True) -> dict[str, str]:
         """Entries that cannot be used: rejected duplicates, and (``load=True``) import failures."""
         out = dict(self._rejected)

@@ -87,6 +87,13 @@ def test_help_list_and_leaderboard_never_import_torch(tmp_path):
             "    main(argv)\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
-    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.sqlite")], capture_output=True, text=True)
+    store = str(tmp_path / "s.sqlite")
+    for method in ("majority", "lbptop-svm"):  # measured runs on the board (made in other processes)
+        made = subprocess.run([sys.executable, "-m", "mer_bench.cli", "run", "--method", method, "--store", store,
+                               "--dataset-set", "n_subjects=3", "--set" if method == "lbptop-svm" else "--json",
+                               *(["blocks=2"] if method == "lbptop-svm" else [])], capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+    res = subprocess.run([sys.executable, "-c", code, store], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+    assert "| majority | synthetic | loso | measured |" in res.stdout and "n/a (no training epochs)" in res.stdout
     assert "meranet" in res.stdout and "MERANet-18" in res.stdout  # the summary is read without importing
