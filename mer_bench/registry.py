@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import importlib
 from collections.abc import Callable
 from importlib import metadata
@@ -57,6 +58,21 @@ class _Entry:
         self.obj = obj
         self.origin = origin
         self.error: str | None = None
+
+
+@functools.lru_cache(maxsize=64)
+def _module_classes(module_name: str) -> dict[str, Any] | None:
+    """Top-level class definitions (``ast.ClassDef``) of a module's source, parsed once, without
+    importing the module; ``None`` when its source cannot be found."""
+    import ast
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module_name)
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    except Exception:  # a missing parent package, a namespace package, no source...
+        return None
+    return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
 
 
 def _target_of(obj: Any) -> str:
@@ -203,20 +219,12 @@ class Registry:
         not a literal there (the caller then imports the entry).
         """
         import ast
-        import importlib.util
 
         entry = self._entry(name)
         if entry.obj is not None or entry.target is None:
             return None
-        module_name, _, attr = entry.target.partition(":")
-        try:
-            spec = importlib.util.find_spec(module_name)
-            source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else None
-        except Exception:  # a missing parent package, a namespace package...
-            return None
-        if source is None or "." in attr:
-            return None
-        cls = next((n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == attr), None)
+        classes = _module_classes(entry.target.partition(":")[0])
+        cls = classes.get(entry.target.partition(":")[2]) if classes else None
         if cls is None:
             return None
         out: dict[str, Any] = {}
@@ -250,12 +258,9 @@ class Registry:
         if entry.target is None:
             return None
         module_name, _, attr = entry.target.partition(":")
-        try:
-            spec = importlib.util.find_spec(module_name)
-            tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-        except Exception:
+        classes = _module_classes(module_name)
+        if classes is None:
             return None
-        classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
 
         def lit(node, depth=0):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" \

@@ -147,8 +147,7 @@ def saliency_study(methods: list[str], preset: str | None = "fast", seed: int = 
                 raise ValueError(f"{name} has no layer {layer!r}; top-level modules: {', '.join(top)}")
             target = modules[layer]
         maps, pred = grad_cam(method.model_, x, target)
-        if maps.ndim == 4 and maps.shape[-2:] != masks.shape[-2:] or maps.ndim == 3 and maps.shape[-2:] != \
-                masks.shape[-2:]:
+        if maps.shape[-2:] != masks.shape[-2:]:
             raise ValueError(f"{name}: maps {maps.shape} do not match the masks {masks.shape}; use size=None")
         s = localisation_score(maps, masks)
         scores[name] = s

@@ -32,7 +32,15 @@ from mer_bench.trainer import TrainConfig, fit_classifier, predict_logits
 
 ensure_torchvision_importable()
 
-__all__ = ["TorchClipMethod", "TorchImageMethod", "standardise_clips", "hflip"]
+__all__ = ["TorchClipMethod", "TorchImageMethod", "standardise_clips", "hflip", "check_timm_backbone"]
+
+
+def check_timm_backbone(name: str) -> None:
+    """Raise :class:`~mer_bench.method.ParameterError` unless ``name`` is a timm model."""
+    import timm
+
+    if not timm.list_models(name):
+        raise ParameterError(f"backbone {name!r} is not a timm model; see timm.list_models()")
 
 
 def standardise_clips(x: torch.Tensor) -> torch.Tensor:

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mer_bench._compat import ensure_torchvision_importable
-from mer_bench.method import MethodInfo, ParameterError, register_method
-from mer_bench.torch_method import TorchImageMethod
+from mer_bench.method import MethodInfo, register_method
+from mer_bench.torch_method import TorchImageMethod, check_timm_backbone
 
 __all__ = ["MEGANet", "GradientAttention"]
 
@@ -74,7 +74,6 @@ class MEGANet(TorchImageMethod):
         ensure_torchvision_importable()
         import timm
 
-        if not timm.list_models(self.backbone):
-            raise ParameterError(f"backbone {self.backbone!r} is not a timm model")
+        check_timm_backbone(self.backbone)
         return nn.Sequential(GradientAttention(), timm.create_model(self.backbone, pretrained=False,
                                                                     in_chans=in_channels, num_classes=num_classes))

@@ -27,7 +27,7 @@ from torch import nn
 
 from mer_bench._compat import ensure_torchvision_importable
 from mer_bench.method import MethodInfo, ParameterError, register_method
-from mer_bench.torch_method import TorchImageMethod
+from mer_bench.torch_method import TorchImageMethod, check_timm_backbone
 
 __all__ = ["MicroAttention", "MicroAttentionUnit", "micro_attention_resnet"]
 
@@ -56,8 +56,7 @@ def micro_attention_resnet(backbone: str, in_channels: int, num_classes: int) ->
     ensure_torchvision_importable()
     import timm
 
-    if not timm.list_models(backbone):
-        raise ParameterError(f"backbone {backbone!r} is not a timm model; see timm.list_models('resnet*')")
+    check_timm_backbone(backbone)
     model = timm.create_model(backbone, pretrained=False, in_chans=in_channels, num_classes=num_classes)
     stages = {f["module"]: f["num_chs"] for f in model.feature_info}
     if not all(f"layer{i}" in stages for i in range(1, 5)):

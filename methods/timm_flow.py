@@ -16,8 +16,8 @@ from typing import ClassVar
 from torch import nn
 
 from mer_bench._compat import ensure_torchvision_importable
-from mer_bench.method import MethodInfo, ParameterError, register_method
-from mer_bench.torch_method import TorchImageMethod
+from mer_bench.method import MethodInfo, register_method
+from mer_bench.torch_method import TorchImageMethod, check_timm_backbone
 
 __all__ = ["FlowTimm"]
 
@@ -51,11 +51,8 @@ class FlowTimm(TorchImageMethod):
     @classmethod
     def check_params(cls, params):
         super().check_params(params)
-        ensure_torchvision_importable()
-        import timm
-
-        if "backbone" in params and not timm.list_models(params["backbone"]):
-            raise ParameterError(f"backbone {params['backbone']!r} is not a timm model; see timm.list_models()")
+        if "backbone" in params:
+            check_timm_backbone(params["backbone"])
 
     def build_model(self, in_channels: int, num_classes: int) -> nn.Module:
         ensure_torchvision_importable()
