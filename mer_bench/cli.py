@@ -60,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--channels-last", action="store_true",
                    help="channels-last memory format (same results up to floating-point noise; with "
                         "--set precision=bf16 the fast path: see mer-bench bench)")
+    r.add_argument("--stack-folds", type=int, default=1, metavar="K",
+                   help="train K folds at once with their networks stacked (torch.func): fills a GPU that one "
+                        "fold of a small network cannot; the same results up to floating-point noise "
+                        "(default 1: fold by fold; torch methods, local executor)")
+    r.add_argument("--cudnn-benchmark", action="store_true",
+                   help="let cuDNN time its convolution algorithms and keep the fastest (GPU; faster, but the "
+                        "chosen algorithm, hence the last bits of the results, may change between runs)")
+    r.add_argument("--compile", action="store_true",
+                   help="train through torch.compile (needs a C++ compiler on CPU, Triton on GPU; the same results "
+                        "up to floating-point noise)")
     r.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local (default): folds one after another here; ray: each fold a Ray task (pip install "
                         "'mer-bench[ray]'; see mer_bench/executors.py)")
@@ -268,7 +278,8 @@ def _cmd_run(args) -> int:
         ray_options = {"address": args.ray_address, "num_cpus": args.ray_cpus, "num_gpus": args.ray_gpus}
         results = _execute_with_progress(prep, store, device if args.executor == "local" else args.device, args.force,
                                          quiet=args.json, executor=args.executor, ray_options=ray_options,
-                                         channels_last=args.channels_last)
+                                         channels_last=args.channels_last, stack_folds=args.stack_folds,
+                                         cudnn_benchmark=args.cudnn_benchmark, compile=args.compile)
     finally:
         store.close()
     if args.json:
@@ -279,7 +290,7 @@ def _cmd_run(args) -> int:
 
 
 def _execute_with_progress(prep, store, device, force, quiet=False, executor="local", ray_options=None,
-                           channels_last=False):
+                           channels_last=False, stack_folds=1, cudnn_benchmark=False, compile=False):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -306,7 +317,8 @@ def _execute_with_progress(prep, store, device, force, quiet=False, executor="lo
 
         def on_fold(spec, i, n, name, status):
             if status == "start":
-                progress.update(folds_task, description=f"seed {spec.seed} fold {i + 1}/{n} ({name})")
+                what = f"fold {i + 1}/{n} ({name})" if stack_folds == 1 else f"folds up to {i + 1}/{n} (stacked)"
+                progress.update(folds_task, description=f"seed {spec.seed} {what}")
                 progress.reset(epoch_task, total=1, description="", visible=False)
             else:
                 progress.advance(folds_task)
@@ -316,7 +328,8 @@ def _execute_with_progress(prep, store, device, force, quiet=False, executor="lo
 
         try:
             return execute(prep, store, device=device, force=force, on_fold=on_fold, on_progress=on_progress,
-                           executor=executor, ray_options=ray_options, channels_last=channels_last)
+                           executor=executor, ray_options=ray_options, channels_last=channels_last,
+                           stack_folds=stack_folds, cudnn_benchmark=cudnn_benchmark, compile=compile)
         finally:
             progress.update(epoch_task, visible=False)
 

@@ -33,11 +33,15 @@ class ExecutorError(RuntimeError):
 
 def _fold_task(payload: dict[str, Any]) -> dict[str, Any]:
     """Run on a Ray worker: rebuild the run's objects and train one fold."""
+    import torch
+
     from mer_bench import runtime
     from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
     from mer_bench.runner import fit_predict_fold
     from mer_bench.runtime import resolve_device
 
+    # the thread count changes floating-point sums: use exactly the CPUs the task asked for
+    torch.set_num_threads(max(1, int(payload.get("threads", 1))))
     t0 = time.perf_counter()
     method_cls = METHODS.get(payload["method"])
     dataset = DATASETS.get(payload["dataset"])(**payload["dataset_kwargs"])
@@ -105,7 +109,8 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
                             f"{ray.cluster_resources().get('GPU', 0):g}; use --device cpu or add GPU nodes")
     if num_gpus == 0 and str(device).startswith("cuda"):
         raise ExecutorError("--device cuda with --ray-gpus 0: request GPUs for the folds (--ray-gpus 1)")
-    task = ray.remote(_fold_task).options(num_cpus=float(options.get("num_cpus") or 1), num_gpus=num_gpus,
+    num_cpus = float(options.get("num_cpus") or 1)
+    task = ray.remote(_fold_task).options(num_cpus=num_cpus, num_gpus=num_gpus,
                                           max_retries=int(options.get("max_retries", 2)), retry_exceptions=False)
     lead = work[0][2][0] if work else None
     refs = {}
@@ -114,7 +119,7 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
                    "dataset_kwargs": prep.dataset_kwargs, "protocol": lead.protocol,
                    "protocol_kwargs": prep.protocol_kwargs, "representation": prep.representation, "seed": seed,
                    "fold_index": i, "selections": sorted({s.selection for s in todo}),
-                   "device": "cuda" if num_gpus > 0 else "cpu"}
+                   "device": "cuda" if num_gpus > 0 else "cpu", "threads": max(1, int(num_cpus))}
         refs[task.remote(payload)] = (i, fold, todo)
         if on_fold:
             on_fold(lead, i, n_folds, fold.name, "start")

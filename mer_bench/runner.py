@@ -36,7 +36,7 @@ from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
 from mer_bench.store import Store
 
 __all__ = ["RunSpec", "RunResult", "prepare", "execute", "run", "config_hash", "git_commit", "run_metrics",
-           "SELECTIONS"]
+           "SELECTIONS", "fit_predict_fold", "fit_predict_folds_stacked", "check_stacking"]
 
 #: model selection: ``last`` (the fixed last epoch; the default) or ``best-on-test`` (the epoch
 #: that scores best on the test subject's clips: LEAKY, for reproducing published practice only)
@@ -226,12 +226,33 @@ def fit_predict_fold(method_cls: type, params: dict[str, Any], dataset: Any, rep
     Returns:
         selection -> prediction rows ``(sample_id, subject, dataset, y_true, y_pred, proba)``.
     """
-    table = dataset.table()
     method = method_cls(**{**params, "random_state": seed * 1000 + fold_index})
     if "best-on-test" in selections:
         method.fit(dataset.samples(representation, fold.train), select_on=dataset.samples(representation, fold.test))
     else:
         method.fit(dataset.samples(representation, fold.train))
+    return _prediction_rows(method, dataset, representation, fold, selections)
+
+
+def fit_predict_folds_stacked(method_cls: type, params: dict[str, Any], dataset: Any, representation: str,
+                              folds: list[tuple[int, Any]], seed: int) -> dict[int, dict[str, list[tuple]]]:
+    """Train several folds at once with their networks stacked (``method_cls.fit_stacked``; see
+    :func:`mer_bench.trainer.fit_classifiers_stacked`) and predict each fold's test clips.
+
+    Each fold's method is seeded as in :func:`fit_predict_fold`, so the predictions equal
+    fold-by-fold training up to floating-point noise. Only the last-epoch model (leak-free).
+
+    Returns:
+        fold index -> ``{"last": prediction rows}``.
+    """
+    methods = [method_cls(**{**params, "random_state": seed * 1000 + i}) for i, _ in folds]
+    method_cls.fit_stacked(methods, [dataset.samples(representation, fold.train) for _, fold in folds])
+    return {i: _prediction_rows(m, dataset, representation, fold, ["last"]) for m, (i, fold) in zip(methods, folds)}
+
+
+def _prediction_rows(method: Any, dataset: Any, representation: str, fold: Any,
+                     selections: list[str]) -> dict[str, list[tuple]]:
+    table = dataset.table()
     test = dataset.samples(representation, fold.test, with_labels=False)
     rows_t = table.iloc[fold.test]
     out = {}
@@ -248,9 +269,29 @@ def fit_predict_fold(method_cls: type, params: dict[str, Any], dataset: Any, rep
     return out
 
 
+def check_stacking(method_cls: type, stack_folds: int, executor: str, selections: list[str],
+                   channels_last: bool = False, compile: bool = False) -> None:
+    """Raise :class:`~mer_bench.method.ParameterError` when ``stack_folds`` > 1 cannot apply."""
+    if stack_folds < 1:
+        raise ParameterError(f"--stack-folds must be >= 1, got {stack_folds}")
+    if stack_folds == 1:
+        return
+    name = method_cls.info.name
+    if not hasattr(method_cls, "fit_stacked"):
+        raise ParameterError(f"method {name!r} has no network to stack; --stack-folds applies to torch methods "
+                             f"(use --executor ray to run its folds in parallel)")
+    if executor != "local":
+        raise ParameterError("--stack-folds runs with the local executor (a Ray task trains one fold)")
+    if selections != ["last"]:
+        raise ParameterError("--stack-folds trains the last-epoch model only; use --stack-folds 1 with --select-epoch")
+    if channels_last or compile:
+        raise ParameterError("--stack-folds cannot be combined with --channels-last or --compile yet")
+
+
 def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = False,
             on_fold=None, on_progress=None, executor: str = "local",
-            ray_options: dict[str, Any] | None = None, channels_last: bool = False) -> list[RunResult]:
+            ray_options: dict[str, Any] | None = None, channels_last: bool = False,
+            stack_folds: int = 1, cudnn_benchmark: bool = False, compile: bool = False) -> list[RunResult]:
     """Run (or resume, or reuse) every spec of ``prep``; returns one :class:`RunResult` per seed.
 
     Args:
@@ -262,15 +303,23 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
         ray_options: ``address``, ``num_cpus`` / ``num_gpus`` per fold, ``max_retries``.
         channels_last: train in the channels-last memory format (a run-time setting: not part of
             the run's identity, the same results up to floating-point noise).
+        stack_folds: train up to this many folds at once with their networks stacked
+            (:func:`fit_predict_folds_stacked`; local executor, torch methods). A run-time setting
+            like ``channels_last``: the same results up to floating-point noise. An interruption
+            loses the folds of the group in training, as fold-by-fold loses the fold in training.
+        cudnn_benchmark, compile: run-time settings of the trainer (:class:`mer_bench.runtime.Runtime`).
 
     Raises:
         ValueError: an unknown executor or an unavailable device.
+        ParameterError: ``stack_folds`` that cannot apply (see :func:`check_stacking`).
     """
     from mer_bench.runtime import resolve_device
 
     if executor not in ("local", "ray"):
         raise ValueError(f"unknown executor {executor!r}; choose local or ray")
     dev = resolve_device(device) if executor == "local" else device
+    check_stacking(prep.method_cls, stack_folds, executor, sorted({s.selection for s in prep.specs}), channels_last,
+                   compile)
     table = prep.dataset.table()
     results = []
     groups: dict[int, list[RunSpec]] = {}
@@ -312,18 +361,29 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
 
             run_folds_on_ray(prep, store, seed, work, len(folds), device, on_fold, ray_options or {})
         else:
-            with runtime.use(device=dev, progress=on_progress, channels_last=channels_last):
-                for i, fold, todo in work:
-                    if on_fold:
-                        on_fold(pending[0], i, len(folds), fold.name, "start")
+            with runtime.use(device=dev, progress=on_progress, channels_last=channels_last,
+                             cudnn_benchmark=cudnn_benchmark, compile=compile):
+                for start in range(0, len(work), stack_folds):
+                    chunk = work[start:start + stack_folds]
+                    for i, fold, _ in chunk:
+                        if on_fold:
+                            on_fold(pending[0], i, len(folds), fold.name, "start")
                     t0 = time.perf_counter()
-                    rows = fit_predict_fold(prep.method_cls, pending[0].params, prep.dataset, prep.representation,
-                                            fold, i, seed, sorted({s.selection for s in todo}))
-                    for spec in todo:
-                        store.write_fold(spec.run_id, i, fold.name, len(fold.train), time.perf_counter() - t0, dev,
-                                         rows[spec.selection])
-                    if on_fold:
-                        on_fold(pending[0], i, len(folds), fold.name, "done")
+                    if len(chunk) > 1:
+                        rows = fit_predict_folds_stacked(prep.method_cls, pending[0].params, prep.dataset,
+                                                         prep.representation, [(i, f) for i, f, _ in chunk], seed)
+                    else:
+                        i, fold, todo = chunk[0]
+                        rows = {i: fit_predict_fold(prep.method_cls, pending[0].params, prep.dataset,
+                                                    prep.representation, fold, i, seed,
+                                                    sorted({s.selection for s in todo}))}
+                    per_fold = (time.perf_counter() - t0) / len(chunk)  # a stacked group's time, shared
+                    for i, fold, todo in chunk:
+                        for spec in todo:
+                            store.write_fold(spec.run_id, i, fold.name, len(fold.train), per_fold, dev,
+                                             rows[i][spec.selection])
+                        if on_fold:
+                            on_fold(pending[0], i, len(folds), fold.name, "done")
         for spec in pending:
             wall = store.fold_times(spec.run_id)
             store.finish_run(spec.run_id, wall_time=wall, device=dev if executor == "local" else f"ray:{device}",

@@ -20,6 +20,8 @@ class Runtime:
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         progress: ``progress(description, completed, total)`` callback, or ``None``.
         channels_last: use the channels-last memory format for the model and its batches.
+        cudnn_benchmark: ``torch.backends.cudnn.benchmark`` during training (GPU).
+        compile: train through ``torch.compile``.
     """
 
     device: str = "auto"
@@ -27,6 +29,11 @@ class Runtime:
     #: train and predict in the channels-last memory format (``channels_last_3d`` for clips): the
     #: same computation up to floating-point noise, faster with bf16 on CPUs and GPUs
     channels_last: bool = False
+    #: let cuDNN benchmark convolution algorithms and keep the fastest (GPU only; faster, but the
+    #: chosen algorithm, hence the last bits of the results, may change from run to run)
+    cudnn_benchmark: bool = False
+    #: train through ``torch.compile`` (the same computation up to floating-point noise)
+    compile: bool = False
 
 
 _CURRENT: contextvars.ContextVar[Runtime] = contextvars.ContextVar("mer_bench_runtime", default=Runtime())  # noqa: B039 (frozen)

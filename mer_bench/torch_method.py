@@ -148,6 +148,15 @@ class TorchClipMethod(Method):
         """
         if train.y is None or (select_on is not None and select_on.y is None):
             raise ValueError("fit needs labelled samples")
+        x, model, cfg = self._setup_fit(train)
+        sel = None if select_on is None else (self._prepare(select_on.X), select_on.y)
+        self.model_ = fit_classifier(model, x, train.y, cfg, augment=self._augment,
+                                     description=self.info.name, select_on=sel).cpu()
+        self.selected_epoch_ = getattr(self.model_, "selected_epoch", self.epochs)
+        return self
+
+    def _setup_fit(self, train: Samples) -> tuple[torch.Tensor, nn.Module, TrainConfig]:
+        """Prepared inputs, the seeded initial network and the training settings of a fit."""
         self.representation_ = train.representation
         x = self._prepare(train.X)
         self.classes_ = np.arange(train.n_classes)
@@ -158,11 +167,37 @@ class TorchClipMethod(Method):
                           weight_decay=self.weight_decay, warmup=self.warmup, precision=self.precision,
                           seed=self.random_state, schedule=getattr(self, "schedule", "cosine"),
                           optimizer=getattr(self, "optimizer", "adam"), momentum=getattr(self, "momentum", 0.0))
-        sel = None if select_on is None else (self._prepare(select_on.X), select_on.y)
-        self.model_ = fit_classifier(model, x, train.y, cfg, augment=self._augment,
-                                     description=self.info.name, select_on=sel).cpu()
-        self.selected_epoch_ = getattr(self.model_, "selected_epoch", self.epochs)
-        return self
+        return x, model, cfg
+
+    @staticmethod
+    def fit_stacked(methods: list[TorchClipMethod], trains: list[Samples]) -> list[TorchClipMethod]:
+        """Fit several instances (one per fold, differing only in ``random_state``) at once, with
+        their networks stacked (:func:`mer_bench.trainer.fit_classifiers_stacked`): the same
+        models as ``m.fit(t)`` for each pair, up to floating-point noise. Returns ``methods``.
+
+        Raises:
+            ValueError: unlabelled samples or a wrong input shape.
+            StackingError: instances that differ beyond ``random_state``, or a network that
+                draws random numbers other than through ``nn.Dropout``.
+        """
+        from mer_bench.trainer import StackingError, fit_classifiers_stacked
+
+        if len(methods) != len(trains):
+            raise ValueError("fit_stacked needs one training set per method")
+        if len({type(m) for m in methods}) > 1 or any(
+                {**m.get_params(), "random_state": 0} != {**methods[0].get_params(), "random_state": 0}
+                for m in methods):
+            raise StackingError("stacked fits need one method with the same hyper-parameters but random_state")
+        if any(t.y is None for t in trains):
+            raise ValueError("fit needs labelled samples")
+        setups = [m._setup_fit(t) for m, t in zip(methods, trains)]
+        models = fit_classifiers_stacked([s[1] for s in setups], [s[0] for s in setups], [t.y for t in trains],
+                                         [s[2] for s in setups], augments=[m._augment for m in methods],
+                                         description=methods[0].info.name)
+        for m, model in zip(methods, models):
+            m.model_ = model.cpu()
+            m.selected_epoch_ = m.epochs
+        return methods
 
     def last_epoch(self) -> TorchClipMethod:
         """After ``fit(..., select_on=...)``: a fitted copy holding the last epoch's weights, i.e.

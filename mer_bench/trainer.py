@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ from torch import nn
 
 from mer_bench import runtime
 
-__all__ = ["TrainConfig", "fit_classifier", "predict_logits", "lr_factor", "autocast_dtype"]
+__all__ = ["TrainConfig", "fit_classifier", "fit_classifiers_stacked", "StackingError", "predict_logits", "lr_factor",
+           "autocast_dtype"]
 
 
 @dataclass(frozen=True)
@@ -168,20 +170,45 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, cfg.schedule))
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
     loss_fn = nn.CrossEntropyLoss(weight=weight)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
+    with _training_mode(device, rt):
         monitor = None if select_on is None else _EpochSelector(model, select_on, cfg.precision)
+        forward = _compiled(model) if rt.compile else model
         _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, device, amp, description, rt,
-                    monitor)
+                    monitor, forward)
         if monitor is not None:
             model.last_epoch_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             model.load_state_dict(monitor.best_state)
             model.selected_epoch = monitor.best_epoch
+    return model.eval()
+
+
+@contextlib.contextmanager
+def _training_mode(device: str, rt: runtime.Runtime):
+    """Deterministic algorithms (warn-only where an operation has none) and, when asked for on a
+    GPU, ``cudnn.benchmark``; both restored afterwards."""
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    was_benchmark = torch.backends.cudnn.benchmark
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if rt.cudnn_benchmark and device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
     finally:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
-    return model.eval()
+        torch.backends.cudnn.benchmark = was_benchmark
+
+
+def _compiled(model: nn.Module):
+    """``torch.compile(model)``; a missing compiler surfaces on the first step as a clear error.
+
+    Inductor draws its own random numbers by default, so dropout masks would differ from eager
+    training; ``fallback_random`` makes it draw eager's (the same results up to floating-point
+    noise, as with the other run-time settings)."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fallback_random = True
+    return torch.compile(model)
 
 
 class _EpochSelector:
@@ -204,7 +231,8 @@ class _EpochSelector:
 
 
 def _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, device, amp, description, rt,
-                monitor=None):
+                monitor=None, forward=None):
+    forward = model if forward is None else forward
     n = len(Xt)
     step = 0
     fmt = _memory_format(Xt.ndim)
@@ -219,7 +247,14 @@ def _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, 
             if augment is not None:
                 xb = augment(xb, dev_gen)
             with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
-                loss = loss_fn(model(xb), yb)
+                try:
+                    loss = loss_fn(forward(xb), yb)
+                except Exception as exc:
+                    if forward is model or step > 0:
+                        raise
+                    raise RuntimeError(f"{description}: torch.compile failed ({type(exc).__name__}: "
+                                       f"{str(exc).strip().splitlines()[0][:300]}); it needs a working C++ compiler "
+                                       f"on CPU and Triton on GPU. Run without --compile.") from exc
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{description}: loss became {loss.item()} at epoch {epoch + 1}, step "
                                          f"{step + 1} (lr {sched.get_last_lr()[0]:.3g}); lower lr or use fp32")
@@ -253,3 +288,223 @@ def predict_logits(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: i
         with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
             out.append(model(xb).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Several folds at once: the fold models stacked with torch.func
+# --------------------------------------------------------------------------------------------
+
+class StackingError(ValueError):
+    """The networks cannot be trained stacked (train their folds one by one, or in concurrent
+    workers with ``--executor ray``)."""
+
+
+class _MaskDropout(nn.Module):
+    """Stand-in for ``nn.Dropout`` in the stacked template: multiplies by a mask drawn outside
+    ``vmap`` (see :func:`fit_classifiers_stacked`), in the order of the forward calls."""
+
+    def __init__(self, feed: dict) -> None:
+        super().__init__()
+        self.feed = feed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = self.feed["masks"][self.feed["next"]]
+        self.feed["next"] += 1
+        return x * mask
+
+
+def _dropout_calls(model: nn.Module, x1: torch.Tensor, device: str, amp) -> list[tuple]:
+    """``(p, per-sample shape, dtype)`` of every ``nn.Dropout`` call of one training forward, in
+    call order, from a forward of two samples through a copy (no RNG, no buffer is touched)."""
+    import copy
+
+    probe = copy.deepcopy(model).train()
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((mod.p, tuple(inp[0].shape[1:]),
+                                                                       inp[0].dtype)))
+             for m in probe.modules() if type(m) is nn.Dropout]
+    devices = [torch.device(device)] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad(), \
+            torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
+        probe(x1)
+    for h in hooks:
+        h.remove()
+    return calls
+
+
+def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarray], cfgs: list[TrainConfig],
+                            augments: list | None = None, class_weights: list | None = None,
+                            description: str = "train") -> list[nn.Module]:
+    """Train K models of one architecture on K training sets at once; returns them (eval mode).
+
+    The K models (one per LOSO fold) are stacked with :func:`torch.func.functional_call` under
+    :func:`torch.vmap`, so every step runs one batched forward/backward for all folds instead of
+    K small ones: the way to fill a GPU with a network too small for one fold (STSTNet has 1,683
+    parameters). Each fold follows exactly the steps of :func:`fit_classifier`: its own shuffling
+    and augmentation generator, its own dropout random stream (``torch.manual_seed(cfg.seed)``;
+    the masks of ``nn.Dropout`` are drawn per fold outside ``vmap``, as the fold's own training
+    would draw them), its own Adam/SGD state and learning-rate schedule (folds have different
+    training-set sizes, hence different step counts; a fold whose batch is shorter at the end of
+    an epoch is batched with the folds of the same batch size). So the results equal fold-by-fold
+    training up to floating-point noise (tested).
+
+    Args:
+        models: K freshly initialised models with the same parameter and buffer shapes.
+        Xs, ys: the K training sets (``(N_k, ...)`` float32, ``(N_k,)`` int labels).
+        cfgs: the K :class:`TrainConfig`; they may differ only in ``seed``.
+        augments: K ``augment(batch, generator)`` callables (or ``None``).
+        class_weights: K optional ``(n_classes,)`` cross-entropy weights (or ``None``).
+
+    Raises:
+        StackingError: models of different shapes, configurations that differ beyond the seed, or
+            a network that draws random numbers other than through ``nn.Dropout`` (e.g. DropPath).
+        ValueError, FloatingPointError: as :func:`fit_classifier`.
+    """
+    from torch.func import functional_call
+
+    K = len(models)
+    if K == 0 or not (len(Xs) == len(ys) == len(cfgs) == K):
+        raise ValueError("fit_classifiers_stacked needs as many training sets and configs as models")
+    if K == 1:
+        return [fit_classifier(models[0], Xs[0], ys[0], cfgs[0], augments and augments[0],
+                               class_weights and class_weights[0], description)]
+    cfg = cfgs[0]
+    if any({**vars(c), "seed": 0} != {**vars(cfg), "seed": 0} for c in cfgs):
+        raise StackingError("stacked folds must share every training setting but the seed")
+    shapes = [[(n, tuple(t.shape)) for n, t in (*m.named_parameters(), *m.named_buffers())] for m in models]
+    if any(s != shapes[0] for s in shapes):
+        raise StackingError("stacked folds need networks of the same architecture and shapes")
+    if any(len(X) == 0 for X in Xs):
+        raise ValueError("empty training set")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.schedule not in ("cosine", "constant"):
+        raise ValueError(f"invalid training settings: {cfg}")
+    rt = runtime.current()
+    device = runtime.resolve_device(rt.device)
+    amp = autocast_dtype(device, cfg.precision)
+    is_cuda = device.startswith("cuda")
+    augments = augments or [None] * K
+    # per-fold random streams: the shuffling/augmentation generators and the global RNG of dropout
+    gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    dev_gens = [torch.Generator(device=device).manual_seed(c.seed) if is_cuda else g for c, g in zip(cfgs, gens)]
+    rng_states = []
+    with torch.random.fork_rng(devices=[torch.device(device)] if is_cuda else []):
+        for c in cfgs:
+            torch.manual_seed(c.seed)
+            rng_states.append(torch.cuda.get_rng_state(device) if is_cuda else torch.get_rng_state())
+    data = []
+    for X, y in zip(Xs, ys):
+        Xt, yt = _to_tensor(X), torch.tensor(np.asarray(y, dtype=np.int64))
+        if is_cuda and Xt.element_size() * Xt.numel() <= PRELOAD_BYTES // K:
+            Xt, yt = Xt.to(device), yt.to(device)
+        data.append((Xt, yt))
+    for m in models:
+        m.to(device).train()
+    import copy
+
+    template = copy.deepcopy(models[0])
+    feed: dict = {"masks": [], "next": 0}
+    for name, mod in list(template.named_modules()):
+        if type(mod) is nn.Dropout:
+            parent = template.get_submodule(name.rpartition(".")[0]) if "." in name else template
+            setattr(parent, name.rpartition(".")[2], _MaskDropout(feed))
+    drop_calls = _dropout_calls(models[0], data[0][0][:2].to(device), device, amp)
+    param_names = [n for n, _ in models[0].named_parameters()]
+    buffer_names = [n for n, _ in models[0].named_buffers()]
+    params = [dict(m.named_parameters()) for m in models]
+    buffers = [dict(m.named_buffers()) for m in models]
+    steps_per_epoch = [math.ceil(len(d[0]) / cfg.batch_size) for d in data]
+    totals = [cfg.epochs * s for s in steps_per_epoch]
+    warmup = cfg.warmup_steps()
+    groups = [{"params": list(m.parameters())} for m in models]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, [lambda s, t=t: lr_factor(s, t, warmup, cfg.schedule) for t in totals])
+    weights = [None if w is None else torch.as_tensor(w, dtype=torch.float32, device=device)
+               for w in (class_weights or [None] * K)]
+
+    def fold_loss(p, b, masks, xb, yb, w):
+        feed["masks"], feed["next"] = masks, 0
+        logits = functional_call(template, (p, b), (xb,))
+        return nn.functional.cross_entropy(logits, yb, weight=w)
+
+    orders: list = [None] * K
+    with _training_mode(device, rt):
+        for step in range(max(totals)):
+            batches: dict[int, list] = {}
+            for k in range(K):
+                if step >= totals[k]:
+                    continue
+                Xt, yt = data[k]
+                j = step % steps_per_epoch[k]
+                if j == 0:
+                    orders[k] = torch.randperm(len(Xt), generator=gens[k])
+                idx = orders[k][j * cfg.batch_size:(j + 1) * cfg.batch_size].to(Xt.device)
+                xb, yb = Xt[idx].to(device, non_blocking=True), yt[idx].to(device, non_blocking=True)
+                if augments[k] is not None:
+                    xb = augments[k](xb, dev_gens[k])
+                batches.setdefault(len(idx), []).append((k, xb, yb))
+            masks = _draw_dropout_masks(batches, drop_calls, rng_states, device)
+            total_loss = 0.0
+            for group in batches.values():
+                ks = [k for k, _, _ in group]
+                p = {n: torch.stack([params[k][n] for k in ks]) for n in param_names}
+                bf = {n: torch.stack([buffers[k][n] for k in ks]) for n in buffer_names}
+                mk = [torch.stack([masks[k][c] for k in ks]) for c in range(len(drop_calls))]
+                xs = torch.stack([xb for _, xb, _ in group])
+                ys_ = torch.stack([yb for _, _, yb in group])
+                w = None if weights[ks[0]] is None else torch.stack([weights[k] for k in ks])
+                try:
+                    with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32,
+                                        enabled=amp is not None):
+                        losses = torch.vmap(fold_loss, in_dims=(0, 0, 0, 0, 0, None if w is None else 0))(
+                            p, bf, mk, xs, ys_, w)
+                except RuntimeError as exc:
+                    if "random" in str(exc).lower():
+                        raise StackingError(
+                            f"{description}: the network draws random numbers inside its forward other than "
+                            f"through nn.Dropout (e.g. DropPath), which stacked folds cannot reproduce per fold; "
+                            f"train the folds one by one (--stack-folds 1) or in concurrent workers "
+                            f"(--executor ray)") from None
+                    raise
+                for j, k in enumerate(ks):
+                    for n in buffer_names:
+                        buffers[k][n].copy_(bf[n][j])
+                bad = [ks[j] for j in range(len(ks)) if not torch.isfinite(losses[j])]
+                if bad:
+                    raise FloatingPointError(f"{description}: loss of stacked fold {bad[0]} became non-finite at "
+                                             f"step {step + 1}; lower lr or use fp32")
+                total_loss = total_loss + losses.sum()
+            opt.zero_grad(set_to_none=True)
+            total_loss.backward()
+            opt.step()
+            sched.step()
+            epoch_done = (step + 1) % steps_per_epoch[0] == 0
+            if rt.progress is not None and epoch_done:
+                e = (step + 1) // steps_per_epoch[0]
+                rt.progress(f"{description} x{K} epoch {e}/{cfg.epochs}", e, cfg.epochs)
+    return [m.eval() for m in models]
+
+
+def _draw_dropout_masks(batches: dict, drop_calls: list, rng_states: list, device: str) -> dict[int, list]:
+    """Per fold, the dropout masks of this step, drawn from the fold's own global-RNG stream with
+    ``F.dropout`` itself (so exactly the numbers the fold's own training would draw)."""
+    if not drop_calls:
+        return {k: [] for group in batches.values() for k, _, _ in group}
+    is_cuda = device.startswith("cuda")
+    out = {}
+    with torch.random.fork_rng(devices=[torch.device(device)] if is_cuda else []):
+        for b, group in batches.items():
+            for k, _, _ in group:
+                if is_cuda:
+                    torch.cuda.set_rng_state(rng_states[k], device)
+                else:
+                    torch.set_rng_state(rng_states[k])
+                out[k] = [nn.functional.dropout(torch.ones((b, *shape), dtype=dtype, device=device), p, True)
+                          for p, shape, dtype in drop_calls]
+                rng_states[k] = torch.cuda.get_rng_state(device) if is_cuda else torch.get_rng_state()
+    return out

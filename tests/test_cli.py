@@ -97,3 +97,13 @@ def test_help_list_and_leaderboard_never_import_torch(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "| majority | synthetic | loso | measured |" in res.stdout and "n/a (no training epochs)" in res.stdout
     assert "meranet" in res.stdout and "MERANet-18" in res.stdout  # the summary is read without importing
+
+
+def test_stack_folds_on_the_command_line(tmp_path, capsys):
+    base = ["run", "--protocol", "loso", "--dataset-set", "n_subjects=3", "--store", str(tmp_path / "s.sqlite")]
+    assert main([*base, "--method", "lbptop-svm", "--stack-folds", "3"]) == 2
+    assert "no network to stack" in capsys.readouterr().err
+    assert main([*base, "--method", "ststnet", "--set", "epochs=1", "--set", "batch_size=8", "--stack-folds", "3",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["results"][0]["status"] == "computed" and out["results"][0]["folds"] == 3

@@ -143,3 +143,36 @@ def test_unwritable_store_is_detected(tmp_path):
         ro.chmod(0o500)
         with pytest.raises(StoreError):
             Store(ro / "results.sqlite")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,overrides", [
+    ("ststnet", {"epochs": 3, "batch_size": 8}),  # BatchNorm + Dropout, 2D
+    ("meranet", {**DEEP, "frames": 4, "size": 32, "epochs": 1, "batch_size": 5}),  # 3D, attention
+])
+def test_stacked_folds_give_the_fold_by_fold_predictions(tmp_path, method, overrides):
+    preds = {}
+    for k in (1, 3):  # 4 folds: a stacked group of 3, then a single fold
+        prep = prepare(method, "loso", "synthetic", [0], overrides, dataset_options=SMALL)
+        with Store(tmp_path / f"k{k}.sqlite") as store:
+            (res,) = execute(prep, store, device="cpu", stack_folds=k)
+            assert res.status == "computed" and store.completed_folds(res.spec.run_id) == {0, 1, 2, 3}
+            preds[k] = store.predictions(res.spec.run_id)
+    assert preds[1]["sample_id"].tolist() == preds[3]["sample_id"].tolist()
+    np.testing.assert_allclose(np.stack(preds[3]["proba"]), np.stack(preds[1]["proba"]), atol=1e-4)
+    np.testing.assert_array_equal(preds[3]["y_pred"], preds[1]["y_pred"])
+
+
+def test_stack_folds_that_cannot_apply_fail_before_training(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        for method, kw, message in [
+            ("lbptop-svm", {}, "no network to stack"),
+            ("ststnet", {"selection": "both"}, "last-epoch model only"),
+        ]:
+            prep = prepare(method, "loso", "synthetic", [0], dataset_options=SMALL, **kw)
+            with pytest.raises(ParameterError, match=message):
+                execute(prep, store, device="cpu", stack_folds=2)
+        prep = prepare("ststnet", "loso", "synthetic", [0], dataset_options=SMALL)
+        with pytest.raises(ParameterError, match="executor"):
+            execute(prep, store, device="cpu", stack_folds=2, executor="ray")
+        assert store.runs(status=None).empty  # nothing was started

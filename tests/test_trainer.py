@@ -4,7 +4,16 @@ import torch
 from torch import nn
 
 from mer_bench import runtime
-from mer_bench.trainer import TrainConfig, autocast_dtype, fit_classifier, lr_factor, predict_logits
+from mer_bench.torch_method import hflip
+from mer_bench.trainer import (
+    StackingError,
+    TrainConfig,
+    autocast_dtype,
+    fit_classifier,
+    fit_classifiers_stacked,
+    lr_factor,
+    predict_logits,
+)
 
 
 def test_schedule_warmup_then_cosine_to_zero():
@@ -69,3 +78,91 @@ def test_device_and_precision_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             runtime.resolve_device("cuda")
+
+
+class _SmallNet(nn.Module):
+    """Conv + BatchNorm (running statistics) + Dropout: every stateful or random part stacking
+    must reproduce per fold."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1, bias=False)  # a bias before BN has pure-noise gradients
+        self.bn = nn.BatchNorm2d(4)
+        self.drop = nn.Dropout(0.5)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.fc(self.drop(torch.relu(self.bn(self.conv(x)))).flatten(1))
+
+
+def _fold_sets(sizes=(13, 16, 11)):
+    g = np.random.default_rng(0)
+    out = []
+    for n in sizes:
+        y = g.integers(0, 3, n)
+        x = g.normal(0, 1, (n, 2, 6, 6)).astype(np.float32)
+        x[np.arange(n), 0, 0, y] += 2.0
+        out.append((x, y))
+    return out
+
+
+def _flip(xb, gen):
+    return hflip(xb, gen)
+
+
+def _init(seed):
+    torch.manual_seed(seed)
+    return _SmallNet()
+
+
+def test_stacked_folds_equal_fold_by_fold_training():
+    # three folds of different sizes: short last batches (1, 0 and 3 clips at batch 4), hence
+    # different step counts and cosine schedules; augmentation, dropout and BatchNorm per fold
+    sets = _fold_sets()
+    cfgs = [TrainConfig(epochs=4, batch_size=4, lr=1e-2, warmup=3, seed=s) for s in (7, 8, 9)]
+    weights = [np.array([1.0, 2.0, 0.5], np.float32)] * 3
+    with runtime.use(device="cpu"):
+        alone = [fit_classifier(_init(c.seed), x, y, c, augment=_flip, class_weight=w)
+                 for (x, y), c, w in zip(sets, cfgs, weights)]
+        stacked = fit_classifiers_stacked([_init(c.seed) for c in cfgs], [x for x, _ in sets], [y for _, y in sets],
+                                          cfgs, augments=[_flip] * 3, class_weights=weights)
+    for a, b in zip(alone, stacked):
+        assert not b.training
+        for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
+            torch.testing.assert_close(tb, ta, rtol=1e-5, atol=1e-6, msg=name)
+    # the folds really trained differently (different data, seeds and step counts)
+    assert not torch.allclose(stacked[0].fc.weight, stacked[1].fc.weight)
+
+
+def test_stacking_refuses_what_it_cannot_reproduce():
+    sets = _fold_sets((8, 8))
+    xs, ys = [x for x, _ in sets], [y for _, y in sets]
+    cfgs = [TrainConfig(epochs=1, batch_size=4, seed=s) for s in (0, 1)]
+
+    class Noisy(_SmallNet):
+        def forward(self, x):  # randomness outside nn.Dropout (as DropPath)
+            return super().forward(x + 0.1 * torch.rand_like(x))
+
+    with runtime.use(device="cpu"):
+        with pytest.raises(StackingError, match="random numbers"):
+            fit_classifiers_stacked([Noisy(), Noisy()], xs, ys, cfgs)
+        with pytest.raises(StackingError, match="but the seed"):
+            fit_classifiers_stacked([_init(0), _init(1)], xs, ys, [cfgs[0], TrainConfig(epochs=2, batch_size=4)])
+        with pytest.raises(StackingError, match="same architecture"):
+            fit_classifiers_stacked([_init(0), nn.Sequential(nn.Flatten(), nn.Linear(72, 3))], xs, ys, cfgs)
+
+
+def test_compiled_training_equals_eager():
+    pytest.importorskip("torch._inductor")
+    import shutil
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("torch.compile on CPU needs a C compiler")
+    (x, y), = _fold_sets((12,))
+    cfg = TrainConfig(epochs=2, batch_size=4, seed=3)
+    with runtime.use(device="cpu"):
+        eager = fit_classifier(_init(0), x, y, cfg)
+    with runtime.use(device="cpu", compile=True):
+        compiled = fit_classifier(_init(0), x, y, cfg)
+    for (name, ta), tb in zip(eager.state_dict().items(), compiled.state_dict().values()):
+        torch.testing.assert_close(tb, ta, rtol=1e-4, atol=1e-5, msg=name)
