@@ -39,3 +39,25 @@ def test_train_step_fast_preset(benchmark, attention):
         opt.step()
 
     benchmark.pedantic(step, rounds=5, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("path", ["plain", "optimised"])
+def test_meranet_paper_size_train_step(benchmark, path):
+    """One training step of MERANet at the paper's size (3x16x112x112, batch 8): plain fp32 eager
+    against bf16 + channels_last_3d (+ cudnn.benchmark on a GPU); compare the two rows' means.
+    The same comparison with FLOP/s: ``mer-bench bench``."""
+    from mer_bench.bench import train_step
+
+    step, info = train_step("meranet", path)
+    benchmark.extra_info.update({k: str(v) for k, v in info.items()})
+    benchmark.pedantic(step, rounds=3, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("path", ["fold-by-fold", "stacked"])
+def test_ststnet_eight_folds_training(benchmark, path):
+    """Eight STSTNet folds (64 samples, 2 epochs, batch 8) trained one by one against stacked
+    with torch.func (``mer-bench bench --method ststnet --stack-folds 8`` prints the ratio)."""
+    from mer_bench.bench import stacking_run
+
+    benchmark.pedantic(lambda: stacking_run("ststnet", path, folds=8, batch_size=8, device="cpu"), rounds=3,
+                       warmup_rounds=1)

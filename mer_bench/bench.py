@@ -10,6 +10,11 @@ forward + backward + Adam steps on a batch of random inputs after ``warmup`` unt
 Reported: samples per second of both paths and their ratio; the achieved FLOP/s (the forward
 FLOPs counted by ``torch.utils.flop_counter`` times 3 for forward + backward) and, on a GPU whose
 bf16 dense peak is known, its fraction of the peak.
+
+``mer-bench bench --stack-folds K`` (:func:`compare_stacking`) instead trains K folds of the
+method's network on random data, fold by fold (:func:`mer_bench.trainer.fit_classifier`) and
+stacked (:func:`mer_bench.trainer.fit_classifiers_stacked`), with the method's own settings, and
+reports training samples per second (all folds) of both and their ratio.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["train_throughput", "compare_paths", "PEAK_BF16_TFLOPS"]
+__all__ = ["train_step", "train_throughput", "compare_paths", "stacking_run", "compare_stacking", "PEAK_BF16_TFLOPS"]
 
 #: dense bf16 tensor-core peaks (TFLOP/s) by device-name fragment, from the vendors' data sheets
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
@@ -34,10 +39,14 @@ def _peak(device) -> float | None:
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
 
 
-def train_throughput(name: str, path: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
-                     batch_size: int | None = None, steps: int = 5, warmup: int = 2, device: str = "auto",
-                     compile: bool = False) -> dict[str, Any]:
-    """Train-step throughput of method ``name`` on ``path`` (``"plain"`` or ``"optimised"``).
+def train_step(name: str, path: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
+               batch_size: int | None = None, device: str = "auto", compile: bool = False):
+    """One training step (forward + backward + Adam) of method ``name``'s network on ``path``
+    (``"plain"`` or ``"optimised"``) on a fixed random batch, for timing.
+
+    Returns:
+        ``(step, info)``: ``step()`` runs one step and waits for the device; ``info`` holds
+        ``device``, ``batch_size``, ``input_shape`` and ``forward_flops`` (per sample).
 
     Raises:
         ValueError: an unknown path, a method without a network, or an unavailable device.
@@ -64,7 +73,6 @@ def train_throughput(name: str, path: str, preset: str | None = None, overrides:
     model = method.build_model(x1.shape[1], 3).to(dev)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.eval()(x1.to(dev))
-    fwd_flops = counter.get_total_flops()
     bs = batch_size or getattr(method, "batch_size", 8)
     xb = torch.randn(bs, *x1.shape[1:], device=dev)
     yb = torch.randint(0, 3, (bs,), device=dev)
@@ -87,19 +95,33 @@ def train_throughput(name: str, path: str, preset: str | None = None, overrides:
             loss = torch.nn.functional.cross_entropy(run_model(xb), yb)
         loss.backward()
         opt.step()
+        sync()
 
+    return step, {"device": dev, "batch_size": bs, "input_shape": list(x1.shape[1:]),
+                  "forward_flops": counter.get_total_flops()}
+
+
+def train_throughput(name: str, path: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
+                     batch_size: int | None = None, steps: int = 5, warmup: int = 2, device: str = "auto",
+                     compile: bool = False) -> dict[str, Any]:
+    """Train-step throughput of method ``name`` on ``path`` (``"plain"`` or ``"optimised"``):
+    ``warmup`` untimed steps, then the mean of ``steps`` timed ones (:func:`train_step`).
+
+    Raises:
+        ValueError: an unknown path, a method without a network, or an unavailable device.
+    """
+    step, info = train_step(name, path, preset, overrides, batch_size, device, compile)
     for _ in range(warmup):
         step()
-    sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    sync()
     dt = (time.perf_counter() - t0) / steps
-    achieved = 3 * fwd_flops * bs / dt
+    bs, dev = info["batch_size"], info["device"]
+    achieved = 3 * info["forward_flops"] * bs / dt
     peak = _peak(dev)
     return {"method": name, "path": path, "device": str(dev), "batch_size": bs,
-            "input_shape": list(x1.shape[1:]), "seconds_per_step": dt, "samples_per_s": bs / dt,
+            "input_shape": info["input_shape"], "seconds_per_step": dt, "samples_per_s": bs / dt,
             "tflops_achieved": achieved / 1e12, "peak_bf16_tflops": peak,
             "fraction_of_peak": None if peak is None else achieved / (peak * 1e12)}
 
@@ -109,3 +131,69 @@ def compare_paths(name: str, **kw) -> dict[str, Any]:
     plain = train_throughput(name, "plain", **kw)
     opt = train_throughput(name, "optimised", **kw)
     return {"plain": plain, "optimised": opt, "speedup": opt["samples_per_s"] / plain["samples_per_s"]}
+
+
+def stacking_run(name: str, path: str, folds: int = 8, n_train: int = 64, epochs: int = 2,
+                 preset: str | None = None, overrides: dict[str, Any] | None = None, batch_size: int | None = None,
+                 device: str = "auto") -> dict[str, Any]:
+    """Train ``folds`` folds of method ``name``'s network (its own settings, ``epochs`` epochs) on
+    ``n_train`` random samples each, ``path`` = ``"fold-by-fold"`` or ``"stacked"``; returns the
+    training time (``seconds``, model building excluded) and the run's sizes.
+
+    Raises:
+        ValueError: a method without a network, an unknown path, or bad sizes.
+    """
+    import torch
+
+    from mer_bench import runtime
+    from mer_bench.data import Samples
+    from mer_bench.method import resolve_params
+    from mer_bench.profile import _natural_input
+    from mer_bench.registry import METHODS
+    from mer_bench.runtime import resolve_device
+    from mer_bench.trainer import fit_classifier, fit_classifiers_stacked
+
+    if path not in ("fold-by-fold", "stacked"):
+        raise ValueError(f"path must be fold-by-fold or stacked, got {path!r}")
+    if folds < 2 or n_train < 2 or epochs < 1:
+        raise ValueError("--stack-folds must be >= 2, and the training size and epochs positive")
+    cls = METHODS.get(name)
+    if not hasattr(cls, "fit_stacked"):
+        raise ValueError(f"{name} has no network to stack")
+    params = resolve_params(cls, preset, {**(overrides or {}), "epochs": epochs,
+                                          **({"batch_size": batch_size} if batch_size else {})})
+    dev = resolve_device(device)
+    shape = _natural_input(cls(**params))
+    X = np.random.default_rng(0).random((n_train, *shape), dtype=np.float32)
+    y = np.arange(n_train) % 3
+    train = Samples(X=X, y=y, subject=np.full(n_train, "s"), sample_id=np.arange(n_train).astype(str),
+                    classes=("a", "b", "c"), representation=cls.info.representation)
+    sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
+    with runtime.use(device=dev):
+        methods = [cls(**{**params, "random_state": k}) for k in range(folds)]
+        built = [m._setup_fit(train) for m in methods]
+        sync()
+        t0 = time.perf_counter()
+        if path == "stacked":
+            fit_classifiers_stacked([b[1] for b in built], [b[0] for b in built], [y] * folds, [b[2] for b in built],
+                                    augments=[m._augment for m in methods])
+        else:
+            for m, (x, model, cfg) in zip(methods, built):
+                fit_classifier(model, x, y, cfg, augment=m._augment)
+        sync()
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "samples_per_s": folds * n_train * epochs / seconds, "device": dev,
+            "batch_size": params["batch_size"], "input_shape": list(shape)}
+
+
+def compare_stacking(name: str, folds: int = 8, n_train: int = 64, epochs: int = 2, **kw) -> dict[str, Any]:
+    """:func:`stacking_run` fold by fold, then stacked, in the same run, after an untimed warm-up
+    of both (first calls pay for allocations and kernel selection); ``speedup`` = stacked /
+    fold-by-fold training samples per second."""
+    for path in ("fold-by-fold", "stacked"):
+        stacking_run(name, path, 2, min(n_train, 16), 1, **kw)
+    res = {path: stacking_run(name, path, folds, n_train, epochs, **kw) for path in ("fold-by-fold", "stacked")}
+    first = res["stacked"]
+    return {"method": name, "device": first["device"], "folds": folds, "n_train": n_train, "epochs": epochs,
+            "batch_size": first["batch_size"], "input_shape": first["input_shape"], **res,
+            "speedup": res["fold-by-fold"]["seconds"] / res["stacked"]["seconds"]}

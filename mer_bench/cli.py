@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-cpus", type=float, default=1, help="CPUs each fold task requests (default 1)")
     r.add_argument("--ray-gpus", type=float, default=None, help="GPUs each fold task requests (default: 1 with "
                                                                   "--device cuda, else 0)")
+    r.add_argument("--ray-retries", type=int, default=2,
+                   help="times Ray re-runs a fold whose worker died (default 2); a fold that still fails is "
+                        "reported, and the others are stored")
     r.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
 
     im = sub.add_parser("import", help="import published per-sample predictions (e.g. a MEGC log) into the store",
@@ -179,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--warmup", type=int, default=2)
     bn.add_argument("--device", default="auto")
     bn.add_argument("--compile", action="store_true", help="torch.compile the optimised path")
+    bn.add_argument("--stack-folds", type=int, default=None, metavar="K",
+                    help="instead: train K folds fold by fold and stacked (torch.func), same run, and compare")
+    bn.add_argument("--train-size", type=int, default=64, help="with --stack-folds: training samples per fold")
+    bn.add_argument("--epochs", type=int, default=2, help="with --stack-folds: epochs per fold")
     bn.add_argument("--json", action="store_true")
 
     lb = sub.add_parser("leaderboard", help="render the leaderboard markdown from the results store")
@@ -275,7 +282,8 @@ def _cmd_run(args) -> int:
                            dataset_options, _options(args.protocol_overrides), args.selection)
         except TypeError as exc:  # a dataset/protocol option the constructor does not take
             raise ValueError(f"invalid dataset or protocol option: {exc}") from None
-        ray_options = {"address": args.ray_address, "num_cpus": args.ray_cpus, "num_gpus": args.ray_gpus}
+        ray_options = {"address": args.ray_address, "num_cpus": args.ray_cpus, "num_gpus": args.ray_gpus,
+                       "max_retries": args.ray_retries}
         results = _execute_with_progress(prep, store, device if args.executor == "local" else args.device, args.force,
                                          quiet=args.json, executor=args.executor, ray_options=ray_options,
                                          channels_last=args.channels_last, stack_folds=args.stack_folds,
@@ -310,6 +318,11 @@ def _execute_with_progress(prep, store, device, force, quiet=False, executor="lo
                       f"{leak}: {len({s.seed for s in prep.specs})} seed(s) x {n_folds} "
                       f"folds on {device}; preset {spec0.preset or 'none (defaults)'}; params {spec0.params}",
                       highlight=False)
+        if stack_folds > 1 and str(device).startswith("cpu"):
+            console.print("[yellow]note:[/] --stack-folds is meant for a GPU that one fold cannot fill; on the "
+                          "development CPU, stacked training was slower than fold by fold (measure it here: "
+                          f"mer-bench bench --method {spec0.method} --stack-folds {stack_folds} --device cpu)",
+                          highlight=False)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False, disable=quiet) as progress:
         folds_task = progress.add_task("folds", total=total)
@@ -506,6 +519,22 @@ def _cmd_bench(args) -> int:
 
     if args.steps < 1 or args.warmup < 0 or (args.batch_size is not None and args.batch_size < 1):
         raise ValueError("--steps and --batch-size must be >= 1 and --warmup >= 0")
+    if args.stack_folds is not None:
+        from mer_bench.bench import compare_stacking
+
+        res = compare_stacking(args.method, folds=args.stack_folds, n_train=args.train_size, epochs=args.epochs,
+                               preset=args.preset, overrides=parse_overrides(args.overrides or []),
+                               batch_size=args.batch_size, device=args.device)
+        if args.json:
+            print(json.dumps(res, indent=2))
+            return 0
+        for path in ("fold-by-fold", "stacked"):
+            r = res[path]
+            print(f"{path:12s}: {r['samples_per_s']:9.1f} training samples/s ({r['seconds']:.2f} s for {res['folds']} "
+                  f"folds x {res['n_train']} samples x {res['epochs']} epochs, batch {res['batch_size']}, input "
+                  f"{'x'.join(map(str, res['input_shape']))}, {res['device']})")
+        print(f"speed-up (stacked / fold by fold): {res['speedup']:.2f}x")
+        return 0
     res = compare_paths(args.method, preset=args.preset, overrides=parse_overrides(args.overrides or []),
                         batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
                         compile=args.compile)

@@ -11,7 +11,7 @@ arguments, trains its fold with :func:`mer_bench.runner.fit_predict_fold` (the s
 as the local executor, hence the same predictions up to floating-point noise) and returns the
 prediction rows. Only the driver writes the store, one fold per transaction as results arrive, so
 nothing is written twice and every completed fold survives a failure elsewhere. A task whose
-worker dies is retried by Ray (``max_retries``, default 2); a fold that still fails is reported
+worker dies is retried by Ray (``--ray-retries``, default 2); a fold that still fails is reported
 after the others finish, and running the same command again resumes with only the missing folds.
 
 Workers must be able to import mer-bench, every plugin the run uses (install the same packages
@@ -110,8 +110,9 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
     if num_gpus == 0 and str(device).startswith("cuda"):
         raise ExecutorError("--device cuda with --ray-gpus 0: request GPUs for the folds (--ray-gpus 1)")
     num_cpus = float(options.get("num_cpus") or 1)
+    retries = int(options.get("max_retries", 2))
     task = ray.remote(_fold_task).options(num_cpus=num_cpus, num_gpus=num_gpus,
-                                          max_retries=int(options.get("max_retries", 2)), retry_exceptions=False)
+                                          max_retries=retries, retry_exceptions=False)
     lead = work[0][2][0] if work else None
     refs = {}
     for i, fold, todo in work:
@@ -144,6 +145,10 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
             hint = ("\nA worker could not import a method, dataset or protocol: install the same packages (mer-bench "
                     "and every plugin the run uses) on every Ray node, or start the cluster with a runtime_env "
                     "that provides them.")
+        if any("WorkerCrashedError" in f or "died" in f for f in failures):
+            hint += (f"\nA worker died while training (each such fold was tried {1 + retries} times): often out of "
+                     f"memory; ask more per fold (--ray-cpus, --ray-gpus), lower batch_size, or allow more tries "
+                     f"(--ray-retries).")
         raise ExecutorError(f"{len(failures)} fold(s) failed on Ray workers; the {len(work) - len(failures)} others "
                             f"are stored, and re-running the command resumes with the missing ones:\n  "
                             + "\n  ".join(failures) + hint)

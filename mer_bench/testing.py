@@ -4,7 +4,8 @@ The checks: the method declares its source; ``__init__`` only stores hyper-param
 returns self and sets learned state ending in ``_``; predictions lie in the training classes;
 probabilities are finite rows summing to 1; a clone has the same parameters; the same seed gives
 the same predictions; test labels are never needed; a class missing from a training fold does not
-crash; input of the wrong shape is a clear ``ValueError``.
+crash; input of the wrong shape is a clear ``ValueError``; folds trained stacked
+(``fit_stacked``) equal folds trained one by one.
 
 Use in a plugin's own tests (one line)::
 
@@ -142,10 +143,35 @@ def check_bad_input_shape_is_a_clear_error(method_cls, params):
         raise AssertionError(f"fit accepted input of shape {bad.X.shape}; it must raise ValueError")
 
 
+def check_stacked_fit_equals_fold_by_fold(method_cls, params):
+    """Methods that train folds stacked (``fit_stacked``, e.g. every :class:`TorchClipMethod`):
+    two folds of different sizes and seeds fitted at once give the models of fitting each alone,
+    up to floating-point noise: their test probabilities differ by under 5 % of how far training
+    moved them from the initial network's."""
+    if not hasattr(method_cls, "fit_stacked") or not hasattr(method_cls, "_setup_fit"):
+        return
+    train, test = _split(method_cls)
+    keep = train.subject != train.subject[0]
+    smaller = replace(train, X=train.X[keep], y=train.y[keep], subject=train.subject[keep],
+                      sample_id=train.sample_id[keep])
+    folds = [(0, train), (1, smaller)]
+    alone = [method_cls(**{**params, "random_state": s}).fit(t).predict_proba(test) for s, t in folds]
+    stacked = method_cls.fit_stacked([method_cls(**{**params, "random_state": s}) for s, _ in folds],
+                                     [t for _, t in folds])
+    for m, (s, t), p in zip(stacked, folds, alone):
+        assert hasattr(m, "model_") and np.array_equal(m.classes_, np.arange(t.n_classes)), "fit_stacked must fit"
+        init = method_cls(**{**params, "random_state": s})
+        init.model_ = init._setup_fit(t)[1].eval()
+        moved = np.abs(p - init.predict_proba(test)).max()
+        diff = np.abs(np.asarray(m.predict_proba(test)) - p).max()
+        assert diff <= 0.05 * moved, (f"stacked training differs from fold-by-fold by {diff:.3g} (training moved the "
+                                      f"probabilities by {moved:.3g})")
+
+
 _CHECKS: list[Callable[[type, dict], None]] = [
     check_info, check_init_stores_params_only, check_fit_returns_self, check_predict_in_classes,
     check_proba_rows_sum_to_one, check_clone_roundtrip, check_deterministic_with_seed, check_no_test_labels_needed,
-    check_class_missing_from_training, check_bad_input_shape_is_a_clear_error,
+    check_class_missing_from_training, check_bad_input_shape_is_a_clear_error, check_stacked_fit_equals_fold_by_fold,
 ]
 
 

@@ -57,6 +57,51 @@ def test_a_plugin_missing_on_the_workers_is_reported_and_nothing_is_lost(local_r
         METHODS._entries.pop("only-here", None)
 
 
+def _dying_fold_task(payload):
+    """A fold task whose worker process dies (``os._exit``, as an OOM kill) on fold 1 while the
+    file ``payload["die_file"]`` holds a positive count, which each death decrements."""
+    import os
+    from pathlib import Path
+
+    from mer_bench import executors
+
+    f = Path(payload["die_file"])
+    if payload["fold_index"] == 1 and int(f.read_text()) > 0:
+        f.write_text(str(int(f.read_text()) - 1))
+        os._exit(1)
+    return executors._fold_task(payload)  # on the worker: the real task (the patch is the driver's)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("deaths,retries", [(1, 2), (3, 1)], ids=["retried", "reported"])
+def test_a_dying_worker_is_retried_or_reported_and_nothing_is_lost(local_ray, tmp_path, monkeypatch, deaths, retries):
+    import sys
+
+    from mer_bench import executors
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    die_file = tmp_path / "deaths"
+    die_file.write_text(str(deaths))
+    monkeypatch.setattr(executors, "_fold_task",
+                        lambda payload: _dying_fold_task({**payload, "die_file": str(die_file)}))
+    prep = prepare("chance", "loso", "synthetic", [0], dataset_options={"n_subjects": 3})
+    run_id = prep.specs[0].run_id
+    with Store(tmp_path / "s.sqlite") as store:
+        if deaths <= retries:
+            (res,) = execute(prep, store, device="cpu", executor="ray", ray_options={"max_retries": retries})
+            assert res.status == "computed" and int(die_file.read_text()) == 0
+        else:
+            expected = r"(?s)1 fold\(s\) failed.*the 2 others are stored.*fold 1 .*WorkerCrashed.*--ray-retries"
+            with pytest.raises(ExecutorError, match=expected):
+                execute(prep, store, device="cpu", executor="ray", ray_options={"max_retries": retries})
+            assert store.completed_folds(run_id) == {0, 2}
+            (res,) = execute(prep, store, device="cpu")  # resumes with the missing fold only
+            assert res.status == "resumed"
+        assert store.completed_folds(run_id) == {0, 1, 2}
+        preds = store.predictions(run_id)
+        assert preds["sample_id"].is_unique and len(preds) == len(prep.dataset.table())  # no duplicate, no loss
+
+
 def test_unreachable_cluster_and_missing_gpu_are_clear_errors(tmp_path, capsys):
     args = ["run", "--method", "chance", "--store", str(tmp_path / "s.sqlite"), "--dataset-set", "n_subjects=3",
             "--executor", "ray"]
