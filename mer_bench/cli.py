@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-cpus", type=float, default=1, help="CPUs each fold task requests (default 1)")
     r.add_argument("--ray-gpus", type=float, default=None, help="GPUs each fold task requests (default: 1 with "
                                                                   "--device cuda, else 0)")
+    r.add_argument("--ray-runtime-env", default=None, metavar="JSON",
+                   help="Ray runtime_env for the workers (a JSON object or a JSON file), e.g. "
+                        "'{\"pip\": [\"my-mer-plugin\"]}' to install a plugin on every worker")
     r.add_argument("--ray-retries", type=int, default=2,
                    help="times Ray re-runs a fold whose worker died (default 2); a fold that still fails is "
                         "reported, and the others are stored")
@@ -283,7 +286,7 @@ def _cmd_run(args) -> int:
         except TypeError as exc:  # a dataset/protocol option the constructor does not take
             raise ValueError(f"invalid dataset or protocol option: {exc}") from None
         ray_options = {"address": args.ray_address, "num_cpus": args.ray_cpus, "num_gpus": args.ray_gpus,
-                       "max_retries": args.ray_retries}
+                       "max_retries": args.ray_retries, "runtime_env": args.ray_runtime_env}
         results = _execute_with_progress(prep, store, device if args.executor == "local" else args.device, args.force,
                                          quiet=args.json, executor=args.executor, ray_options=ray_options,
                                          channels_last=args.channels_last, stack_folds=args.stack_folds,

@@ -15,8 +15,8 @@ worker dies is retried by Ray (``--ray-retries``, default 2); a fold that still 
 after the others finish, and running the same command again resumes with only the missing folds.
 
 Workers must be able to import mer-bench, every plugin the run uses (install the same packages
-on every node, or pass a Ray ``runtime_env`` when starting the cluster) and read the dataset at
-the same ``--data-root`` path.
+on every node, or give the run a Ray ``runtime_env``: ``--ray-runtime-env '{"pip": [...]}'``)
+and read the dataset at the same ``--data-root`` path.
 """
 
 from __future__ import annotations
@@ -72,7 +72,25 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
                             f"there, and is the port open? Completed folds stay in the store.") from None
 
 
-def _connect(address: str | None, num_cpus: int | None):
+def _runtime_env(value: str | dict | None) -> dict | None:
+    """``--ray-runtime-env``: a JSON object, or the path of a JSON file holding one."""
+    import json
+    from pathlib import Path
+
+    if value is None or isinstance(value, dict):
+        return value
+    try:
+        text = Path(value).read_text() if not value.lstrip().startswith("{") else value
+        env = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ExecutorError(f"--ray-runtime-env must be a JSON object or a JSON file, e.g. "
+                            f"'{{\"pip\": [\"my-mer-plugin\"]}}': {exc}") from None
+    if not isinstance(env, dict):
+        raise ExecutorError("--ray-runtime-env must be a JSON object")
+    return env
+
+
+def _connect(address: str | None, num_cpus: int | None, runtime_env: dict | None = None):
     try:
         import ray
     except ImportError:
@@ -80,12 +98,15 @@ def _connect(address: str | None, num_cpus: int | None):
     if address:
         _check_reachable(address)
     if ray.is_initialized():
+        if runtime_env:
+            raise ExecutorError("Ray is already initialised in this process, so --ray-runtime-env cannot apply; pass "
+                                "the runtime_env to your own ray.init() instead")
         return ray
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
         else:
-            ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False)
+            ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False, runtime_env=runtime_env)
     except Exception as exc:  # ConnectionError, TimeoutError, RuntimeError... depending on the address
         where = address or "a local Ray instance"
         raise ExecutorError(f"cannot start or reach {where}: {type(exc).__name__}: {exc}. Check --ray-address "
@@ -102,7 +123,7 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
         ExecutorError: Ray missing or unreachable, a GPU requested from a cluster without one, or
             folds that failed (listed; the others are stored).
     """
-    ray = _connect(options.get("address"), options.get("local_cpus"))
+    ray = _connect(options.get("address"), options.get("local_cpus"), _runtime_env(options.get("runtime_env")))
     num_gpus = float(options.get("num_gpus") or (1 if str(device).startswith("cuda") else 0))
     if num_gpus > 0 and ray.cluster_resources().get("GPU", 0) < num_gpus:
         raise ExecutorError(f"each fold asks for {num_gpus:g} GPU but the Ray cluster has "

@@ -139,10 +139,7 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     Raises:
         ValueError: an empty training set or invalid settings.
     """
-    if len(X) == 0:
-        raise ValueError("empty training set")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.schedule not in ("cosine", "constant"):
-        raise ValueError(f"invalid training settings: {cfg}")
+    _check_settings(cfg, [len(X)])
     rt = runtime.current()
     device = runtime.resolve_device(rt.device)
     amp = autocast_dtype(device, cfg.precision)
@@ -161,12 +158,7 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_steps()
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    elif cfg.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
+    opt = _optimizer(model.parameters(), cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, cfg.schedule))
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
     loss_fn = nn.CrossEntropyLoss(weight=weight)
@@ -209,6 +201,22 @@ def _compiled(model: nn.Module):
 
     inductor_config.fallback_random = True
     return torch.compile(model)
+
+
+def _check_settings(cfg: TrainConfig, sizes: list[int]) -> None:
+    if any(n == 0 for n in sizes):
+        raise ValueError("empty training set")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.schedule not in ("cosine", "constant"):
+        raise ValueError(f"invalid training settings: {cfg}")
+
+
+def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or SGD over ``params`` (tensors or parameter groups) with ``cfg``'s settings."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
 
 
 class _EpochSelector:
@@ -374,10 +382,7 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
     shapes = [[(n, tuple(t.shape)) for n, t in (*m.named_parameters(), *m.named_buffers())] for m in models]
     if any(s != shapes[0] for s in shapes):
         raise StackingError("stacked folds need networks of the same architecture and shapes")
-    if any(len(X) == 0 for X in Xs):
-        raise ValueError("empty training set")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.schedule not in ("cosine", "constant"):
-        raise ValueError(f"invalid training settings: {cfg}")
+    _check_settings(cfg, [len(X) for X in Xs])
     rt = runtime.current()
     device = runtime.resolve_device(rt.device)
     amp = autocast_dtype(device, cfg.precision)
@@ -415,13 +420,8 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
     steps_per_epoch = [math.ceil(len(d[0]) / cfg.batch_size) for d in data]
     totals = [cfg.epochs * s for s in steps_per_epoch]
     warmup = cfg.warmup_steps()
-    groups = [{"params": list(m.parameters())} for m in models]
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    elif cfg.optimizer == "adam":
-        opt = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
+    # one parameter group per fold: its own learning-rate schedule, and Adam state kept per parameter
+    opt = _optimizer([{"params": list(m.parameters())} for m in models], cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, [lambda s, t=t: lr_factor(s, t, warmup, cfg.schedule) for t in totals])
     weights = [None if w is None else torch.as_tensor(w, dtype=torch.float32, device=device)

@@ -107,6 +107,8 @@ def test_unreachable_cluster_and_missing_gpu_are_clear_errors(tmp_path, capsys):
             "--executor", "ray"]
     assert main(args + ["--ray-address", "127.0.0.1:1"]) == 2
     assert "unreachable" in capsys.readouterr().err
+    assert main(args + ["--ray-runtime-env", "{not json"]) == 2
+    assert "--ray-runtime-env must be a JSON object" in capsys.readouterr().err
     prep = prepare("chance", "loso", "synthetic", [0], dataset_options={"n_subjects": 3})
     if not ray.is_initialized():
         ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
