@@ -66,6 +66,10 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
     if not hasattr(method, "build_model"):
         raise ValueError(f"{name} has no network to benchmark")
     dev = torch.device(resolve_device(device))
+    if dev.type == "cpu":
+        from mer_bench.runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()  # as training does (both paths)
     x1 = method._prepare(np.zeros((1, *_natural_input(method)), np.float32))
     method.input_shape_ = tuple(x1.shape[1:])
     method.representation_ = method.info.representation
@@ -128,9 +132,12 @@ def train_throughput(name: str, path: str, preset: str | None = None, overrides:
 
 def compare_paths(name: str, **kw) -> dict[str, Any]:
     """Both paths in one run (plain first) and ``speedup`` = optimised / plain samples per second."""
+    from mer_bench import runtime
+
     plain = train_throughput(name, "plain", **kw)
     opt = train_throughput(name, "optimised", **kw)
-    return {"plain": plain, "optimised": opt, "speedup": opt["samples_per_s"] / plain["samples_per_s"]}
+    return {"plain": plain, "optimised": opt, "speedup": opt["samples_per_s"] / plain["samples_per_s"],
+            "cpu_allocator_tuned": bool(runtime._ALLOCATOR_TUNED)}
 
 
 def stacking_run(name: str, path: str, folds: int = 8, n_train: int = 64, epochs: int = 2,

@@ -551,6 +551,9 @@ def _cmd_bench(args) -> int:
               f"{r['batch_size']}, input {'x'.join(map(str, r['input_shape']))}, {r['device']}; "
               f"{r['tflops_achieved']:.3f} TFLOP/s{frac})")
     print(f"speed-up (optimised / plain): {res['speedup']:.2f}x")
+    if res["cpu_allocator_tuned"]:
+        print("both paths ran with the CPU allocator tuning that training uses (mer_bench.runtime.tune_cpu_allocator; "
+              "MER_BENCH_MALLOC=default turns it off)")
     return 0
 
 

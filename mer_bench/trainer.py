@@ -177,11 +177,14 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
 @contextlib.contextmanager
 def _training_mode(device: str, rt: runtime.Runtime):
     """Deterministic algorithms (warn-only where an operation has none) and, when asked for on a
-    GPU, ``cudnn.benchmark``; both restored afterwards."""
+    GPU, ``cudnn.benchmark``, both restored afterwards; on the CPU, the allocator tuning of
+    :func:`mer_bench.runtime.tune_cpu_allocator` (process-wide, once)."""
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     was_benchmark = torch.backends.cudnn.benchmark
     torch.use_deterministic_algorithms(True, warn_only=True)
+    if device == "cpu":
+        runtime.tune_cpu_allocator()
     if rt.cudnn_benchmark and device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     try:

@@ -166,3 +166,17 @@ def test_compiled_training_equals_eager():
         compiled = fit_classifier(_init(0), x, y, cfg)
     for (name, ta), tb in zip(eager.state_dict().items(), compiled.state_dict().values()):
         torch.testing.assert_close(tb, ta, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_cpu_allocator_tuning_is_glibc_only_and_can_be_turned_off(monkeypatch):
+    import platform
+    import sys
+
+    monkeypatch.setattr(runtime, "_ALLOCATOR_TUNED", None)
+    monkeypatch.setenv("MER_BENCH_MALLOC", "default")
+    assert runtime.tune_cpu_allocator() is False
+    monkeypatch.setattr(runtime, "_ALLOCATOR_TUNED", None)
+    monkeypatch.delenv("MER_BENCH_MALLOC")
+    glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+    assert runtime.tune_cpu_allocator() is glibc
+    assert runtime.tune_cpu_allocator() is glibc  # once per process, then cached
