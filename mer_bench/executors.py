@@ -21,6 +21,7 @@ and read the dataset at the same ``--data-root`` path.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -109,8 +110,14 @@ def _connect(address: str | None, num_cpus: int | None, runtime_env: dict | None
             ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False, runtime_env=runtime_env)
     except Exception as exc:  # ConnectionError, TimeoutError, RuntimeError... depending on the address
         where = address or "a local Ray instance"
+        auth = ""
+        if address and address != "auto" and os.environ.get("RAY_AUTH_MODE") != "token":
+            auth = (" If the cluster uses token authentication (Ray >= 2.59 turns it on for clusters started with "
+                    "`ray start`), run with RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, or the file "
+                    "~/.ray/auth_token; `ray get-auth-token` on the head node prints it).")
         raise ExecutorError(f"cannot start or reach {where}: {type(exc).__name__}: {exc}. Check --ray-address "
-                            f"(e.g. ray://HOST:10001, or auto for a cluster started with `ray start`)") from None
+                            f"(e.g. ray://HOST:10001, or auto for a cluster started with `ray start` on this "
+                            f"machine).{auth}") from None
     return ray
 
 
