@@ -122,9 +122,9 @@ def _connect(address: str | None, num_cpus: int | None, runtime_env: dict | None
 
 
 def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: str, on_fold,
-                     options: dict[str, Any]) -> None:
+                     options: dict[str, Any]) -> str:
     """Run ``work`` (``(fold_index, fold, specs)`` triples) of ``prep`` as Ray tasks and write each
-    result to ``store`` as it arrives.
+    result to ``store`` as it arrives; returns the workers' device type (``"cpu"`` or ``"cuda"``).
 
     Raises:
         ExecutorError: Ray missing or unreachable, a GPU requested from a cluster without one, or
@@ -141,6 +141,7 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
     retries = int(options.get("max_retries", 2))
     task = ray.remote(_fold_task).options(num_cpus=num_cpus, num_gpus=num_gpus,
                                           max_retries=retries, retry_exceptions=False)
+    task_device = "cuda" if num_gpus > 0 else "cpu"
     lead = work[0][2][0] if work else None
     refs = {}
     for i, fold, todo in work:
@@ -148,7 +149,7 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
                    "dataset_kwargs": prep.dataset_kwargs, "protocol": lead.protocol,
                    "protocol_kwargs": prep.protocol_kwargs, "representation": prep.representation, "seed": seed,
                    "fold_index": i, "selections": sorted({s.selection for s in todo}),
-                   "device": "cuda" if num_gpus > 0 else "cpu", "threads": max(1, int(num_cpus))}
+                   "device": task_device, "threads": max(1, int(num_cpus))}
         refs[task.remote(payload)] = (i, fold, todo)
         if on_fold:
             on_fold(lead, i, n_folds, fold.name, "start")
@@ -180,3 +181,4 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
         raise ExecutorError(f"{len(failures)} fold(s) failed on Ray workers; the {len(work) - len(failures)} others "
                             f"are stored, and re-running the command resumes with the missing ones:\n  "
                             + "\n  ".join(failures) + hint)
+    return task_device

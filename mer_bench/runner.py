@@ -359,7 +359,7 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
         if executor == "ray":
             from mer_bench.executors import run_folds_on_ray
 
-            run_folds_on_ray(prep, store, seed, work, len(folds), device, on_fold, ray_options or {})
+            dev = "ray:" + run_folds_on_ray(prep, store, seed, work, len(folds), device, on_fold, ray_options or {})
         else:
             with runtime.use(device=dev, progress=on_progress, channels_last=channels_last,
                              cudnn_benchmark=cudnn_benchmark, compile=compile):
@@ -386,7 +386,7 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
                             on_fold(pending[0], i, len(folds), fold.name, "done")
         for spec in pending:
             wall = store.fold_times(spec.run_id)
-            store.finish_run(spec.run_id, wall_time=wall, device=dev if executor == "local" else f"ray:{device}",
+            store.finish_run(spec.run_id, wall_time=wall, device=dev,
                              package_version=__version__,
                              git_commit=git_commit(), torch_version=torch.__version__)
             preds = store.predictions(spec.run_id)

@@ -30,6 +30,7 @@ def test_ray_gives_the_local_predictions(local_ray, tmp_path, method, overrides)
             res = execute(prep, store, device="cpu", executor=executor)
             preds[executor] = store.predictions(res[0].spec.run_id)
             assert res[0].status == "computed" and res[0].n_folds == 4
+            assert res[0].device == ("cpu" if executor == "local" else "ray:cpu")
     assert preds["local"]["sample_id"].tolist() == preds["ray"]["sample_id"].tolist()
     np.testing.assert_array_equal(preds["local"]["y_pred"], preds["ray"]["y_pred"])
 
