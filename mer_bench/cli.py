@@ -74,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local (default): folds one after another here; ray: each fold a Ray task (pip install "
                         "'mer-bench[ray]'; see mer_bench/executors.py)")
     r.add_argument("--ray-address", default=None,
-                   help="Ray cluster to use (ray://HOST:10001 or auto); default: start a local Ray instance")
-    r.add_argument("--ray-cpus", type=float, default=1, help="CPUs each fold task requests (default 1)")
+                   help="Ray cluster to use (HOST:PORT, ray://HOST:10001 or auto); default: start a local Ray "
+                        "instance")
+    r.add_argument("--ray-cpus", type=float, default=1,
+                   help="CPUs each fold task requests, and its torch threads (default 1)")
     r.add_argument("--ray-gpus", type=float, default=None, help="GPUs each fold task requests (default: 1 with "
                                                                   "--device cuda, else 0)")
     r.add_argument("--ray-runtime-env", default=None, metavar="JSON",
