@@ -118,3 +118,16 @@ def test_unreachable_cluster_and_missing_gpu_are_clear_errors(tmp_path, capsys):
             run_folds_on_ray(prep, store, 0, [], 3, "cuda", None, {"num_gpus": 1})
     finally:
         ray.shutdown()
+
+
+def test_runtime_env_is_a_json_object_or_a_json_file(tmp_path):
+    from mer_bench.executors import _runtime_env
+
+    f = tmp_path / "env.json"
+    f.write_text('{"pip": ["my-mer-plugin"], "env_vars": {"OMP_NUM_THREADS": "1"}}')
+    assert _runtime_env(str(f)) == {"pip": ["my-mer-plugin"], "env_vars": {"OMP_NUM_THREADS": "1"}}
+    assert _runtime_env('{"pip": []}') == {"pip": []}
+    assert _runtime_env(None) is None
+    for bad in ('["a list"]', str(tmp_path / "missing.json")):
+        with pytest.raises(ExecutorError, match="--ray-runtime-env"):
+            _runtime_env(bad)
