@@ -46,7 +46,8 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
 
     Returns:
         ``(step, info)``: ``step()`` runs one step and waits for the device; ``info`` holds
-        ``device``, ``batch_size``, ``input_shape`` and ``forward_flops`` (per sample).
+        ``device``, ``batch_size``, ``input_shape``, ``forward_flops`` (per sample) and
+        ``cpu_allocator_tuned`` (:func:`mer_bench.runtime.tune_cpu_allocator` in force).
 
     Raises:
         ValueError: an unknown path, a method without a network, or an unavailable device.
@@ -66,10 +67,11 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
     if not hasattr(method, "build_model"):
         raise ValueError(f"{name} has no network to benchmark")
     dev = torch.device(resolve_device(device))
+    tuned = False
     if dev.type == "cpu":
         from mer_bench.runtime import tune_cpu_allocator
 
-        tune_cpu_allocator()  # as training does (both paths)
+        tuned = tune_cpu_allocator()  # as training does (both paths)
     x1 = method._prepare(np.zeros((1, *_natural_input(method)), np.float32))
     method.input_shape_ = tuple(x1.shape[1:])
     method.representation_ = method.info.representation
@@ -102,7 +104,7 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
         sync()
 
     return step, {"device": dev, "batch_size": bs, "input_shape": list(x1.shape[1:]),
-                  "forward_flops": counter.get_total_flops()}
+                  "forward_flops": counter.get_total_flops(), "cpu_allocator_tuned": tuned}
 
 
 def train_throughput(name: str, path: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
@@ -127,17 +129,16 @@ def train_throughput(name: str, path: str, preset: str | None = None, overrides:
     return {"method": name, "path": path, "device": str(dev), "batch_size": bs,
             "input_shape": info["input_shape"], "seconds_per_step": dt, "samples_per_s": bs / dt,
             "tflops_achieved": achieved / 1e12, "peak_bf16_tflops": peak,
-            "fraction_of_peak": None if peak is None else achieved / (peak * 1e12)}
+            "fraction_of_peak": None if peak is None else achieved / (peak * 1e12),
+            "cpu_allocator_tuned": info["cpu_allocator_tuned"]}
 
 
 def compare_paths(name: str, **kw) -> dict[str, Any]:
     """Both paths in one run (plain first) and ``speedup`` = optimised / plain samples per second."""
-    from mer_bench import runtime
-
     plain = train_throughput(name, "plain", **kw)
     opt = train_throughput(name, "optimised", **kw)
     return {"plain": plain, "optimised": opt, "speedup": opt["samples_per_s"] / plain["samples_per_s"],
-            "cpu_allocator_tuned": bool(runtime._ALLOCATOR_TUNED)}
+            "cpu_allocator_tuned": plain["cpu_allocator_tuned"]}
 
 
 def stacking_run(name: str, path: str, folds: int = 8, n_train: int = 64, epochs: int = 2,

@@ -81,7 +81,7 @@ def _runtime_env(value: str | dict | None) -> dict | None:
     if value is None or isinstance(value, dict):
         return value
     try:
-        text = Path(value).read_text() if not value.lstrip().startswith("{") else value
+        text = value if value.lstrip()[:1] in ("{", "[") else Path(value).read_text()
         env = json.loads(text)
     except (OSError, ValueError) as exc:
         raise ExecutorError(f"--ray-runtime-env must be a JSON object or a JSON file, e.g. "

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -327,8 +328,6 @@ class _MaskDropout(nn.Module):
 def _dropout_calls(model: nn.Module, x1: torch.Tensor, device: str, amp) -> list[tuple]:
     """``(p, per-sample shape, dtype)`` of every ``nn.Dropout`` call of one training forward, in
     call order, from a forward of two samples through a copy (no RNG, no buffer is touched)."""
-    import copy
-
     probe = copy.deepcopy(model).train()
     calls = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((mod.p, tuple(inp[0].shape[1:]),
@@ -407,8 +406,6 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
         data.append((Xt, yt))
     for m in models:
         m.to(device).train()
-    import copy
-
     template = copy.deepcopy(models[0])
     feed: dict = {"masks": [], "next": 0}
     for name, mod in list(template.named_modules()):
