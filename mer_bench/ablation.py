@@ -26,6 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mer_bench.atomic import save_figure
+from mer_bench.commands import mer_bench_command
+
 __all__ = ["Arm", "ABLATIONS", "expand_grid", "arms_for", "ablation_table", "render_ablation", "plot_ablation"]
 
 
@@ -38,12 +41,21 @@ class Arm:
     protocol: str
     overrides: dict[str, Any] = field(default_factory=dict)
 
-    def command(self, dataset: str, preset: str | None, seeds: list[int]) -> str:
-        parts = ["mer-bench run", f"--method {self.method}", f"--protocol {self.protocol}", f"--dataset {dataset}"]
-        parts += [f"--preset {preset}"] if preset else []
-        parts += [f"--set {k}={v}" for k, v in self.overrides.items()]
-        parts += [f"--seed {s}" for s in seeds]
-        return " ".join(parts)
+    def command(self, dataset: str, preset: str | None, seeds: list[int], shared: dict[str, Any] | None = None,
+                dataset_options: dict[str, Any] | None = None, data_root: bool = False) -> str:
+        """The ``mer-bench run`` line of this arm, every argument shell-quoted."""
+        args = ["run", "--method", self.method, "--protocol", self.protocol, "--dataset", dataset]
+        args += ["--preset", preset] if preset else []
+        for k, v in self.overrides.items():
+            args += ["--set", f"{k}={v}"]
+        for s in seeds:
+            args += ["--seed", s]
+        for k, v in (shared or {}).items():
+            args += ["--set", f"{k}={v}"]
+        for k, v in (dataset_options or {}).items():
+            args += ["--dataset-set", f"{k}={v}"]
+        args += ["--data-root", "DATA_ROOT"] if data_root else []
+        return mer_bench_command(*args)
 
 
 #: preset ablations: name -> function(method, protocol) -> arms
@@ -158,7 +170,7 @@ def plot_ablation(table: pd.DataFrame, title: str, path) -> None:
     ax.set_ylabel("UF1 (95 % subject-bootstrap CI)")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
     r.add_argument("--store", default=None, help="results database (default: $MER_BENCH_STORE or "
                                                  "~/.local/share/mer-bench/results.sqlite)")
-    r.add_argument("--force", action="store_true", help="recompute even if the run is complete in the store")
+    r.add_argument("--force", action="store_true",
+                   help="recompute even if the run is complete in the store (the old run is kept until the new "
+                        "one is complete; an interrupted --force resumes when run again)")
     r.add_argument("--select-epoch", dest="selection", choices=["last", "best-on-test", "both"], default="last",
                    help="last (default): the fixed last epoch. best-on-test: keep, per LOSO subject, the epoch that "
                         "scores best on that subject's test clips -- the common published practice, which LEAKS the "
@@ -202,13 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _err(msg: str) -> None:
+def _err(msg: str, level: str = "error") -> None:
     try:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {msg}", markup=True, soft_wrap=True)
-    except Exception:  # pragma: no cover - rich missing
-        print(f"error: {msg}", file=sys.stderr)
+        colour = "red" if level == "error" else "yellow"
+        Console(stderr=True, highlight=False).print(f"[bold {colour}]{level}:[/] {escape(msg)}", markup=True,
+                                                    soft_wrap=True)
+    except ImportError:  # pragma: no cover - rich missing
+        print(f"{level}: {msg}", file=sys.stderr)
 
 
 def _summary(obj) -> str:
@@ -259,17 +264,17 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _options(items) -> dict:
+def _options(items, flag: str = "--set") -> dict:
     from mer_bench.method import parse_overrides
 
-    return parse_overrides(items)
+    return parse_overrides(items, flag)
 
 
 def _cmd_run(args) -> int:
     from mer_bench.runtime import resolve_device
     from mer_bench.store import Store
 
-    dataset_options = _options(args.dataset_overrides)
+    dataset_options = _options(args.dataset_overrides, "--dataset-set")
     if args.data_root is not None:
         dataset_options["data_root"] = args.data_root
     store = Store(args.store)  # an unwritable store fails here, before any work
@@ -284,9 +289,11 @@ def _cmd_run(args) -> int:
             dataset = getattr(PROTOCOLS.get(args.protocol), "default_dataset", None) or "synthetic"
         try:
             prep = prepare(args.method, args.protocol, dataset, args.seed, _options(args.overrides), args.preset,
-                           dataset_options, _options(args.protocol_overrides), args.selection)
+                           dataset_options, _options(args.protocol_overrides, "--protocol-set"), args.selection)
         except TypeError as exc:  # a dataset/protocol option the constructor does not take
             raise ValueError(f"invalid dataset or protocol option: {exc}") from None
+        if args.ray_cpus <= 0 or (args.ray_gpus is not None and args.ray_gpus < 0) or args.ray_retries < 0:
+            raise ValueError("--ray-cpus must be > 0, --ray-gpus >= 0 and --ray-retries >= 0")
         ray_options = {"address": args.ray_address, "num_cpus": args.ray_cpus, "num_gpus": args.ray_gpus,
                        "max_retries": args.ray_retries, "runtime_env": args.ray_runtime_env}
         results = _execute_with_progress(prep, store, device if args.executor == "local" else args.device, args.force,
@@ -400,7 +407,7 @@ def _cmd_leaderboard(args) -> int:
     from mer_bench.report import plot_files
     from mer_bench.store import Store
 
-    with Store(args.store) as store:
+    with Store(args.store, readonly=True) as store:
         rows = leaderboard_rows(store, args.protocol, args.dataset)
     scope = " / ".join(x for x in (args.dataset, args.protocol) if x)
     name = _board_name(args.dataset, args.protocol)
@@ -438,7 +445,7 @@ def _cmd_ablate(args) -> int:
             grid[key.strip()] = [parse_overrides([f"{key}={v}"])[key.strip()] for v in values.split(",") if v != ""]
         arms = expand_grid(args.method, args.protocol, grid)
     seeds = args.seed or [0]
-    dataset_options = _options(args.dataset_overrides)
+    dataset_options = _options(args.dataset_overrides, "--dataset-set")
     if args.data_root is not None:
         dataset_options["data_root"] = args.data_root
     shared = _options(args.overrides)
@@ -454,10 +461,8 @@ def _cmd_ablate(args) -> int:
             results = _execute_with_progress(prep, store, device, False)
             preds.append([store.predictions(r.spec.run_id) for r in results])
             classes = prep.dataset.classes
-            commands.append(arm.command(dataset, prep.specs[0].preset, seeds)
-                            + "".join(f" --set {k}={v}" for k, v in shared.items())
-                            + "".join(f" --dataset-set {k}={v}" for k, v in _options(args.dataset_overrides).items())
-                            + (" --data-root DATA_ROOT" if args.data_root else ""))
+            commands.append(arm.command(dataset, prep.specs[0].preset, seeds, shared,
+                                        _options(args.dataset_overrides, "--dataset-set"), bool(args.data_root)))
     table = ablation_table(arms, preds, len(classes))
     name = args.name or f"ablation-{args.ablation or 'grid'}-{dataset}"
     title = f"Ablation: {args.ablation or ', '.join(args.grid)} ({dataset})"
@@ -476,13 +481,15 @@ def _cmd_ablate(args) -> int:
 
 
 def _cmd_saliency(args) -> int:
+    from mer_bench.commands import mer_bench_command
     from mer_bench.leaderboard import write_leaderboard
     from mer_bench.saliency import saliency_study
 
     if len(args.method) > 2:
         raise ValueError("give one method, or two to compare")
     res = saliency_study(args.method, args.preset, args.seed, args.out,
-                         dataset_options=_options(args.dataset_overrides), overrides=_options(args.overrides),
+                         dataset_options=_options(args.dataset_overrides, "--dataset-set"),
+                         overrides=_options(args.overrides),
                          layer=args.layer)
     if args.json:
         print(json.dumps(res, indent=2, default=str))
@@ -507,10 +514,10 @@ def _cmd_saliency(args) -> int:
             lines[-1] += (f" Bayesian signed-rank over subjects (ROPE ±0.01): P({a} better) {bayes['p_a_better']:.2f}, "
                           f"P(equivalent) {bayes['p_equivalent']:.2f}, P({b} better) {bayes['p_b_better']:.2f}.")
     lines += ["", *[f"![{n}]({Path(r['figure']).name})" for n, r in res["methods"].items()], "",
-              "Reproduce: `mer-bench saliency " + " ".join(f"--method {m}" for m in args.method)
-              + f" --preset {args.preset} --seed {args.seed}"
-              + "".join(f" --set {o}" for o in args.overrides or [])
-              + (f" --layer {args.layer}" if args.layer else "") + "`", ""]
+              "Reproduce: `" + mer_bench_command(
+                  "saliency", *[a for m in args.method for a in ("--method", m)], "--preset", args.preset,
+                  "--seed", args.seed, *[a for o in args.overrides or [] for a in ("--set", o)],
+                  *(["--layer", args.layer] if args.layer else [])) + "`", ""]
     name = "saliency-synthetic" if len(args.method) == 2 else f"saliency-synthetic-{args.method[0]}"
     if args.layer:
         name += f"-{args.layer}"
@@ -565,7 +572,7 @@ def _cmd_report(args) -> int:
 
     if not args.dataset or not args.protocol:
         raise ValueError("mer-bench report needs --dataset and --protocol")
-    with Store(args.store) as store:
+    with Store(args.store, readonly=True) as store:
         paths = write_report(store, args.dataset, args.protocol, args.out, _board_name(args.dataset, args.protocol))
     for p in paths:
         print(f"wrote {p}")
@@ -578,7 +585,7 @@ def _cmd_data(args) -> int:
     from mer_bench.data import DatasetError
     from mer_bench.registry import DATASETS
 
-    options = _options(args.dataset_overrides)
+    options = _options(args.dataset_overrides, "--dataset-set")
     if args.data_root is not None:
         options["data_root"] = args.data_root
     try:
@@ -641,6 +648,7 @@ def _data_stats(dataset, name) -> int:
 def _cmd_import(args) -> int:
     from rich.console import Console
 
+    from mer_bench.commands import check_name
     from mer_bench.importers import import_predictions
     from mer_bench.leaderboard import SUBSET_NAMES
     from mer_bench.registry import DATASETS
@@ -648,6 +656,7 @@ def _cmd_import(args) -> int:
     from mer_bench.store import Store
 
     options = {} if args.data_root is None else {"data_root": args.data_root}
+    check_name(args.name)
     dataset = DATASETS.get(args.dataset)(**options)
     with Store(args.store) as store:
         res = import_predictions(store, args.file, args.name, dataset, args.protocol, args.format, leaky=args.leaky,
@@ -712,29 +721,63 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    import sqlite3
+    import warnings
+
     from mer_bench.data import DatasetError
     from mer_bench.executors import ExecutorError
-    from mer_bench.method import ParameterError
+    from mer_bench.method import MethodError, ParameterError
     from mer_bench.metrics import AbsentClassError
     from mer_bench.protocol import ProtocolError
     from mer_bench.registry import RegistryError
     from mer_bench.store import StoreError
 
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        _err(str(message), level="warning")
+
     handlers = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "import": _cmd_import,
                 "data": _cmd_data, "profile": _cmd_profile, "report": _cmd_report, "ablate": _cmd_ablate,
                 "saliency": _cmd_saliency, "bench": _cmd_bench}
+    previous = warnings.showwarning
+    warnings.showwarning = show_warning
+    debug = bool(os.environ.get("MER_BENCH_DEBUG"))
+    hint = "  (set MER_BENCH_DEBUG=1 for a traceback)"
     try:
         return handlers[args.command](args)
     except (RegistryError, ParameterError, DatasetError, ProtocolError, StoreError, AbsentClassError,
-            ValueError, ExecutorError) as exc:
-        if os.environ.get("MER_BENCH_DEBUG"):
+            ValueError, ExecutorError, MethodError) as exc:
+        if debug:
             raise
-        _err(str(exc) + ("" if isinstance(exc, (RegistryError, ParameterError, StoreError)) else
-                         "  (set MER_BENCH_DEBUG=1 for a traceback)"))
+        _err(str(exc) + ("" if isinstance(exc, (RegistryError, ParameterError, StoreError)) else hint))
+        return EXIT_USAGE
+    except OSError as exc:  # an unreadable data root, a read-only --out folder, a full disk...
+        if debug:
+            raise
+        _err(_os_error(exc) + hint)
+        return EXIT_USAGE
+    except sqlite3.Error as exc:
+        if debug:
+            raise
+        _err(f"the results store failed: {type(exc).__name__}: {exc}" + hint)
         return EXIT_USAGE
     except KeyboardInterrupt:
         _err("interrupted. Completed folds are saved in the store; re-run the same command to resume.")
         return EXIT_INTERRUPTED
+    finally:
+        warnings.showwarning = previous
+
+
+def _os_error(exc: OSError) -> str:
+    """``cannot write /x/board.md: Permission denied`` from an OSError, naming every path it has."""
+    import errno
+
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    advice = {errno.EACCES: "check the permissions of that path", errno.EPERM: "check the permissions of that path",
+              errno.ENOSPC: "free some space; nothing finished was lost", errno.EROFS: "that file system is read-only",
+              errno.ENOTDIR: "a part of that path is a file, not a folder",
+              errno.EISDIR: "that path is a folder; give a file"}.get(exc.errno, "")
+    return f"{paths + ': ' if paths else ''}{reason}" + (f" ({advice})" if advice else "")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -122,9 +122,10 @@ def _connect(address: str | None, num_cpus: int | None, runtime_env: dict | None
 
 
 def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: str, on_fold,
-                     options: dict[str, Any]) -> str:
+                     options: dict[str, Any], write_ids: dict[str, str] | None = None) -> str:
     """Run ``work`` (``(fold_index, fold, specs)`` triples) of ``prep`` as Ray tasks and write each
     result to ``store`` as it arrives; returns the workers' device type (``"cpu"`` or ``"cuda"``).
+    ``write_ids``: run id -> the id its folds are written under (``--force`` writes a pending run).
 
     Raises:
         ExecutorError: Ray missing or unreachable, a GPU requested from a cluster without one, or
@@ -164,7 +165,8 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
             failures.append(f"fold {i} ({fold.name}): {type(exc).__name__}: {str(exc).strip().splitlines()[-1]}")
             continue
         for spec in todo:
-            store.write_fold(spec.run_id, i, fold.name, len(fold.train), res["wall_time"], f"ray:{res['device']}",
+            store.write_fold((write_ids or {}).get(spec.run_id, spec.run_id), i, fold.name, len(fold.train),
+                             res["wall_time"], f"ray:{res['device']}",
                              res["rows"][spec.selection])
         if on_fold:
             on_fold(lead, i, n_folds, fold.name, "done")

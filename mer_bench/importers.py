@@ -172,14 +172,17 @@ def import_predictions(store: Store, path: str | Path, name: str, dataset, proto
 
     Raises:
         DatasetError: a bad log (see :func:`read_megc_log`, :func:`match_log`).
-        ValueError: an unknown format, a name taken by a registered method, or a different log
+        ValueError: an unknown format, a name outside :data:`mer_bench.commands.SAFE_NAME`, a name
+            taken by a registered method, or a different log
             already imported under ``name`` (without ``force``).
     """
+    from mer_bench.commands import check_name
     from mer_bench.registry import METHODS, PROTOCOLS
     from mer_bench.runner import config_hash
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown import format {fmt!r}; known: {', '.join(FORMATS)}")
+    check_name(name)
     if name in METHODS:
         raise ValueError(f"{name!r} is a registered method; give imported predictions their own name "
                          f"(e.g. {name}-published) so they are never confused with runs made here")

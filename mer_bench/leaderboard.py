@@ -16,14 +16,17 @@ leak-free row with predictions.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mer_bench import __version__
+from mer_bench.atomic import atomic_write_text
+from mer_bench.commands import mer_bench_command
 from mer_bench.runner import run_metrics
-from mer_bench.store import Store
+from mer_bench.store import Store, StoreWarning
 
 __all__ = ["leaderboard_rows", "render_markdown", "write_leaderboard", "SUBSET_NAMES"]
 
@@ -75,34 +78,39 @@ def _overrides(run: pd.Series) -> list[str]:
 
 
 def _command(run: pd.Series) -> str:
-    """The command line that reproduces a stored run (or re-imports an imported one)."""
+    """The command line that reproduces a stored run (or re-imports an imported one), every
+    argument shell-quoted (:func:`mer_bench.commands.mer_bench_command`)."""
 
     params = run["params"]
     if run["imported"]:
-        leaky = " --leaky" if run["leaky"] else ""
-        return (f"mer-bench import --format {params.get('format', 'megc-log')} {params.get('file', 'FILE')} "
-                f"--name {run['method']} --dataset {run['dataset']} --protocol {run['protocol']}{leaky}")
-    parts = [f"mer-bench run --method {run['method']} --protocol {run['protocol']} --dataset {run['dataset']}"]
+        return mer_bench_command("import", "--format", params.get("format", "megc-log"), params.get("file", "FILE"),
+                                 "--name", run["method"], "--dataset", run["dataset"], "--protocol", run["protocol"],
+                                 *(["--leaky"] if run["leaky"] else []))
+    args = ["run", "--method", run["method"], "--protocol", run["protocol"], "--dataset", run["dataset"]]
     if run["dataset"] != "synthetic":
-        parts.append("--data-root DATA_ROOT")
+        args += ["--data-root", "DATA_ROOT"]
     preset = run["preset"] if isinstance(run["preset"], str) and run["preset"] else None
     if preset:
-        parts.append(f"--preset {preset}")
-    parts += [f"--set {kv}" for kv in _overrides(run)]
+        args += ["--preset", preset]
+    for kv in _overrides(run):
+        args += ["--set", kv]
     for key, value in (run["dataset_options"] or {}).items():
-        parts.append(f"--dataset-set {key}={value}")
+        args += ["--dataset-set", f"{key}={value}"]
     for key, value in (run["protocol_options"] or {}).items():
-        parts.append(f"--protocol-set {key}={value}")
+        args += ["--protocol-set", f"{key}={value}"]
     if run.get("selection", "last epoch") != "last epoch":
-        parts.append("--select-epoch best-on-test")
+        args += ["--select-epoch", "best-on-test"]
     if int(run["seed"]) != 0:
-        parts.append(f"--seed {int(run['seed'])}")
-    return " ".join(parts)
+        args += ["--seed", int(run["seed"])]
+    return mer_bench_command(*args)
 
 
 def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | None = None,
                      reported: bool = True, n_resamples: int = 10_000) -> pd.DataFrame:
     """One row per configuration, sorted by UF1 (descending) within dataset and protocol.
+
+    A stored run that is damaged (a label out of range, unreadable probabilities or JSON) is
+    left out with a :class:`~mer_bench.store.StoreWarning` naming it; the other rows render.
 
     Measured and imported runs come from the store; with ``reported=True``, the figures of
     :mod:`mer_bench.reported` for the same dataset and protocol are added as rows whose
@@ -113,6 +121,14 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
         runs = runs[runs["protocol"] == protocol]
     if dataset:
         runs = runs[runs["dataset"] == dataset]
+    damaged = []
+    for _, r in runs.iterrows():
+        problem = store.check_predictions(r["run_id"], len(r["classes"]))
+        if problem:
+            damaged.append(r["run_id"])
+            warnings.warn(StoreWarning(f"skipped run {r['run_id']} ({r['method']}, {r['dataset']}/{r['protocol']}) in "
+                                       f"{store.path}: {problem}; re-run it with --force"), stacklevel=2)
+    runs = runs[~runs["run_id"].isin(damaged)]
     rows = []
     for cfg, group in runs.groupby("config_hash", sort=False):
         per_seed = []
@@ -347,9 +363,13 @@ def _provenance(df: pd.DataFrame) -> list[str]:
 
 
 def write_leaderboard(markdown: str, out_dir: str | Path = "leaderboards", name: str = "leaderboard") -> Path:
-    """Write ``<out_dir>/<name>.md`` (folder created); returns the path."""
+    """Write ``<out_dir>/<name>.md`` (folder created) atomically: the old board survives any
+    failure (:mod:`mer_bench.atomic`); returns the path.
+
+    Raises:
+        OSError: the folder cannot be created or written (the old board is unchanged).
+    """
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "leaderboard"
     path = Path(out_dir) / f"{safe}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown, encoding="utf-8")
-    return path
+    return atomic_write_text(path, markdown)  # a failed write leaves the published board as it was

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,7 +29,7 @@ import numpy as np
 from mer_bench.registry import METHODS
 
 __all__ = ["MethodInfo", "Method", "register_method", "clone", "resolve_params", "parse_overrides",
-           "ParameterError", "REPRESENTATIONS"]
+           "ParameterError", "MethodError", "check_outputs", "check_options", "PROBA_SUM_TOL", "REPRESENTATIONS"]
 
 #: Input representations a method can ask for, and the array shape a dataset hands it.
 REPRESENTATIONS = {
@@ -43,6 +45,61 @@ REPRESENTATIONS = {
 
 class ParameterError(ValueError):
     """A hyper-parameter override names an unknown key or has an invalid value."""
+
+
+class MethodError(RuntimeError):
+    """A method raised in ``fit`` / ``predict``, or returned output that breaks the contract
+    (the message names the method, where it came from, the fold and what was wrong)."""
+
+
+#: how far a row of ``predict_proba`` may sum from 1: float32 softmax rows are within ~1e-6 of 1,
+#: and the store rounds each probability to 6 decimals (at most n_classes * 5e-7 more), so 1e-4
+#: accepts every normalised output and refuses unnormalised scores (logits, counts)
+PROBA_SUM_TOL = 1e-4
+
+
+def check_outputs(y_pred: Any, proba: Any, n_test: int, n_classes: int, where: str) -> tuple[np.ndarray, Any]:
+    """Check what a fitted method returned for ``n_test`` test clips; returns ``(labels, proba)``
+    with labels as ``(n_test,)`` int64 and ``proba`` as ``(n_test, n_classes)`` float64 or ``None``.
+
+    The contract (module docstring): ``predict`` gives one integer label in ``0..n_classes-1`` per
+    test clip (integral floats are accepted, ``1.7`` is not); ``predict_proba``, where present,
+    gives finite, non-negative rows that sum to 1 within :data:`PROBA_SUM_TOL`.
+
+    Raises:
+        MethodError: the first violation, prefixed with ``where`` (method and fold).
+    """
+    y = np.asarray(y_pred)
+    if y.ndim != 1 or len(y) != n_test:
+        raise MethodError(f"{where}: predict returned shape {tuple(y.shape)} for {n_test} test clips; expected "
+                          f"({n_test},)")
+    if y.dtype == bool or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise MethodError(f"{where}: predict returned {y.dtype} labels; expected integers 0..{n_classes - 1}")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            bad = y[~np.isfinite(y) | (y != np.round(y))][:3]
+            raise MethodError(f"{where}: predict returned non-integer labels (e.g. {', '.join(map(str, bad))}); "
+                              f"expected integers 0..{n_classes - 1}")
+    out = y.astype(np.int64)
+    if len(out) and (out.min() < 0 or out.max() >= n_classes):
+        bad = sorted({int(v) for v in out if not 0 <= v < n_classes})[:5]
+        raise MethodError(f"{where}: predict returned labels {bad} outside 0..{n_classes - 1}")
+    if proba is None:
+        return out, None
+    p = np.asarray(proba, dtype=np.float64) if not isinstance(proba, np.ndarray) else proba.astype(np.float64)
+    if p.shape != (n_test, n_classes):
+        raise MethodError(f"{where}: predict_proba returned shape {tuple(p.shape)}; expected ({n_test}, {n_classes})")
+    if not np.all(np.isfinite(p)):
+        raise MethodError(f"{where}: predict_proba returned {int((~np.isfinite(p)).any(axis=1).sum())} row(s) with "
+                          f"NaN or infinite probabilities (did training diverge? try a lower lr)")
+    if np.any(p < 0):
+        raise MethodError(f"{where}: predict_proba returned negative probabilities (min {p.min():.3g})")
+    sums = p.sum(axis=1)
+    off = np.abs(sums - 1) > PROBA_SUM_TOL
+    if np.any(off):
+        raise MethodError(f"{where}: predict_proba rows must sum to 1 (within {PROBA_SUM_TOL:g}); "
+                          f"{int(off.sum())} row(s) do not (e.g. {sums[off][0]:.6g})")
+    return out, p
 
 
 @dataclass(frozen=True)
@@ -169,51 +226,126 @@ def clone(method: Method, **overrides: Any) -> Method:
     return type(method)(**params)
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """Parse ``["key=value", ...]`` from ``--set``; values are Python literals or plain strings.
+_NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return value.strip().lower() not in _NON_FINITE
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
+
+
+def parse_overrides(items: list[str] | None, flag: str = "--set") -> dict[str, Any]:
+    """Parse ``["key=value", ...]`` from ``--set`` (or ``flag``); values are Python literals or plain strings.
 
     ``lr=1e-3`` -> float, ``epochs=5`` -> int, ``shared=mlp`` -> ``"mlp"``, ``frames=None`` -> None.
 
     Raises:
-        ParameterError: an item without ``=`` or with an empty key.
+        ParameterError: an item without ``=`` or with an empty key, or a value that is not a
+            finite number where it is one (``1e999``, ``nan``, ``inf``): no option of mer-bench takes
+            those, and they turn every score into NaN.
     """
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ParameterError(f"--set expects key=value, got {item!r}")
+            raise ParameterError(f"{flag} expects key=value, got {item!r}")
         raw = raw.strip()
         try:
             value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             value = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
+        if not _finite(value):
+            raise ParameterError(f"{flag} {key}={raw}: not a finite number")
         out[key] = value
     return out
+
+
+def _wanted_types(annotation: Any, default: Any) -> tuple[list[type], bool]:
+    """The plain types an annotation (or, without one, the default) allows, and whether None is allowed."""
+    ann_text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    if annotation is inspect.Parameter.empty:
+        ann_text = ""
+    allowed = {t.strip() for t in str(ann_text).split("|")} if ann_text else set()
+    types = {"int": int, "float": float, "str": str, "bool": bool}
+    wanted = [types[a] for a in allowed if a in types]
+    if not wanted and default is not None and default is not inspect.Parameter.empty:
+        wanted = [type(default)]
+    return wanted, "None" in allowed or default is None
+
+
+def _check_type(label: str, value: Any, annotation: Any, default: Any, convert: bool) -> Any:
+    """``value`` if it fits the annotation (or the default's type), else :class:`ParameterError`.
+    ``convert``: turn ints into floats where only float is allowed (hyper-parameters; dataset and
+    protocol options keep their value, since it is hashed into the run's identity)."""
+    wanted, none_ok = _wanted_types(annotation, default)
+    if value is None:
+        if none_ok:
+            return None
+        raise ParameterError(f"{label} cannot be None")
+    if not wanted:
+        return value
+    names = " or ".join(t.__name__ for t in wanted)
+    if isinstance(value, bool):
+        if bool in wanted:
+            return value
+        raise ParameterError(f"{label} must be {names}, got {value!r}")
+    if float in wanted and isinstance(value, int):
+        return float(value) if convert and int not in wanted else value
+    if str in wanted and isinstance(value, os.PathLike):
+        return value
+    if any(isinstance(value, t) for t in wanted):
+        return value
+    hint = " (a whole number)" if int in wanted and isinstance(value, float) else ""
+    raise ParameterError(f"{label} must be {names}{hint}, got {value!r}")
 
 
 def _coerce(cls: type[Method], key: str, value: Any, default: Any) -> Any:
     """Check ``value`` against the type of ``default`` (and annotations), converting ints to floats."""
     ann = inspect.signature(cls.__init__).parameters[key].annotation
-    ann_text = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
-    allowed = {t.strip() for t in str(ann_text).split("|")} if ann_text else set()
-    if value is None:
-        if default is None or "None" in allowed:
-            return None
-        raise ParameterError(f"{key} cannot be None")
-    types = {"int": int, "float": float, "str": str, "bool": bool}
-    wanted = [types[a] for a in allowed if a in types] or ([type(default)] if default is not None else [])
-    if not wanted:
-        return value
-    if bool in wanted and isinstance(value, bool):
-        return value
-    if isinstance(value, bool) and bool not in wanted:
-        raise ParameterError(f"{key} must be {' or '.join(t.__name__ for t in wanted)}, got {value!r}")
-    if float in wanted and isinstance(value, int):
-        return float(value) if int not in wanted else value
-    if any(isinstance(value, t) for t in wanted):
-        return value
-    raise ParameterError(f"{key} must be {' or '.join(t.__name__ for t in wanted)}, got {value!r}")
+    return _check_type(key, value, ann, default, convert=True)
+
+
+def check_options(cls: type, options: dict[str, Any] | None, flag: str) -> dict[str, Any]:
+    """Check dataset or protocol ``options`` against the keyword arguments of ``cls``'s constructor
+    (along its base classes where an ``__init__`` passes ``**kwargs`` on); returns them unchanged.
+
+    Args:
+        flag: the command-line option that gives them (``--dataset-set``), for the messages.
+
+    Raises:
+        ParameterError: an unknown key (with the valid ones and a "did you mean"), or a value of
+            the wrong type, e.g. ``n_subjects=four`` or ``n_subjects=4.7`` for an integer option.
+    """
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        sig = inspect.signature(init)
+        for p in sig.parameters.values():
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                params.setdefault(p.name, p)
+        if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+            break
+    name = getattr(cls, "name", cls.__name__)
+    for key, value in (options or {}).items():
+        if key not in params:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(params), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ParameterError(f"{flag} {key}: {name} has no option {key!r}{hint}; valid: "
+                                 f"{', '.join(params) or 'none'}")
+        _check_type(f"{flag} {key}", value, params[key].annotation, params[key].default, convert=False)
+    return dict(options or {})
 
 
 def resolve_params(cls: type[Method], preset: str | None = None,

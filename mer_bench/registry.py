@@ -136,7 +136,7 @@ class Registry:
         except Exception as exc:  # pragma: no cover - broken metadata on the machine
             self._rejected[f"<{self.group}>"] = f"could not read entry points: {exc}"
             return
-        seen: set[str] = set()
+        claims: dict[str, list[tuple[str, str]]] = {}  # name -> (distribution, target) of each plugin entry
         for ep in eps:
             dist = getattr(getattr(ep, "dist", None), "name", "?")
             if ep.name in self._entries:
@@ -148,10 +148,18 @@ class Registry:
                                        f"({ep.value}); already registered by {taken.origin} "
                                        f"({taken.target}). The plugin entry is ignored.")
                 continue
-            if ep.name in seen:  # pragma: no cover - guarded above
+            claims.setdefault(ep.name, [])
+            if (dist, ep.value) not in claims[ep.name]:  # one distribution seen twice on sys.path counts once
+                claims[ep.name].append((dist, ep.value))
+        for name, who in claims.items():
+            if len(who) == 1:
+                self._entries[name] = _Entry(who[0][1], origin=f"plugin {who[0][0]}")
                 continue
-            seen.add(ep.name)
-            self._entries[ep.name] = _Entry(ep.value, origin=f"plugin {dist}")
+            # which one would win depends on the order of sys.path: the same name could run different
+            # code on different machines, so neither is used
+            self._rejected[name] = (f"{self.kind} name {name!r} is declared by several plugins: "
+                                    f"{'; '.join(f'{d} ({t})' for d, t in who)}. Neither is used: uninstall one, "
+                                    f"or ask its authors to rename it.")
 
     def _all(self) -> dict[str, _Entry]:
         self._load_plugins()

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mer_bench.atomic import save_figure
+
 __all__ = ["write_report", "plot_files", "per_subject_accuracy", "cd_cliques"]
 
 
@@ -107,7 +109,7 @@ def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "lead
         ax.axis("off")
     fig.tight_layout()
     path = files[plot_files(name)[0][0]]
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    save_figure(fig, path)
     plt.close(fig)
     paths.append(path)
 
@@ -121,7 +123,7 @@ def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "lead
     ax.set_title(f"{dataset} / {protocol}: accuracy per test subject")
     fig.tight_layout()
     path = files[plot_files(name)[1][0]]
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    save_figure(fig, path)
     plt.close(fig)
     paths.append(path)
 
@@ -149,7 +151,7 @@ def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "lead
         ax.text(0.5, 0.5, f"no critical-difference diagram: {exc}", ha="center", va="center", wrap=True, fontsize=8)
     fig.tight_layout()
     path = files[plot_files(name)[2][0]]
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    save_figure(fig, path)
     plt.close(fig)
     paths.append(path)
 

@@ -17,6 +17,7 @@ giving the same predictions as an uninterrupted run (each fold is seeded indepen
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import subprocess
@@ -29,7 +30,14 @@ import numpy as np
 
 from mer_bench import __version__, runtime
 from mer_bench.data import DatasetError
-from mer_bench.method import REPRESENTATIONS, ParameterError, resolve_params
+from mer_bench.method import (
+    REPRESENTATIONS,
+    MethodError,
+    ParameterError,
+    check_options,
+    check_outputs,
+    resolve_params,
+)
 from mer_bench.metrics import breakdown
 from mer_bench.protocol import ProtocolError
 from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
@@ -149,9 +157,11 @@ def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", see
         DatasetError, ProtocolError: the dataset cannot feed the method or the protocol.
     """
     method_cls = METHODS.get(method)
-    protocol_obj = PROTOCOLS.get(protocol)(**(protocol_options or {}))
+    seeds = check_seeds(seeds)
+    protocol_cls = PROTOCOLS.get(protocol)
+    protocol_obj = protocol_cls(**check_options(protocol_cls, protocol_options, "--protocol-set"))
     dataset_cls = DATASETS.get(dataset)
-    dataset_options = dict(dataset_options or {})
+    dataset_options = check_options(dataset_cls, dataset_options, "--dataset-set")
     scheme = getattr(protocol_obj, "class_scheme", None)
     if scheme is not None:  # the protocol fixes the class scheme of datasets that have one
         import inspect
@@ -190,7 +200,6 @@ def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", see
         preset = dataset_obj.suggested_preset
     params = resolve_params(method_cls, preset, overrides)
     table = dataset_obj.table()
-    seeds = list(dict.fromkeys(seeds or [0]))
     for seed in seeds:  # protocol feasibility before any training
         protocol_obj.folds(table, seed)
     selections = ["last", "best-on-test"] if selection == "both" else [selection]
@@ -199,6 +208,28 @@ def prepare(method: str, protocol: str = "loso", dataset: str = "synthetic", see
              for seed in seeds for sel in selections]
     return Prepared(method_cls, dataset_obj, protocol_obj, specs, rep, dict(dataset_options),
                     dict(protocol_options or {}))
+
+
+#: the largest run seed: fold seeds ``seed * 1000 + fold_index`` must fit the 32-bit seeds that
+#: numpy's ``RandomState`` and scikit-learn take (``2**32 - 1``), for up to 1000 folds
+MAX_SEED = (2**32 - 1 - 999) // 1000
+
+
+def check_seeds(seeds: list[int] | None) -> list[int]:
+    """The run seeds, duplicates dropped (``[0]`` when none).
+
+    Raises:
+        ParameterError: a seed that is not an integer in ``0..MAX_SEED``.
+    """
+    out = []
+    for seed in seeds or [0]:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ParameterError(f"--seed must be a whole number, got {seed!r}")
+        if not 0 <= seed <= MAX_SEED:
+            raise ParameterError(f"--seed {seed}: seeds run from 0 to {MAX_SEED} (each fold is seeded with "
+                                 f"seed * 1000 + fold, which must fit a 32-bit seed)")
+        out.append(int(seed))
+    return list(dict.fromkeys(out))
 
 
 def run_metrics(preds, classes: tuple[str, ...]) -> dict[str, dict]:
@@ -216,6 +247,30 @@ def run_metrics(preds, classes: tuple[str, ...]) -> dict[str, dict]:
     return dict(sorted(scores.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
 
 
+def _where(method_cls: type, fold: Any, fold_index: int) -> str:
+    """``method 'x' (plugin dist), fold 3 (sub04)``: where a failure happened, for messages."""
+    from mer_bench.registry import METHODS
+
+    name = method_cls.info.name
+    try:
+        origin = METHODS.origin(name)
+    except Exception:  # registered under another name, or not at all (a test double)
+        origin = f"{method_cls.__module__}.{method_cls.__qualname__}"
+    return f"method {name!r} ({origin}), fold {fold_index} ({getattr(fold, 'name', fold_index)})"
+
+
+def _call(what: str, where: str, fn, *args, **kwargs):
+    """Call a method's ``fit`` / ``predict``; an exception becomes a :class:`MethodError` naming the
+    method and fold (the original is chained: ``MER_BENCH_DEBUG=1`` shows its traceback)."""
+    try:
+        return fn(*args, **kwargs)
+    except (MethodError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise MethodError(f"{where}: {what} raised {type(exc).__name__}: {exc}; nothing was stored for this "
+                          f"fold") from exc
+
+
 def fit_predict_fold(method_cls: type, params: dict[str, Any], dataset: Any, representation: str, fold: Any,
                      fold_index: int, seed: int, selections: list[str]) -> dict[str, list[tuple]]:
     """Train one fold and predict its test clips: the unit of work of every executor.
@@ -225,13 +280,20 @@ def fit_predict_fold(method_cls: type, params: dict[str, Any], dataset: Any, rep
 
     Returns:
         selection -> prediction rows ``(sample_id, subject, dataset, y_true, y_pred, proba)``.
+
+    Raises:
+        MethodError: the method raised, or returned predictions that break the contract
+            (:func:`mer_bench.method.check_outputs`); nothing of the fold is returned.
     """
-    method = method_cls(**{**params, "random_state": seed * 1000 + fold_index})
+    where = _where(method_cls, fold, fold_index)
+    method = _call("its constructor", where, method_cls, **{**params, "random_state": seed * 1000 + fold_index})
+    train = dataset.samples(representation, fold.train)
     if "best-on-test" in selections:
-        method.fit(dataset.samples(representation, fold.train), select_on=dataset.samples(representation, fold.test))
+        select_on = dataset.samples(representation, fold.test)
+        _call("fit", where, method.fit, train, select_on=select_on)
     else:
-        method.fit(dataset.samples(representation, fold.train))
-    return _prediction_rows(method, dataset, representation, fold, selections)
+        _call("fit", where, method.fit, train)
+    return _prediction_rows(method, dataset, representation, fold, selections, where)
 
 
 def fit_predict_folds_stacked(method_cls: type, params: dict[str, Any], dataset: Any, representation: str,
@@ -244,24 +306,34 @@ def fit_predict_folds_stacked(method_cls: type, params: dict[str, Any], dataset:
 
     Returns:
         fold index -> ``{"last": prediction rows}``.
+
+    Raises:
+        MethodError: as :func:`fit_predict_fold`.
     """
-    methods = [method_cls(**{**params, "random_state": seed * 1000 + i}) for i, _ in folds]
-    method_cls.fit_stacked(methods, [dataset.samples(representation, fold.train) for _, fold in folds])
-    return {i: _prediction_rows(m, dataset, representation, fold, ["last"]) for m, (i, fold) in zip(methods, folds)}
+    where = _where(method_cls, folds[0][1], folds[0][0]) + (f" to {folds[-1][0]} (stacked)" if len(folds) > 1 else "")
+    methods = [_call("its constructor", where, method_cls, **{**params, "random_state": seed * 1000 + i})
+               for i, _ in folds]
+    _call("fit_stacked", where, method_cls.fit_stacked, methods,
+          [dataset.samples(representation, fold.train) for _, fold in folds])
+    return {i: _prediction_rows(m, dataset, representation, fold, ["last"], _where(method_cls, fold, i))
+            for m, (i, fold) in zip(methods, folds)}
 
 
 def _prediction_rows(method: Any, dataset: Any, representation: str, fold: Any,
-                     selections: list[str]) -> dict[str, list[tuple]]:
+                     selections: list[str], where: str = "method") -> dict[str, list[tuple]]:
     table = dataset.table()
     test = dataset.samples(representation, fold.test, with_labels=False)
     rows_t = table.iloc[fold.test]
+    n_classes = len(dataset.classes)
     out = {}
     for selection in selections:
         fitted = method
         if selection == "last" and hasattr(method, "last_epoch"):
             fitted = method.last_epoch()  # the leak-free model of the same training
-        y_pred = np.asarray(fitted.predict(test))
-        proba = fitted.predict_proba(test) if hasattr(fitted, "predict_proba") else None
+        y_pred = _call("predict", where, fitted.predict, test)
+        proba = _call("predict_proba", where, fitted.predict_proba, test) if hasattr(fitted, "predict_proba") \
+            else None
+        y_pred, proba = check_outputs(y_pred, proba, len(rows_t), n_classes, where)
         out[selection] = [(sid, subj, ds, int(t), int(p), None if pr is None else [round(float(v), 6) for v in pr])
                           for sid, subj, ds, t, p, pr in zip(
                               rows_t["sample_id"], rows_t["subject"].astype(str), rows_t["dataset"], rows_t["label"],
@@ -325,74 +397,126 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
     groups: dict[int, list[RunSpec]] = {}
     for spec in prep.specs:  # the specs of one seed share their trainings (selection="both")
         groups.setdefault(spec.seed, []).append(spec)
-    for seed, specs in groups.items():
-        folds = prep.protocol.folds(table, seed)
-        pending, done, status = [], {}, {}
-        for spec in specs:
-            existing = store.get_run(spec.run_id)
-            if existing and force:
-                store.reset_run(spec.run_id)
-                existing = None
-            if existing and existing["status"] == "complete":
-                preds = store.predictions(spec.run_id)
-                results.append(RunResult(spec, "cached", len(folds), existing["wall_time"] or 0.0,
-                                         run_metrics(preds, prep.dataset.classes), existing["device"] or ""))
-                continue
-            store.start_run({
-                "run_id": spec.run_id, "config_hash": spec.config_hash, "method": spec.method, "dataset": spec.dataset,
-                "protocol": spec.protocol, "seed": spec.seed, "preset": spec.preset, "params": spec.params,
-                "dataset_options": spec.dataset_options, "dataset_fingerprint": spec.dataset_fingerprint,
-                "protocol_options": spec.protocol_options, "classes": list(prep.dataset.classes),
-                "leaky": int(spec.leaky), "selection": SELECTIONS[spec.selection], "n_folds": len(folds)})
-            done[spec.run_id] = store.completed_folds(spec.run_id)
-            status[spec.run_id] = "resumed" if done[spec.run_id] else "computed"
-            pending.append(spec)
-        if not pending:
-            continue
-        import torch
-
-        todo_folds = [(i, fold, [s for s in pending if i not in done[s.run_id]]) for i, fold in enumerate(folds)]
-        for i, fold, todo in todo_folds:
-            if not todo and on_fold:
-                on_fold(pending[0], i, len(folds), fold.name, "skipped")
-        work = [(i, fold, todo) for i, fold, todo in todo_folds if todo]
-        if executor == "ray":
-            from mer_bench.executors import run_folds_on_ray
-
-            dev = "ray:" + run_folds_on_ray(prep, store, seed, work, len(folds), device, on_fold, ray_options or {})
-        else:
-            with runtime.use(device=dev, progress=on_progress, channels_last=channels_last,
-                             cudnn_benchmark=cudnn_benchmark, compile=compile):
-                for start in range(0, len(work), stack_folds):
-                    chunk = work[start:start + stack_folds]
-                    for i, fold, _ in chunk:
-                        if on_fold:
-                            on_fold(pending[0], i, len(folds), fold.name, "start")
-                    t0 = time.perf_counter()
-                    if len(chunk) > 1:
-                        rows = fit_predict_folds_stacked(prep.method_cls, pending[0].params, prep.dataset,
-                                                         prep.representation, [(i, f) for i, f, _ in chunk], seed)
-                    else:
-                        i, fold, todo = chunk[0]
-                        rows = {i: fit_predict_fold(prep.method_cls, pending[0].params, prep.dataset,
-                                                    prep.representation, fold, i, seed,
-                                                    sorted({s.selection for s in todo}))}
-                    per_fold = (time.perf_counter() - t0) / len(chunk)  # a stacked group's time, shared
-                    for i, fold, todo in chunk:
-                        for spec in todo:
-                            store.write_fold(spec.run_id, i, fold.name, len(fold.train), per_fold, dev,
-                                             rows[i][spec.selection])
-                        if on_fold:
-                            on_fold(pending[0], i, len(folds), fold.name, "done")
-        for spec in pending:
-            wall = store.fold_times(spec.run_id)
-            store.finish_run(spec.run_id, wall_time=wall, device=dev,
-                             package_version=__version__,
-                             git_commit=git_commit(), torch_version=torch.__version__)
-            preds = store.predictions(spec.run_id)
-            results.append(RunResult(spec, status[spec.run_id], len(folds), wall,
-                                     run_metrics(preds, prep.dataset.classes), dev))
+    held: list[str] = []  # rows this call holds the lease on
+    try:
+        for seed, specs in groups.items():
+            results += _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_fold, on_progress,
+                                     executor, ray_options, channels_last, stack_folds, cudnn_benchmark, compile)
+    except BaseException:
+        for write_id in held:  # a start that failed before its first fold leaves no "running" row
+            with contextlib.suppress(Exception):
+                store.discard_if_empty(write_id)
+        raise
+    finally:
+        for write_id in held:
+            store.release(write_id)
     return results
+
+
+def pending_id(run_id: str) -> str:
+    """Where ``--force`` recomputes run ``run_id`` until the new run is complete."""
+    return f"{run_id}~force"
+
+
+def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_fold, on_progress, executor,
+                  ray_options, channels_last, stack_folds, cudnn_benchmark, compile) -> list[RunResult]:
+    folds = prep.protocol.folds(table, seed)
+    results = []
+    pending, done, status, write = [], {}, {}, {}
+    for spec in specs:
+        existing = store.get_run(spec.run_id)
+        if existing and existing["status"] == "complete" and not force:
+            preds = store.predictions(spec.run_id)
+            results.append(RunResult(spec, "cached", len(folds), existing["wall_time"] or 0.0,
+                                     run_metrics(preds, prep.dataset.classes), existing["device"] or ""))
+            continue
+        # --force keeps the old run until the new one is complete (pending_id, then Store.promote)
+        write[spec.run_id] = pending_id(spec.run_id) if existing and force else spec.run_id
+        store.start_run({
+            "run_id": write[spec.run_id], "config_hash": spec.config_hash, "method": spec.method,
+            "dataset": spec.dataset, "protocol": spec.protocol, "seed": spec.seed, "preset": spec.preset,
+            "params": spec.params, "dataset_options": spec.dataset_options,
+            "dataset_fingerprint": spec.dataset_fingerprint, "protocol_options": spec.protocol_options,
+            "classes": list(prep.dataset.classes), "leaky": int(spec.leaky), "selection": SELECTIONS[spec.selection],
+            "n_folds": len(folds)})
+        store.acquire(write[spec.run_id])  # another process computing this run: refused here, before training
+        held.append(write[spec.run_id])
+        done[spec.run_id] = store.completed_folds(write[spec.run_id])
+        status[spec.run_id] = "resumed" if done[spec.run_id] else "computed"
+        pending.append(spec)
+    if not pending:
+        return results
+    import torch
+
+    todo_folds = [(i, fold, [s for s in pending if i not in done[s.run_id]]) for i, fold in enumerate(folds)]
+    for i, fold, todo in todo_folds:
+        if not todo and on_fold:
+            on_fold(pending[0], i, len(folds), fold.name, "skipped")
+    work = [(i, fold, todo) for i, fold, todo in todo_folds if todo]
+    if executor == "ray":
+        from mer_bench.executors import run_folds_on_ray
+
+        dev = "ray:" + run_folds_on_ray(prep, store, seed, work, len(folds), device, on_fold, ray_options or {},
+                                        write_ids=write)
+    else:
+        with runtime.use(device=dev, progress=on_progress, channels_last=channels_last,
+                         cudnn_benchmark=cudnn_benchmark, compile=compile):
+            for start in range(0, len(work), stack_folds):
+                chunk = work[start:start + stack_folds]
+                for i, fold, _ in chunk:
+                    if on_fold:
+                        on_fold(pending[0], i, len(folds), fold.name, "start")
+                t0 = time.perf_counter()
+                if len(chunk) > 1:
+                    rows = fit_predict_folds_stacked(prep.method_cls, pending[0].params, prep.dataset,
+                                                     prep.representation, [(i, f) for i, f, _ in chunk], seed)
+                else:
+                    i, fold, todo = chunk[0]
+                    rows = {i: fit_predict_fold(prep.method_cls, pending[0].params, prep.dataset,
+                                                prep.representation, fold, i, seed,
+                                                sorted({s.selection for s in todo}))}
+                per_fold = (time.perf_counter() - t0) / len(chunk)  # a stacked group's time, shared
+                for i, fold, todo in chunk:
+                    for spec in todo:
+                        store.write_fold(write[spec.run_id], i, fold.name, len(fold.train), per_fold, dev,
+                                         rows[i][spec.selection])
+                    if on_fold:
+                        on_fold(pending[0], i, len(folds), fold.name, "done")
+    n_test = sum(len(f.test) for f in folds)
+    for spec in pending:
+        wid = write[spec.run_id]
+        _check_complete(store, wid, spec, len(folds), n_test, len(prep.dataset.classes))
+        wall = store.fold_times(wid)
+        store.finish_run(wid, wall_time=wall, device=dev, package_version=__version__, git_commit=git_commit(),
+                         torch_version=torch.__version__)
+        if wid != spec.run_id:
+            store.release(wid)
+            held.remove(wid)
+            store.promote(wid, spec.run_id)
+        preds = store.predictions(spec.run_id)
+        results.append(RunResult(spec, status[spec.run_id], len(folds), wall,
+                                 run_metrics(preds, prep.dataset.classes), dev))
+    return results
+
+
+def _check_complete(store: Store, write_id: str, spec: RunSpec, n_folds: int, n_test: int, n_classes: int) -> None:
+    """Before a run is marked complete: every fold stored, every test clip once, labels in range.
+
+    Raises:
+        MethodError: what is missing or wrong (the run stays ``running``; re-running resumes it).
+    """
+    have = store.completed_folds(write_id)
+    n_pred = store.count_predictions(write_id)
+    problem = None
+    if have != set(range(n_folds)):
+        problem = f"folds {sorted(set(range(n_folds)) - have)} are missing"
+    elif n_pred != n_test:
+        problem = f"{n_pred} predictions stored for {n_test} test clips"
+    else:
+        problem = store.check_predictions(write_id, n_classes)
+    if problem:
+        raise MethodError(f"run {spec.run_id} ({spec.method}) cannot be marked complete: {problem}; it stays "
+                          f"incomplete in {store.path}")
 
 
 def run(method: str, protocol: str = "loso", dataset: str = "synthetic", seeds: list[int] | None = None,

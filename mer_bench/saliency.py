@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from mer_bench.atomic import save_figure
+
 __all__ = ["grad_cam", "default_target_layer", "localisation_score", "saliency_study"]
 
 
@@ -204,6 +206,6 @@ def _figure(name: str, inputs: np.ndarray, maps: np.ndarray, masks: np.ndarray, 
     fig.tight_layout()
     path = Path(out_dir) / f"saliency-{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    save_figure(fig, path)
     plt.close(fig)
     return path

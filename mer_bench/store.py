@@ -9,26 +9,43 @@ Tables:
   protocol, seed, parameters and options (JSON), ``leaky``, ``selection`` (how the model was
   chosen: ``last epoch``; ``best epoch on test subject`` is leaky), ``imported``, status
   (``running`` / ``complete``), ``n_folds``, provenance (package version, git commit, torch
-  version, device, wall time);
+  version, device, wall time), lease (``lease_owner``, ``lease_until``);
 * ``folds`` — completed folds, written in the same transaction as their predictions;
 * ``predictions`` — ``run_id, sample_id, fold_index, subject, dataset, y_true, y_pred, proba``.
 
 A fold is written atomically (one transaction), so a run killed at any point (Ctrl-C,
-``kill -9``) keeps exactly its completed folds, and re-running resumes from them.
+``kill -9``) keeps exactly its completed folds, and re-running resumes from them. ``--force``
+computes the new run under :func:`mer_bench.runner.pending_id` and swaps it in
+(:meth:`Store.promote`) only when it is complete.
+
+The file is marked as a mer-bench store (``PRAGMA application_id`` = :data:`APPLICATION_ID`,
+``user_version`` = :data:`SCHEMA_VERSION`); another program's SQLite file, or a newer
+mer-bench's, is refused before anything changes. A run being computed is leased
+(``lease_owner``, ``lease_until``) by its process, so a second process refuses to compute it
+at the same time (:class:`StoreBusyError`); the lease lapses when its process dies. Writes wait
+for another process's lock up to ``$MER_BENCH_STORE_WAIT`` seconds (600), and every SQLite or
+OS error is a :class:`StoreError` naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import sqlite3
+import sys
+import threading
+import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["Store", "StoreError", "default_store_path"]
+__all__ = ["Store", "StoreError", "StoreBusyError", "StoreWarning", "default_store_path", "APPLICATION_ID",
+           "SCHEMA_VERSION"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -55,7 +72,9 @@ CREATE TABLE IF NOT EXISTS runs (
     git_commit TEXT,
     torch_version TEXT,
     device TEXT,
-    wall_time REAL
+    wall_time REAL,
+    lease_owner TEXT,
+    lease_until REAL
 );
 CREATE TABLE IF NOT EXISTS folds (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -86,6 +105,27 @@ class StoreError(RuntimeError):
     """The store cannot be opened, read or written (the message says which path and why)."""
 
 
+class StoreBusyError(StoreError):
+    """Another live process is computing the same run (it holds the run's lease)."""
+
+
+class StoreWarning(UserWarning):
+    """A stored run is damaged and was skipped (the message names the run and the store)."""
+
+
+#: ``PRAGMA application_id`` of a mer-bench store: the bytes ``MERB``
+APPLICATION_ID = 0x4D455242
+#: ``PRAGMA user_version``: 1 = the first stores (no id, no lease columns), 2 = this layout
+SCHEMA_VERSION = 2
+#: a run's lease is renewed this often while a process computes it, and lapses after ``LEASE_S``
+LEASE_RENEW_S = 20.0
+LEASE_S = 90.0
+_OUR_TABLES = {"runs": {"run_id", "config_hash", "method", "dataset", "protocol", "seed", "params", "status",
+                        "n_folds"},
+               "folds": {"run_id", "fold_index", "fold_name"},
+               "predictions": {"run_id", "sample_id", "fold_index", "y_true", "y_pred"}}
+
+
 def default_store_path() -> Path:
     """See the module docstring."""
     env = os.environ.get("MER_BENCH_STORE")
@@ -95,41 +135,130 @@ def default_store_path() -> Path:
     return base / "mer-bench" / "results.sqlite"
 
 
+def _wait_s() -> float:
+    """How long a write waits for another process's lock: ``$MER_BENCH_STORE_WAIT`` seconds (600)."""
+    try:
+        return max(0.0, float(os.environ.get("MER_BENCH_STORE_WAIT", "600")))
+    except ValueError:
+        return 600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 class Store:
     """An open results store.
 
+    A store is marked as mer-bench's (``PRAGMA application_id`` = :data:`APPLICATION_ID`, the
+    layout version in ``user_version``); a SQLite file of another program, or one written by a
+    newer mer-bench, is refused before anything in it changes.
+
     Args:
         path: the SQLite file (created with its parent folders); ``None``: the default path.
+        readonly: open for reading only (``leaderboard``, ``report``): the file must exist, is
+            never created or changed, and its integrity is checked (``PRAGMA quick_check``).
 
     Raises:
-        StoreError: the path cannot be created or written, or is not a mer-bench database.
-            Checked on opening, before any training starts.
+        StoreError: the path cannot be created or written, is damaged, is another program's
+            database or a newer mer-bench's. Checked on opening, before any training starts.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, readonly: bool = False) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
+        self.readonly = readonly
+        self._lease_threads: dict[str, tuple[threading.Event, threading.Thread]] = {}
         if self.path.is_dir():
             raise StoreError(f"results store {self.path} is a directory; "
                              f"give a file path such as {self.path / 'results.sqlite'}")
+        if readonly and not self.path.is_file():
+            raise StoreError(f"no results store at {self.path}; run something first (mer-bench run ...) or give "
+                             f"the store with --store PATH or $MER_BENCH_STORE")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-            self._db.executescript(_SCHEMA)
-            self._migrate()
-            self._db.execute("BEGIN IMMEDIATE")  # proves we can take the write lock
-            self._db.execute("ROLLBACK")
+            if readonly:
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+                                           isolation_level=None)
+                self._check_identity(create=False)
+                self._quick_check()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+                self._check_identity(create=True)
+                self._db.execute("BEGIN IMMEDIATE")  # proves we can take the write lock
+                self._db.execute("ROLLBACK")
+        except StoreError:
+            self._close_quietly()
+            raise
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot write the results store {self.path}: {exc}. "
+            self._close_quietly()
+            what = "read" if readonly else "write"
+            raise StoreError(f"cannot {what} the results store {self.path}: {_describe(exc)}. "
                              f"Choose another location with --store PATH or $MER_BENCH_STORE.") from None
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+
+    def _check_identity(self, create: bool) -> None:
+        """Refuse a foreign or newer database; create or upgrade ours (only when writing)."""
+        db = self._db
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if app_id not in (0, APPLICATION_ID):
+            raise StoreError(f"{self.path} is not a mer-bench results store (it is another program's SQLite database, "
+                             f"application id {app_id:#x}); nothing was changed. Give a new file with --store PATH.")
+        if app_id == APPLICATION_ID and version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer mer-bench (store layout {version}, this one reads "
+                             f"up to {SCHEMA_VERSION}); nothing was changed. Upgrade mer-bench to use it.")
+        if app_id == 0 and tables:  # an unmarked file: only a first-layout mer-bench store is ours
+            for table, cols in _OUR_TABLES.items():
+                have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")} if table in tables else set()
+                if not cols <= have:
+                    raise StoreError(f"{self.path} is not a mer-bench results store (it has tables "
+                                     f"{', '.join(sorted(tables))} but no mer-bench {table!r} table); nothing was "
+                                     f"changed. Give a new file with --store PATH.")
+        if not create:
+            if not tables:
+                raise StoreError(f"{self.path} is an empty database, not a mer-bench results store")
+            return
+        if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
+            return
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):  # IF NOT EXISTS: idempotent
+                if statement.strip():
+                    db.execute(statement)
+            self._migrate()
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _quick_check(self) -> None:
+        rows = [r[0] for r in self._db.execute("PRAGMA quick_check")]
+        if rows != ["ok"]:
+            raise StoreError(f"the results store {self.path} is damaged (SQLite quick_check: {'; '.join(rows[:3])}). "
+                             f"Restore it from a backup, or recover what is readable with `sqlite3 {self.path} "
+                             f".recover`.")
 
     def _migrate(self) -> None:
         """Add columns introduced after a store was created (older stores keep working)."""
         have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        if "selection" not in have:
-            self._db.execute("ALTER TABLE runs ADD COLUMN selection TEXT NOT NULL DEFAULT 'last epoch'")
+        for col, decl in (("selection", "TEXT NOT NULL DEFAULT 'last epoch'"), ("lease_owner", "TEXT"),
+                          ("lease_until", "REAL")):
+            if col not in have:
+                self._db.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
 
     def close(self) -> None:
-        self._db.close()
+        for run_id in list(self._lease_threads):
+            self.release(run_id)
+        self._close_quietly()
 
     def __enter__(self) -> Store:
         return self
@@ -147,18 +276,100 @@ class Store:
         """Insert a run row (status ``running``) unless one exists with this ``run_id``."""
         cols = list(meta)
         values = [json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v for v in meta.values()]
-        self._db.execute(f"INSERT OR IGNORE INTO runs ({', '.join(cols)}, status) VALUES "
-                         f"({', '.join('?' * len(cols))}, 'running')", values)
+        with self._transaction():
+            self._db.execute(f"INSERT OR IGNORE INTO runs ({', '.join(cols)}, status) VALUES "
+                             f"({', '.join('?' * len(cols))}, 'running')", values)
 
     def reset_run(self, run_id: str) -> None:
-        """Forget a run's folds and predictions (``--force``), in one transaction."""
+        """Forget a run, its folds and its predictions, in one transaction."""
         with self._transaction():
-            self._db.execute("DELETE FROM predictions WHERE run_id = ?", (run_id,))
-            self._db.execute("DELETE FROM folds WHERE run_id = ?", (run_id,))
-            self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            for table in ("predictions", "folds", "runs"):
+                self._db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+
+    def discard_if_empty(self, run_id: str) -> bool:
+        """Remove a ``running`` row that has no completed fold (a start that failed); returns
+        whether it was removed."""
+        with self._transaction():
+            cur = self._db.execute("DELETE FROM runs WHERE run_id = ? AND status = 'running' AND NOT EXISTS "
+                                   "(SELECT 1 FROM folds WHERE folds.run_id = runs.run_id) AND "
+                                   "(lease_owner IS NULL OR lease_owner = ?)", (run_id, self._owner_id()))
+            return cur.rowcount > 0
+
+    def promote(self, pending_id: str, run_id: str) -> None:
+        """Replace run ``run_id`` by the completed run ``pending_id`` in one transaction (``--force``:
+        the old run stays until its replacement is complete)."""
+        with self._transaction():
+            for table in ("predictions", "folds", "runs"):
+                self._db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+                self._db.execute(f"UPDATE {table} SET run_id = ? WHERE run_id = ?", (run_id, pending_id))
+
+    # -- leases: one process computes a run at a time ---------------------------------------------
+    def acquire(self, run_id: str) -> None:
+        """Take the lease on run ``run_id`` (its row must exist) and keep renewing it until
+        :meth:`release` or :meth:`close`.
+
+        Raises:
+            StoreBusyError: another live process holds the lease; nothing was changed.
+        """
+        if run_id in self._lease_threads:
+            return
+        me = self._owner_id()
+        with self._transaction():
+            row = self._db.execute("SELECT lease_owner, lease_until FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"run {run_id} is not in the results store {self.path}")
+            owner, until = row
+            if owner and owner != me and _lease_live(owner, until):
+                host, pid = owner.split(":")[:2]
+                raise StoreBusyError(
+                    f"run {run_id} is being computed by another process (pid {pid} on {host}) using the results "
+                    f"store {self.path}; nothing was started. Wait for it to finish, then re-run this command to "
+                    f"reuse its result (if that process is gone, its claim lapses within {LEASE_S:.0f} s).")
+            self._db.execute("UPDATE runs SET lease_owner = ?, lease_until = ? WHERE run_id = ?",
+                             (me, time.time() + LEASE_S, run_id))
+        stop = threading.Event()
+        thread = threading.Thread(target=self._renew, args=(run_id, me, stop), daemon=True,
+                                  name=f"mer-bench lease {run_id}")
+        thread.start()
+        self._lease_threads[run_id] = (stop, thread)
+
+    def release(self, run_id: str) -> None:
+        """Give up the lease on ``run_id`` (a no-op when this store does not hold it)."""
+        held = self._lease_threads.pop(run_id, None)
+        if held is None:
+            return
+        stop, thread = held
+        stop.set()
+        thread.join(timeout=5)
+        with contextlib.suppress(sqlite3.Error, StoreError):
+            with self._transaction(wait=5.0):
+                self._db.execute("UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE run_id = ? AND "
+                                 "lease_owner = ?", (run_id, self._owner_id()))
+
+    def _owner_id(self) -> str:
+        if not hasattr(self, "_owner"):
+            self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        return self._owner
+
+    def _renew(self, run_id: str, me: str, stop: threading.Event) -> None:
+        db = None
+        try:
+            db = sqlite3.connect(str(self.path), timeout=LEASE_RENEW_S, isolation_level=None)
+            while not stop.wait(LEASE_RENEW_S):
+                with contextlib.suppress(sqlite3.Error):  # a busy store: the next renewal tries again
+                    db.execute("UPDATE runs SET lease_until = ? WHERE run_id = ? AND lease_owner = ?",
+                               (time.time() + LEASE_S, run_id, me))
+        except sqlite3.Error:
+            pass
+        finally:
+            if db is not None:
+                db.close()
 
     def completed_folds(self, run_id: str) -> set[int]:
         return {r[0] for r in self._db.execute("SELECT fold_index FROM folds WHERE run_id = ?", (run_id,))}
+
+    def count_predictions(self, run_id: str) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM predictions WHERE run_id = ?", (run_id,)).fetchone()[0])
 
     def fold_times(self, run_id: str) -> float:
         row = self._db.execute("SELECT COALESCE(SUM(wall_time), 0) FROM folds WHERE run_id = ?", (run_id,)).fetchone()
@@ -195,8 +406,9 @@ class Store:
     def finish_run(self, run_id: str, **meta: Any) -> None:
         """Mark a run complete and record provenance (``wall_time``, ``device``...)."""
         sets = ", ".join(f"{k} = ?" for k in meta)
-        self._db.execute(f"UPDATE runs SET status = 'complete', finished = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
-                         f"{', ' + sets if sets else ''} WHERE run_id = ?", [*meta.values(), run_id])
+        with self._transaction():
+            self._db.execute(f"UPDATE runs SET status = 'complete', finished = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
+                             f"{', ' + sets if sets else ''} WHERE run_id = ?", [*meta.values(), run_id])
 
     # -- reading ----------------------------------------------------------------------------------
     def predictions(self, run_id: str) -> pd.DataFrame:
@@ -208,12 +420,51 @@ class Store:
         return df
 
     def runs(self, status: str | None = "complete") -> pd.DataFrame:
-        """All runs (complete ones by default), JSON columns decoded."""
+        """All runs (complete ones by default), JSON columns decoded.
+
+        A run whose JSON columns cannot be decoded is left out with a :class:`StoreWarning`
+        that names it, so one damaged row never blocks the others.
+        """
         q = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY created, run_id"
-        df = pd.read_sql_query(q, self._db, params=(status,) if status else ())
-        for col in ("params", "dataset_options", "protocol_options", "classes"):
-            df[col] = [json.loads(v) for v in df[col]]
+        try:
+            df = pd.read_sql_query(q, self._db, params=(status,) if status else ())
+        except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+            raise StoreError(f"cannot read the results store {self.path}: {_describe(exc)}") from None
+        cols = ("params", "dataset_options", "protocol_options", "classes")
+        decoded: dict[str, list] = {c: [] for c in cols}
+        keep = []
+        for i, row in enumerate(df.itertuples(index=False)):
+            try:
+                values = {c: json.loads(getattr(row, c)) for c in cols}
+            except (TypeError, ValueError) as exc:
+                warnings.warn(StoreWarning(f"skipped run {row.run_id} ({row.method}) in {self.path}: a JSON column "
+                                           f"is not valid JSON ({exc}); re-run it with --force"), stacklevel=2)
+                continue
+            keep.append(i)
+            for c in cols:
+                decoded[c].append(values[c])
+        df = df.iloc[keep].reset_index(drop=True)
+        for c in cols:
+            df[c] = pd.Series(decoded[c], dtype=object)
         return df
+
+    def check_predictions(self, run_id: str, n_classes: int) -> str | None:
+        """What is wrong with a stored run's predictions (``None``: nothing): labels outside
+        ``0..n_classes-1``, unreadable probabilities or probabilities of the wrong length."""
+        bad = self._db.execute("SELECT COUNT(*) FROM predictions WHERE run_id = ? AND (y_true NOT BETWEEN 0 AND ? "
+                               "OR y_pred NOT BETWEEN 0 AND ? OR typeof(y_true) != 'integer' OR "
+                               "typeof(y_pred) != 'integer')", (run_id, n_classes - 1, n_classes - 1)).fetchone()[0]
+        if bad:
+            return f"{bad} prediction(s) with a label outside 0..{n_classes - 1}"
+        for (proba,) in self._db.execute("SELECT proba FROM predictions WHERE run_id = ? AND proba IS NOT NULL",
+                                         (run_id,)):
+            try:
+                p = json.loads(proba)
+            except ValueError:
+                return f"unreadable probabilities {proba[:40]!r}"
+            if not isinstance(p, list) or len(p) != n_classes:
+                return f"probabilities {proba[:40]!r} are not {n_classes} numbers"
+        return None
 
     # -- helpers ----------------------------------------------------------------------------------
     def _insert_fold(self, run_id: str, fold_index: int, fold_name: str, n_train: int, wall_time: float,
@@ -229,15 +480,75 @@ class Store:
             "INSERT INTO folds (run_id, fold_index, fold_name, n_train, n_test, wall_time, device) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, fold_index, fold_name, n_train, len(rows), wall_time, device))
 
-    def _transaction(self):
+    def _transaction(self, wait: float | None = None):
+        """``with self._transaction():`` one ``BEGIN IMMEDIATE`` ... ``COMMIT``. Waits up to
+        ``wait`` seconds (default ``$MER_BENCH_STORE_WAIT``, 600) for another process's lock,
+        and turns SQLite and OS errors into a :class:`StoreError` that names the store."""
+        store = self
         db = self._db
+        deadline = time.monotonic() + (_wait_s() if wait is None else wait)
+
+        def retry(statement: str) -> None:
+            told = False
+            while True:
+                try:
+                    db.execute(statement)
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() >= deadline:
+                        raise
+                    if not told:
+                        print(f"mer-bench: the results store {store.path} is locked by another process; waiting "
+                              f"(up to {max(0.0, deadline - time.monotonic()):.0f} s more, $MER_BENCH_STORE_WAIT)",
+                              file=sys.stderr, flush=True)
+                        told = True
+                    time.sleep(0.5)
 
         class _Tx:
             def __enter__(self_inner):
-                db.execute("BEGIN IMMEDIATE")
+                if store.readonly:
+                    raise StoreError(f"the results store {store.path} was opened read-only")
+                try:
+                    retry("BEGIN IMMEDIATE")
+                except (sqlite3.Error, OSError) as exc:
+                    raise StoreError(f"cannot write the results store {store.path}: {_describe(exc)}") from exc
 
             def __exit__(self_inner, exc_type, exc, tb):
-                db.execute("ROLLBACK" if exc_type else "COMMIT")
+                if exc_type is None:
+                    try:
+                        retry("COMMIT")
+                        return False
+                    except (sqlite3.Error, OSError) as commit_exc:
+                        exc = commit_exc
+                # SQLite rolls some failures back itself (a full disk): roll back only what is open,
+                # so the error the user sees is the real one
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                if isinstance(exc, (sqlite3.Error, OSError)):
+                    raise StoreError(f"cannot write the results store {store.path}: {_describe(exc)}; nothing of "
+                                     f"this write was stored (earlier folds are kept)") from exc
                 return False
 
         return _Tx()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason: ``database or disk is full``, ``[Errno 13] Permission denied: 'x'``..."""
+    return str(exc) or type(exc).__name__
+
+
+def _lease_live(owner: str, until: float | None) -> bool:
+    """Whether a lease still holds: not lapsed, and (on this host) its process alive."""
+    if until is None or until < time.time():
+        return False
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host == socket.gethostname() and pid.isdigit():
+        return _pid_alive(int(pid))
+    return True

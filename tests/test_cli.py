@@ -62,7 +62,13 @@ def test_run_json_and_leaderboard(tmp_path, capsys):
     (["run", "--method", "meranet", "--set", "epochs=-1"], "epochs must be a positive int"),
     (["run", "--method", "meranet", "--set", "nokey"], "key=value"),
     (["run", "--method", "chance", "--dataset-set", "n_subjects=1"], "at least 2 subjects"),
-    (["run", "--method", "chance", "--dataset-set", "colour=3"], "invalid dataset or protocol option"),
+    (["run", "--method", "chance", "--dataset-set", "colour=3"], "--dataset-set colour: synthetic has no option"),
+    (["run", "--method", "chance", "--dataset-set", "n_subjects=four"], "--dataset-set n_subjects must be int"),
+    (["run", "--method", "chance", "--dataset-set", "n_subjects=4.7"], "must be int (a whole number), got 4.7"),
+    (["run", "--method", "chance", "--dataset-set", "amplitude=nan"], "--dataset-set amplitude=nan: not a finite"),
+    (["run", "--method", "meranet", "--set", "lr=1e999"], "--set lr=1e999: not a finite number"),
+    (["run", "--method", "chance", "--seed", "99999999999999999999"], "seeds run from 0 to"),
+    (["run", "--method", "chance", "--seed", "-1"], "--seed -1: seeds run from 0 to"),
 ])
 def test_bad_input_is_a_clear_error(args, message, capsys):
     assert main(args) == 2

@@ -151,6 +151,16 @@ def test_unwritable_store_is_detected(tmp_path):
     ("meranet", {**DEEP, "frames": 4, "size": 32, "epochs": 1, "batch_size": 5}),  # 3D, attention
 ])
 def test_stacked_folds_give_the_fold_by_fold_predictions(tmp_path, method, overrides):
+    """Stacked training sums in another order than fold-by-fold training (grouped convolutions
+    under vmap), so the two agree only up to floating-point noise, and that noise is not a fixed
+    number: float32 rounding (~1e-7 per operation) is amplified by training, since Adam turns a
+    gradient that is pure rounding noise into an lr-sized step, and how much depends on the CPU's
+    instruction set and thread count (1.8e-4 on an AVX2-only CPU, under 1e-4 with AVX-512). A
+    fixed atol is therefore either flaky or loose. The tolerance here is relative, as in
+    mer_bench.testing.check_stacked_fit_equals_fold_by_fold: per fold, stacked and fold-by-fold
+    probabilities differ by under 5 % of how far training moved them from the initial network's.
+    A wiring error (a fold trained with another fold's seed or data, rows written to the wrong
+    fold) differs by about as much as training moves them, so it still fails."""
     preds = {}
     for k in (1, 3):  # 4 folds: a stacked group of 3, then a single fold
         prep = prepare(method, "loso", "synthetic", [0], overrides, dataset_options=SMALL)
@@ -159,8 +169,18 @@ def test_stacked_folds_give_the_fold_by_fold_predictions(tmp_path, method, overr
             assert res.status == "computed" and store.completed_folds(res.spec.run_id) == {0, 1, 2, 3}
             preds[k] = store.predictions(res.spec.run_id)
     assert preds[1]["sample_id"].tolist() == preds[3]["sample_id"].tolist()
-    np.testing.assert_allclose(np.stack(preds[3]["proba"]), np.stack(preds[1]["proba"]), atol=1e-4)
-    np.testing.assert_array_equal(preds[3]["y_pred"], preds[1]["y_pred"])
+    folds = prep.protocol.folds(prep.dataset.table(), 0)
+    for i, fold in enumerate(folds):
+        initial = prep.method_cls(**{**prep.specs[0].params, "random_state": i})
+        initial.model_ = initial._setup_fit(prep.dataset.samples(prep.representation, fold.train))[1].eval()
+        p0 = initial.predict_proba(prep.dataset.samples(prep.representation, fold.test, with_labels=False))
+        rows = (preds[1]["fold_index"] == i).to_numpy()
+        p1, p3 = np.stack(preds[1]["proba"][rows]), np.stack(preds[3]["proba"][rows])
+        moved, diff = np.abs(p1 - p0).max(), np.abs(p3 - p1).max()
+        assert moved > 0 and diff <= 0.05 * moved, f"fold {i}: stacked off by {diff:.3g}; training moved {moved:.3g}"
+        top2 = np.sort(p1, axis=1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 2 * diff  # a near tie may flip within the noise
+        np.testing.assert_array_equal(preds[3]["y_pred"][rows][clear], preds[1]["y_pred"][rows][clear])
 
 
 def test_stack_folds_that_cannot_apply_fail_before_training(tmp_path):

@@ -48,9 +48,9 @@ with a progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
-import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -59,6 +59,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from mer_bench.atomic import atomic_path
 from mer_bench.config import require_data_root
 from mer_bench.data import Dataset, DatasetError
 from mer_bench.datasets.sheets import (
@@ -261,8 +262,12 @@ class FrameTreeDataset(Dataset):
             found = sorted(self.root.glob(pattern))
             if found:
                 return found[0]
+        above = next((f for pattern in self.sheet_patterns if not pattern.startswith("**")
+                      for f in sorted(self.root.parent.glob(pattern))), None)
+        hint = (f"; there is one in the folder above ({above}): is the data root one level too deep? Give "
+                f"--data-root {self.root.parent}" if above is not None else "")
         raise DatasetError(f"no coding sheet in {self.root} (looked for {', '.join(self.sheet_patterns)}); "
-                           f"give one with --dataset-set sheet=PATH")
+                           f"give one with --dataset-set sheet=PATH{hint}")
 
     def read_sheet(self, path: Path) -> pd.DataFrame:  # pragma: no cover - interface
         raise NotImplementedError
@@ -275,9 +280,40 @@ class FrameTreeDataset(Dataset):
             self._sheet_table = self.read_sheet(self.sheet_path())
         return self._sheet_table
 
+    def misplaced_root(self) -> str | None:
+        """One message when no clip folder is where the sheet says but the clips sit one level off
+        (the data root given is the release's inner folder, or the folder above it); ``None``
+        otherwise. Looks at the first clips of the sheet only, so it costs a few ``stat`` calls."""
+        rows = list(self.sheet_table().head(5).itertuples())
+        if not rows:
+            return None
+        root = self.root
+        expected = [self.clip_dir(r) for r in rows]
+        if any(p.is_dir() for p in expected):
+            return None
+        try:
+            rels = [p.relative_to(root) for p in expected]
+        except ValueError:  # a clip_dir outside the root: nothing to suggest
+            return None
+        candidates = [root.parent, root.parent.parent]
+        with contextlib.suppress(OSError):
+            children = sorted(p for p in root.iterdir() if p.is_dir())[:50]
+            candidates += children
+            for child in children[:20]:
+                with contextlib.suppress(OSError):
+                    candidates += sorted(p for p in child.iterdir() if p.is_dir())[:20]
+        for cand in candidates:
+            if cand != root and sum((cand / rel).is_dir() for rel in rels) >= max(1, len(rels) // 2):
+                return (f"no clip folder of the coding sheet is under the data root {root} (e.g. {expected[0]} is "
+                        f"missing), but they are under {cand} (e.g. {cand / rels[0]}): give --data-root {cand}")
+        return None
+
     def check(self) -> list[str]:
         """Every problem of the tree against the sheet, one line each (empty: usable)."""
         table = self.sheet_table()
+        misplaced = self.misplaced_root()
+        if misplaced:
+            return [misplaced]
         problems = []
         dup = table[table.duplicated(["subject", "clip"], keep=False)]
         for key in sorted(set(dup["subject"] + "/" + dup["clip"])):
@@ -383,6 +419,9 @@ class FrameTreeDataset(Dataset):
             else:
                 todo.append((ck, path, row))
         if todo:
+            misplaced = self.misplaced_root()
+            if misplaced:
+                raise DatasetError(misplaced)
             self._compute_many(representation, todo)
         return np.stack([self._cache[f"{representation}:{sid}"] for sid in rows["sample_id"]])
 
@@ -410,14 +449,12 @@ class FrameTreeDataset(Dataset):
         if not found:
             self.no_face_.append(row.sample_id)
         self._cache[ck] = arr
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:  # no temporary file is left on failure
                 np.save(f, arr)
-            os.replace(tmp, path)
         except OSError:
-            tmp.unlink(missing_ok=True)  # an unwritable cache only costs recomputation
+            pass  # an unwritable cache only costs recomputation
 
 
 class CASME(FrameTreeDataset):

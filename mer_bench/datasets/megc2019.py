@@ -57,6 +57,20 @@ LABEL_FILE = "combined_3class_gt.csv"
 FLOW_DIR = "flow"
 
 
+#: PIL modes a flow image must not have, in words (a single plane would be copied into u, v and strain)
+FLOW_MODES = {"L": "8-bit grayscale", "LA": "8-bit grayscale with alpha", "I;16": "16-bit grayscale",
+              "I;16B": "16-bit grayscale", "I;16L": "16-bit grayscale", "I": "32-bit integer grayscale",
+              "F": "32-bit float grayscale", "1": "1-bit black and white", "P": "a palette image",
+              "PA": "a palette image", "CMYK": "CMYK", "YCbCr": "YCbCr", "RGBX": "RGBX"}
+
+
+def _sixteen_bit(im) -> bool:
+    """Whether an unloaded PIL image stores 16 bits per channel (Pillow opens a 48-bit PNG as "RGB")."""
+    raw = im.tile[0][3] if getattr(im, "tile", None) else ""
+    raw = raw[0] if isinstance(raw, tuple) and raw else raw
+    return ";16" in str(raw)
+
+
 def canonical_subject(db: str, subject: str) -> str:
     """The canonical subject id: CASME II ``sub01``, SAMM ``006``, SMIC ``s01``.
 
@@ -270,6 +284,11 @@ class MEGC2019Flow(Dataset):
                     with Image.open(f) as im:
                         if im.size != (28, 28):
                             raise DatasetError(f"{f}: flow image is {im.size[0]}x{im.size[1]}, expected 28x28")
+                        if im.mode not in ("RGB", "RGBA") or _sixteen_bit(im):
+                            kind = ("16-bit RGB" if im.mode in ("RGB", "RGBA")
+                                    else FLOW_MODES.get(im.mode, f"PIL mode {im.mode!r}"))
+                            raise DatasetError(f"{f}: flow image is {kind}; expected 8-bit RGB (u, v and optical "
+                                               f"strain in the three channels, as the composite's release)")
                         arr = np.asarray(im.convert("RGB"), dtype=np.float32)
                 except (OSError, UnidentifiedImageError) as exc:
                     raise DatasetError(f"cannot read flow image {f}: {exc}") from None

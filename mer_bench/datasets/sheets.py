@@ -81,6 +81,30 @@ def _frames(values: pd.Series, path: Path, column: str, offset_row: int | None) 
     return pd.Series(out, index=values.index, dtype="Int64")
 
 
+def _nonempty(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``df`` when it has clips; a sheet with a header and no rows is a clear error."""
+    if not len(df):
+        raise DatasetError(f"{path}: the coding sheet has a header but no clip rows")
+    return df
+
+
+def _subjects(values: pd.Series, path: Path, column: str, first_row: int, fmt: str) -> list[str]:
+    """Subject cells (``1``, ``'01'``, ``1.0``) to canonical names with ``fmt`` (``'sub{:02d}'``).
+    ``first_row``: the sheet row of the frame's index 0 (errors name the row)."""
+    out = []
+    for i, v in zip(values.index, values):
+        text = str(v).strip()
+        try:
+            number = float(text)
+            if number != int(number) or number < 0:
+                raise ValueError
+        except (ValueError, OverflowError):
+            raise DatasetError(f"{path}, sheet row {i + first_row}: {column} is {text!r}, not a subject number") \
+                from None
+        out.append(fmt.format(int(number)))
+    return out
+
+
 def _finish(rows: dict, path: Path, version: str, dataset: str, fixes: bool) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df["sheet"] = path.name
@@ -105,10 +129,10 @@ def read_casme2_sheet(path: str | Path, fixes: bool = True) -> pd.DataFrame:
     _need(df, ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",
                "Estimated Emotion"], path)
     version = "2019" if "Objective Classes" in df.columns else "2014"
-    df = df.dropna(subset=["Subject", "Filename"])
+    df = _nonempty(df.dropna(subset=["Subject", "Filename"]), path)
     return _finish({
         "dataset": "casme2",
-        "subject": [f"sub{int(s):02d}" for s in df["Subject"]],
+        "subject": _subjects(df["Subject"], path, "Subject", 2, "sub{:02d}"),
         "clip": df["Filename"].str.strip(),
         "onset": _frames(df["OnsetFrame"], path, "OnsetFrame", 2),
         "apex": _frames(df["ApexFrame"], path, "ApexFrame", 2),
@@ -136,11 +160,11 @@ def read_samm_sheet(path: str | Path, fixes: bool = True) -> pd.DataFrame:
     df = _read_excel(path, sheet_name=0, header=header)
     _need(df, ["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "Action Units",
                "Estimated Emotion"], path, header + 1)
-    df = df.dropna(subset=["Subject", "Filename"])
+    df = _nonempty(df.dropna(subset=["Subject", "Filename"]), path)
     version = "v2" if header > 0 else "micro_only"
     return _finish({
         "dataset": "samm",
-        "subject": [f"{int(s):03d}" for s in df["Subject"]],
+        "subject": _subjects(df["Subject"], path, "Subject", header + 2, "{:03d}"),
         "clip": df["Filename"].str.strip(),
         "onset": _frames(df["Onset Frame"], path, "Onset Frame", header + 2),
         "apex": _frames(df["Apex Frame"], path, "Apex Frame", header + 2),
@@ -165,7 +189,7 @@ def read_smic_sheet(path: str | Path, smic_apex: str = "middle", fixes: bool = T
     path = Path(path)
     df = _read_excel(path, sheet_name=0)
     _need(df, ["subject", "clip", "label", "onset_frame", "apex_frame", "offset_frame"], path)
-    df = df.dropna(subset=["subject", "clip"])
+    df = _nonempty(df.dropna(subset=["subject", "clip"]), path)
     bad = sorted(set(df["label"].str.strip()) - set(SMIC_LABELS))
     if bad:
         raise DatasetError(f"{path}: unknown labels {bad}; SMIC uses 0 negative, 1 positive, 2 surprise")
@@ -191,7 +215,7 @@ def read_casme3_sheet(path: str | Path, fixes: bool = True) -> pd.DataFrame:
     path = Path(path)
     df = _read_excel(path, sheet_name="label")
     _need(df, ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "emotion"], path)
-    df = df.dropna(subset=["Subject", "Filename"])
+    df = _nonempty(df.dropna(subset=["Subject", "Filename"]), path)
     onset = _frames(df["Onset"], path, "Onset", 2)
     return _finish({
         "dataset": "casme3",
@@ -220,7 +244,7 @@ def read_casme_sheet(path: str | Path, fixes: bool = True) -> pd.DataFrame:
     path = Path(path)
     df = _read_excel(path, sheet_name=0)
     _need(df, ["Subject", "Filename", "OnsetF", "ApexF1", "OffsetF", "Emotion"], path)
-    df = df.dropna(subset=["Subject", "Filename"])
+    df = _nonempty(df.dropna(subset=["Subject", "Filename"]), path)
     au_col = next((c for c in df.columns if str(c).strip().lower() in ("au", "aus", "action units", "action unit")),
                   None)
     onset = _frames(df["OnsetF"], path, "OnsetF", 2)
@@ -228,7 +252,7 @@ def read_casme_sheet(path: str | Path, fixes: bool = True) -> pd.DataFrame:
     apex = _frames(df["ApexF1"], path, "ApexF1", 2)
     blank = apex.isna() & onset.notna() & offset.notna()
     apex = apex.where(~blank, onset + (offset - onset) // 2)
-    subject = [f"sub{int(float(s)):02d}" for s in df["Subject"]]
+    subject = _subjects(df["Subject"], path, "Subject", 2, "sub{:02d}")
     out = _finish({
         "dataset": "casme",
         "subject": subject,
@@ -293,7 +317,7 @@ def read_casme_sq_sheet(path: str | Path, expressions: str = "micro", fixes: boo
     df.columns = list(CASME_SQ_COLUMNS)
     if len(df) and not str(df["onset"].iat[0]).strip().replace(".", "", 1).isdigit():
         df = df.iloc[1:]  # a header row someone added
-    df = df.dropna(subset=["participant", "clip"])
+    df = _nonempty(df.dropna(subset=["participant", "clip"]), path)
 
     def _rule(sheet: str, key_col: int, value_col: int) -> dict[str, str]:
         r = _read_excel(path, sheet_name=rules[sheet], header=None)

@@ -53,14 +53,17 @@ flow methods run anywhere; strain is ``sqrt(ux^2 + vy^2 + (uy + vx)^2 / 2)`` (Sh
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from mer_bench.atomic import atomic_path
 from mer_bench.data import Dataset, DatasetError, validate_table
 
 __all__ = ["SyntheticMER", "cache_dir"]
@@ -272,19 +275,19 @@ class SyntheticMER(Dataset):
         if self.cache and path.exists():
             try:
                 with np.load(path, allow_pickle=False) as z:
-                    table = pd.read_json(str(z["table"]), orient="split", dtype=False)
+                    table = pd.read_json(io.StringIO(str(z["table"])), orient="split", dtype=False)
                     data = {"table": table, "clips": z["clips"], "masks": z["masks"]}
-            except Exception:  # a corrupt cache is regenerated, never trusted
-                data = None
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                data = None  # a damaged cache entry is regenerated and replaced, never trusted
         if data is None:
             data = self._generate()
             if self.cache:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-                    np.savez(tmp, table=data["table"].to_json(orient="split", index=False),
-                             clips=data["clips"], masks=data["masks"])
-                    os.replace(tmp, path)
+                    with atomic_path(path) as tmp:  # no temporary file is left behind on failure
+                        with open(tmp, "wb") as f:
+                            np.savez(f, table=data["table"].to_json(orient="split", index=False),
+                                     clips=data["clips"], masks=data["masks"])
                 except OSError:
                     pass  # an unwritable cache only costs regeneration time
         validate_table(data["table"], len(CLASSES), where=f"synthetic (seed {self.seed})")
