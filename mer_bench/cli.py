@@ -776,7 +776,8 @@ def _os_error(exc: OSError) -> str:
     advice = {errno.EACCES: "check the permissions of that path", errno.EPERM: "check the permissions of that path",
               errno.ENOSPC: "free some space; nothing finished was lost", errno.EROFS: "that file system is read-only",
               errno.ENOTDIR: "a part of that path is a file, not a folder",
-              errno.EISDIR: "that path is a folder; give a file"}.get(exc.errno, "")
+              errno.EISDIR: "that path is a folder; give a file",
+              errno.EEXIST: "a file is where a folder should be"}.get(exc.errno, "")
     return f"{paths + ': ' if paths else ''}{reason}" + (f" ({advice})" if advice else "")
 
 

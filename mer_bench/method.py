@@ -371,7 +371,8 @@ def resolve_params(cls: type[Method], preset: str | None = None,
 
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ParameterError(f"{cls.info.name} has no hyper-parameter {key!r}{hint}; valid: {', '.join(valid)}")
+            raise ParameterError(f"{cls.info.name} has no hyper-parameter {key!r}{hint}; valid: "
+                                 f"{', '.join(valid) or 'none (it takes no hyper-parameters)'}")
         params[key] = _coerce(cls, key, value, cls.default_params()[key])
     params.pop("random_state", None)
     cls.check_params(params)
