@@ -12,7 +12,7 @@ Run::
     python benchmarks/bench_casme2_sized_loso.py --channels-last --cudnn-benchmark --stack-folds 2
 
 It trains the first ``--folds`` folds through the runner's own unit of work
-(:func:`mer_bench.runner.fit_predict_fold`, or :func:`~mer_bench.runner.fit_predict_folds_stacked`),
+(:func:`mer_bench.pipeline.folds.fit_predict_fold`, or :func:`~mer_bench.pipeline.folds.fit_predict_folds_stacked`),
 reports the time per fold and extrapolates to 26 folds x 100 epochs (cost grows with epochs x
 folds). Precision follows the method's ``auto`` (bf16 autocast on a GPU that supports it).
 """
@@ -25,8 +25,8 @@ import time
 
 from mer_bench import runtime
 from mer_bench.method import resolve_params
+from mer_bench.pipeline.folds import fit_predict_fold, fit_predict_folds_stacked
 from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
-from mer_bench.runner import fit_predict_fold, fit_predict_folds_stacked
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "up to floating-point noise)")
     r.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local (default): folds one after another here; ray: each fold a Ray task (pip install "
-                        "'mer-bench[ray]'; see mer_bench/executors.py)")
+                        "'mer-bench[ray]'; see mer_bench/pipeline/executors.py)")
     r.add_argument("--ray-address", default=None,
                    help="Ray cluster to use (HOST:PORT, ray://HOST:10001 or auto); default: start a local Ray "
                         "instance")
@@ -280,7 +280,7 @@ def _cmd_run(args) -> int:
     store = Store(args.store)  # an unwritable store fails here, before any work
     try:
         device = resolve_device(args.device) if args.executor == "local" else args.device  # ray: on the workers
-        from mer_bench.runner import prepare
+        from mer_bench.pipeline import prepare
 
         dataset = args.dataset
         if dataset is None:
@@ -314,7 +314,7 @@ def _execute_with_progress(prep, store, device, force, quiet=False, executor="lo
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from mer_bench.runner import execute
+    from mer_bench.pipeline import execute
 
     console = Console(stderr=True)
     spec0 = prep.specs[0]
@@ -426,7 +426,7 @@ def _cmd_ablate(args) -> int:
     from mer_bench.ablation import ablation_table, arms_for, expand_grid, render_ablation
     from mer_bench.leaderboard import write_leaderboard
     from mer_bench.method import parse_overrides
-    from mer_bench.runner import prepare
+    from mer_bench.pipeline import prepare
     from mer_bench.runtime import resolve_device
     from mer_bench.store import Store
 
@@ -651,8 +651,8 @@ def _cmd_import(args) -> int:
     from mer_bench.commands import check_name
     from mer_bench.importers import import_predictions
     from mer_bench.leaderboard import SUBSET_NAMES
+    from mer_bench.metrics import run_metrics
     from mer_bench.registry import DATASETS
-    from mer_bench.runner import run_metrics
     from mer_bench.store import Store
 
     options = {} if args.data_root is None else {"data_root": args.data_root}
@@ -725,9 +725,9 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     from mer_bench.data import DatasetError
-    from mer_bench.executors import ExecutorError
     from mer_bench.method import MethodError, ParameterError
     from mer_bench.metrics import AbsentClassError
+    from mer_bench.pipeline.executors import ExecutorError
     from mer_bench.protocol import ProtocolError
     from mer_bench.registry import RegistryError
     from mer_bench.store import StoreError

@@ -177,8 +177,8 @@ def import_predictions(store: Store, path: str | Path, name: str, dataset, proto
             already imported under ``name`` (without ``force``).
     """
     from mer_bench.commands import check_name
+    from mer_bench.pipeline.plan import config_hash
     from mer_bench.registry import METHODS, PROTOCOLS
-    from mer_bench.runner import config_hash
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown import format {fmt!r}; known: {', '.join(FORMATS)}")

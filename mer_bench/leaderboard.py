@@ -25,7 +25,7 @@ import pandas as pd
 from mer_bench import __version__
 from mer_bench.atomic import atomic_write_text
 from mer_bench.commands import mer_bench_command
-from mer_bench.runner import run_metrics
+from mer_bench.metrics import run_metrics
 from mer_bench.store import Store, StoreWarning
 
 __all__ = ["leaderboard_rows", "render_markdown", "write_leaderboard", "SUBSET_NAMES"]

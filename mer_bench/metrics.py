@@ -124,3 +124,22 @@ def breakdown(y_true: Sequence[int], y_pred: Sequence[int], groups: Sequence[str
         m = g == name
         out[name] = pooled_scores(t[m], p[m], n_classes, absent, class_names)
     return out
+
+
+#: report order of the databases of a composite (MEGC 2019: SMIC, CASME II, SAMM)
+SUBSET_ORDER = ("smic", "casme2", "samm")
+
+
+def run_metrics(preds, classes: tuple[str, ...]) -> dict[str, dict]:
+    """Pooled scores (``Full``) plus a per-database breakdown when the dataset is a composite.
+
+    A class absent from the ground truth is excluded from the means and listed in
+    ``absent_classes`` (see :mod:`mer_bench.metrics`).
+    """
+    groups = preds["dataset"].to_numpy()
+    scores = breakdown(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), groups, len(classes), classes,
+                       absent="exclude")
+    if len(set(groups)) == 1:
+        return {"Full": scores["Full"]}
+    order = ["Full", *SUBSET_ORDER]
+    return dict(sorted(scores.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))

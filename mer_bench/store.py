@@ -15,7 +15,7 @@ Tables:
 
 A fold is written atomically (one transaction), so a run killed at any point (Ctrl-C,
 ``kill -9``) keeps exactly its completed folds, and re-running resumes from them. ``--force``
-computes the new run under :func:`mer_bench.runner.pending_id` and swaps it in
+computes the new run under :func:`mer_bench.pipeline.runner.pending_id` and swaps it in
 (:meth:`Store.promote`) only when it is complete.
 
 The file is marked as a mer-bench store (``PRAGMA application_id`` = :data:`APPLICATION_ID`,

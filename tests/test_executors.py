@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mer_bench.cli import main
-from mer_bench.executors import ExecutorError, run_folds_on_ray
-from mer_bench.runner import execute, prepare
+from mer_bench.pipeline import execute, prepare
+from mer_bench.pipeline.executors import ExecutorError, FoldWriter, run_folds_on_ray
 from mer_bench.store import Store
 
 ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'mer-bench[ray]')")
@@ -65,7 +65,7 @@ def _dying_fold_task(payload):
     import os
     from pathlib import Path
 
-    from mer_bench import executors
+    from mer_bench.pipeline import executors
 
     f = Path(payload["die_file"])
     if payload["fold_index"] == 1 and int(f.read_text()) > 0:
@@ -79,7 +79,7 @@ def _dying_fold_task(payload):
 def test_a_dying_worker_is_retried_or_reported_and_nothing_is_lost(local_ray, tmp_path, monkeypatch, deaths, retries):
     import sys
 
-    from mer_bench import executors
+    from mer_bench.pipeline import executors
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
     die_file = tmp_path / "deaths"
@@ -116,13 +116,13 @@ def test_unreachable_cluster_and_missing_gpu_are_clear_errors(tmp_path, capsys):
         ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         with Store(tmp_path / "g.sqlite") as store, pytest.raises(ExecutorError, match="Ray cluster has 0"):
-            run_folds_on_ray(prep, store, 0, [], 3, "cuda", None, {"num_gpus": 1})
+            run_folds_on_ray(prep, 0, [], FoldWriter(store, {}, 3), "cuda", {"num_gpus": 1})
     finally:
         ray.shutdown()
 
 
 def test_runtime_env_is_a_json_object_or_a_json_file(tmp_path):
-    from mer_bench.executors import _runtime_env
+    from mer_bench.pipeline.executors import _runtime_env
 
     f = tmp_path / "env.json"
     f.write_text('{"pip": ["my-mer-plugin"], "env_vars": {"OMP_NUM_THREADS": "1"}}')

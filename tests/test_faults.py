@@ -27,7 +27,7 @@ import pytest
 from mer_bench.cli import main
 from mer_bench.leaderboard import leaderboard_rows, write_leaderboard
 from mer_bench.method import MethodError, ParameterError
-from mer_bench.runner import execute, pending_id, prepare
+from mer_bench.pipeline import execute, pending_id, prepare
 from mer_bench.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreBusyError, StoreError, StoreWarning
 
 pytestmark = pytest.mark.faults

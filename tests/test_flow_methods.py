@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from mer_bench.method import ParameterError, resolve_params
+from mer_bench.pipeline import run
 from mer_bench.registry import METHODS
-from mer_bench.runner import run
 from mer_bench.store import Store
 from mer_bench.torch_method import TorchImageMethod, hflip
 
@@ -66,7 +66,7 @@ def test_meranet_takes_a_flow_image_as_a_one_frame_clip(tmp_path):
     res = run("meranet", "loso", "synthetic", overrides={"width": 4, "epochs": 1, "batch_size": 16},
               dataset_options=SMALL, store=tmp_path / "s.sqlite")[0]
     assert res.status == "computed"  # synthetic has clips: the clip representation is preferred
-    from mer_bench.runner import prepare
+    from mer_bench.pipeline import prepare
 
     assert prepare("meranet", "loso", "synthetic", dataset_options=SMALL).representation == "clip"
     assert prepare("ststnet", "loso", "synthetic", dataset_options=SMALL).representation == "flow"
@@ -100,7 +100,7 @@ def test_select_epoch_both_equals_separate_runs_and_is_labelled_leaky(tmp_path):
 
 
 def test_epoch_selection_is_refused_for_methods_without_epochs():
-    from mer_bench.runner import prepare
+    from mer_bench.pipeline import prepare
 
     with pytest.raises(ParameterError, match="no epochs to select"):
         prepare("chance", "loso", "synthetic", dataset_options=SMALL, selection="best-on-test")

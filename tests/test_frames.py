@@ -137,7 +137,7 @@ def test_preprocessed_representations_are_cached(tmp_path, monkeypatch):
 
 def test_a_raw_dataset_runs_through_the_runner(tmp_path, monkeypatch):
     pytest.importorskip("cv2")
-    from mer_bench.runner import run
+    from mer_bench.pipeline import run
 
     monkeypatch.setenv("MER_BENCH_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "CASME2"
@@ -194,8 +194,8 @@ def test_check_then_run_meranet_casme2_5class_loso_on_a_generated_tree(tmp_path,
 
 
 def test_protocols_fix_the_class_scheme(tmp_path):
+    from mer_bench.pipeline import prepare
     from mer_bench.protocol import ProtocolError
-    from mer_bench.runner import prepare
 
     with pytest.raises(ProtocolError, match="needs a dataset with class schemes"):
         prepare("chance", "casme2-5class-loso", "synthetic")
@@ -224,7 +224,7 @@ def test_smic_vis_reads_its_clip_list_from_the_tree(tmp_path, capsys):
 def test_megc2019_cde_runs_from_raw_trees_with_the_official_list(tmp_path, monkeypatch):
     pytest.importorskip("cv2")
     from mer_bench.datasets.composite import MEGC2019Raw
-    from mer_bench.runner import run
+    from mer_bench.pipeline import run
 
     monkeypatch.setenv("MER_BENCH_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "megc"

@@ -14,9 +14,9 @@ from mer_bench.cli import main
 from mer_bench.data import DatasetError
 from mer_bench.datasets.megc2019 import MEGC2019Flow, canonical_clip, canonical_subject, read_label_file
 from mer_bench.importers import import_predictions, read_megc_log
+from mer_bench.metrics import run_metrics
 from mer_bench.protocol import ProtocolError
 from mer_bench.registry import DATASETS, PROTOCOLS
-from mer_bench.runner import run_metrics
 from mer_bench.store import Store
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "megc2019-composite"

@@ -6,8 +6,8 @@ import torch
 
 from mer_bench.cli import main
 from mer_bench.data import DatasetError
+from mer_bench.pipeline import prepare
 from mer_bench.registry import METHODS
-from mer_bench.runner import prepare
 
 
 def _params(model):

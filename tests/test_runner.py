@@ -10,9 +10,9 @@ import pytest
 
 from mer_bench.data import DatasetError
 from mer_bench.method import ParameterError
+from mer_bench.pipeline import execute, prepare, run
 from mer_bench.protocol import ProtocolError
 from mer_bench.registry import UnknownNameError
-from mer_bench.runner import execute, prepare, run
 from mer_bench.store import Store, StoreError
 
 SMALL = {"n_subjects": 4, "min_clips": 6, "max_clips": 8}

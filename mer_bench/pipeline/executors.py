@@ -1,13 +1,19 @@
 """Executors: where the folds of a run are trained.
 
-* ``local`` (default): one fold after another in this process (:func:`mer_bench.runner.execute`).
+Both executors take the same arguments: the plan, a seed, the folds still to train (``work``:
+``(fold_index, fold, specs)`` triples), a :class:`FoldWriter` and the device; they return the
+device the folds ran on. Only the driver writes the store, through the one :class:`FoldWriter`,
+one fold per transaction.
+
+* ``local`` (default): one fold after another in this process (:func:`run_folds_locally`),
+  optionally several folds at once with their networks stacked (``stack_folds``).
 * ``ray``: every pending fold is a Ray core task (``@ray.remote``) that requests ``num_cpus`` /
   ``num_gpus``; works with a local ``ray.init()`` (default: this machine) and with a cluster
   (``--ray-address ray://host:10001`` or ``auto``). Ray is an optional extra:
   ``pip install mer-bench[ray]``.
 
 A task rebuilds the method, dataset and protocol from their registry names and constructor
-arguments, trains its fold with :func:`mer_bench.runner.fit_predict_fold` (the same code and seed
+arguments, trains its fold with :func:`mer_bench.pipeline.folds.fit_predict_fold` (the same code and seed
 as the local executor, hence the same predictions up to floating-point noise) and returns the
 prediction rows. Only the driver writes the store, one fold per transaction as results arrive, so
 nothing is written twice and every completed fold survives a failure elsewhere. A task whose
@@ -23,22 +29,82 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["run_folds_on_ray", "ExecutorError"]
+from mer_bench import runtime
+from mer_bench.pipeline.folds import fit_predict_fold, fit_predict_folds_stacked
+
+__all__ = ["FoldWriter", "run_folds_locally", "run_folds_on_ray", "EXECUTORS", "ExecutorError"]
 
 
 class ExecutorError(RuntimeError):
     """The executor could not run (or finish) the folds; completed folds are in the store."""
 
 
+class FoldWriter:
+    """Stores a finished fold for every run of the seed that asked for it, in the store of the
+    driver, and reports it (``on_fold(spec, i, n_folds, name, "done")``).
+
+    Args:
+        write_ids: run id -> the id its folds are written under (``--force`` writes a pending run).
+        n_folds: the protocol's number of folds (for the progress report).
+    """
+
+    def __init__(self, store: Any, write_ids: dict[str, str], n_folds: int,
+                 on_fold: Callable[..., None] | None = None) -> None:
+        self.store, self.write_ids, self.n_folds, self.on_fold = store, write_ids, n_folds, on_fold
+
+    def started(self, spec: Any, fold_index: int, fold: Any) -> None:
+        if self.on_fold:
+            self.on_fold(spec, fold_index, self.n_folds, fold.name, "start")
+
+    def __call__(self, fold_index: int, fold: Any, specs: list, rows: dict[str, list[tuple]], wall_time: float,
+                 device: str) -> None:
+        """Write ``rows[spec.selection]`` of fold ``fold_index`` for each of ``specs``."""
+        for spec in specs:
+            self.store.write_fold(self.write_ids.get(spec.run_id, spec.run_id), fold_index, fold.name,
+                                  len(fold.train), wall_time, device, rows[spec.selection])
+        if self.on_fold:
+            self.on_fold(specs[0], fold_index, self.n_folds, fold.name, "done")
+
+
+def run_folds_locally(prep: Any, seed: int, work: list, write: FoldWriter, device: str,
+                      options: dict[str, Any]) -> str:
+    """Train ``work`` here, fold by fold (or ``options["stack_folds"]`` at once), writing each
+    fold as it finishes; returns ``device``.
+
+    ``options``: ``stack_folds`` (default 1), ``progress`` (the trainer's progress callback) and the
+    trainer's run-time settings ``channels_last``, ``cudnn_benchmark``, ``compile``.
+    """
+    stack_folds = int(options.get("stack_folds", 1))
+    params = work[0][2][0].params if work else {}
+    with runtime.use(device=device, progress=options.get("progress"),
+                     channels_last=bool(options.get("channels_last")),
+                     cudnn_benchmark=bool(options.get("cudnn_benchmark")), compile=bool(options.get("compile"))):
+        for start in range(0, len(work), stack_folds):
+            chunk = work[start:start + stack_folds]
+            for i, fold, todo in chunk:
+                write.started(todo[0], i, fold)
+            t0 = time.perf_counter()
+            if len(chunk) > 1:
+                rows = fit_predict_folds_stacked(prep.method_cls, params, prep.dataset, prep.representation,
+                                                 [(i, f) for i, f, _ in chunk], seed)
+            else:
+                i, fold, todo = chunk[0]
+                rows = {i: fit_predict_fold(prep.method_cls, params, prep.dataset, prep.representation, fold, i,
+                                            seed, sorted({s.selection for s in todo}))}
+            per_fold = (time.perf_counter() - t0) / len(chunk)  # a stacked group's time, shared
+            for i, fold, todo in chunk:
+                write(i, fold, todo, rows[i], per_fold, device)
+    return device
+
+
 def _fold_task(payload: dict[str, Any]) -> dict[str, Any]:
     """Run on a Ray worker: rebuild the run's objects and train one fold."""
     import torch
 
-    from mer_bench import runtime
     from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
-    from mer_bench.runner import fit_predict_fold
     from mer_bench.runtime import resolve_device
 
     # the thread count changes floating-point sums: use exactly the CPUs the task asked for
@@ -121,11 +187,12 @@ def _connect(address: str | None, num_cpus: int | None, runtime_env: dict | None
     return ray
 
 
-def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: str, on_fold,
-                     options: dict[str, Any], write_ids: dict[str, str] | None = None) -> str:
-    """Run ``work`` (``(fold_index, fold, specs)`` triples) of ``prep`` as Ray tasks and write each
-    result to ``store`` as it arrives; returns the workers' device type (``"cpu"`` or ``"cuda"``).
-    ``write_ids``: run id -> the id its folds are written under (``--force`` writes a pending run).
+def run_folds_on_ray(prep: Any, seed: int, work: list, write: FoldWriter, device: str,
+                     options: dict[str, Any]) -> str:
+    """Run ``work`` of ``prep`` as Ray tasks and write each result as it arrives; returns the
+    workers' device (``"ray:cpu"`` or ``"ray:cuda"``).
+
+    ``options``: ``address``, ``num_cpus`` / ``num_gpus`` per fold, ``max_retries``, ``runtime_env``.
 
     Raises:
         ExecutorError: Ray missing or unreachable, a GPU requested from a cluster without one, or
@@ -152,8 +219,7 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
                    "fold_index": i, "selections": sorted({s.selection for s in todo}),
                    "device": task_device, "threads": max(1, int(num_cpus))}
         refs[task.remote(payload)] = (i, fold, todo)
-        if on_fold:
-            on_fold(lead, i, n_folds, fold.name, "start")
+        write.started(lead, i, fold)
     failures = []
     pending = list(refs)
     while pending:
@@ -164,12 +230,7 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
         except Exception as exc:  # the task raised (e.g. a plugin missing on the worker) or its worker died
             failures.append(f"fold {i} ({fold.name}): {type(exc).__name__}: {str(exc).strip().splitlines()[-1]}")
             continue
-        for spec in todo:
-            store.write_fold((write_ids or {}).get(spec.run_id, spec.run_id), i, fold.name, len(fold.train),
-                             res["wall_time"], f"ray:{res['device']}",
-                             res["rows"][spec.selection])
-        if on_fold:
-            on_fold(lead, i, n_folds, fold.name, "done")
+        write(i, fold, todo, res["rows"], res["wall_time"], f"ray:{res['device']}")
     if failures:
         hint = ""
         if any("UnknownNameError" in f or "PluginLoadError" in f or "ModuleNotFoundError" in f for f in failures):
@@ -183,4 +244,8 @@ def run_folds_on_ray(prep, store, seed: int, work: list, n_folds: int, device: s
         raise ExecutorError(f"{len(failures)} fold(s) failed on Ray workers; the {len(work) - len(failures)} others "
                             f"are stored, and re-running the command resumes with the missing ones:\n  "
                             + "\n  ".join(failures) + hint)
-    return task_device
+    return f"ray:{task_device}"
+
+
+#: executor name -> function(prep, seed, work, write, device, options) -> device
+EXECUTORS: dict[str, Callable[..., str]] = {"local": run_folds_locally, "ray": run_folds_on_ray}

@@ -1,0 +1,223 @@
+"""The runner: a checked plan -> folds trained by an executor -> stored predictions -> scores.
+
+The pipeline is a straight line::
+
+    plan.prepare()  ->  runner.execute()  ->  executors (local or Ray)  ->  folds.fit_predict_fold()
+        dataset.table()  ->  protocol.folds(table, seed)  ->  for each fold still to do:
+            method = Method(**params, random_state=seed*1000 + fold)     # fresh, seeded
+            method.fit(train samples)                                     # never sees test labels
+            predict(test samples without labels)  ->  FoldWriter -> store.write_fold()  # one transaction
+        ->  metrics.run_metrics(all stored predictions)
+
+Everything before the first fold is checked first (names, hyper-parameters, representation,
+protocol feasibility, a writable store, the run's lease), so bad input fails in seconds and
+loses nothing. A run's identity is its ``run_id`` = configuration hash + seed; a completed run is
+not recomputed unless ``force=True`` (then the new run is computed beside the old one and
+replaces it only when complete), and an interrupted one resumes from its completed folds,
+giving the same predictions as an uninterrupted run (each fold is seeded independently).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mer_bench import __version__
+from mer_bench.method import MethodError
+from mer_bench.metrics import run_metrics
+from mer_bench.pipeline.executors import EXECUTORS, FoldWriter
+from mer_bench.pipeline.folds import check_stacking
+from mer_bench.pipeline.plan import SELECTIONS, Prepared, RunSpec, prepare
+from mer_bench.store import Store
+
+__all__ = ["RunResult", "execute", "run", "git_commit", "pending_id"]
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``status``: ``computed``, ``resumed`` or ``cached``."""
+
+    spec: RunSpec
+    status: str
+    n_folds: int
+    wall_time: float
+    scores: dict[str, dict] = field(default_factory=dict)
+    device: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.spec
+        return {"run_id": s.run_id, "config_hash": s.config_hash, "method": s.method, "dataset": s.dataset,
+                "protocol": s.protocol, "seed": s.seed, "preset": s.preset, "params": s.params,
+                "leaky": s.leaky, "selection": SELECTIONS[s.selection], "status": self.status,
+                "folds": self.n_folds, "wall_time": self.wall_time,
+                "device": self.device, "scores": self.scores}
+
+
+def git_commit() -> str:
+    """The git commit of the mer-bench source tree, or ``"unknown"`` (e.g. a wheel install)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        commit = out.stdout.strip()
+        if out.returncode or not commit:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = False,
+            on_fold=None, on_progress=None, executor: str = "local",
+            ray_options: dict[str, Any] | None = None, channels_last: bool = False,
+            stack_folds: int = 1, cudnn_benchmark: bool = False, compile: bool = False) -> list[RunResult]:
+    """Run (or resume, or reuse) every spec of ``prep``; returns one :class:`RunResult` per seed.
+
+    Args:
+        on_fold: ``on_fold(spec, fold_index, n_folds, fold_name, status)`` after each fold
+            (``status``: ``"start"``, ``"done"``, ``"skipped"``).
+        on_progress: passed to the trainer as the runtime progress callback.
+        executor: ``"local"`` (in this process) or ``"ray"`` (each fold a Ray task); see
+            :mod:`mer_bench.pipeline.executors`. The store is written here, by the driver, either way.
+        ray_options: ``address``, ``num_cpus`` / ``num_gpus`` per fold, ``max_retries``.
+        channels_last: train in the channels-last memory format (a run-time setting: not part of
+            the run's identity, the same results up to floating-point noise).
+        stack_folds: train up to this many folds at once with their networks stacked
+            (:func:`fit_predict_folds_stacked`; local executor, torch methods). A run-time setting
+            like ``channels_last``: the same results up to floating-point noise. An interruption
+            loses the folds of the group in training, as fold-by-fold loses the fold in training.
+        cudnn_benchmark, compile: run-time settings of the trainer (:class:`mer_bench.runtime.Runtime`).
+
+    Raises:
+        ValueError: an unknown executor or an unavailable device.
+        ParameterError: ``stack_folds`` that cannot apply (see :func:`check_stacking`).
+    """
+    from mer_bench.runtime import resolve_device
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose {' or '.join(EXECUTORS)}")
+    dev = resolve_device(device) if executor == "local" else device
+    check_stacking(prep.method_cls, stack_folds, executor, sorted({s.selection for s in prep.specs}), channels_last,
+                   compile)
+    table = prep.dataset.table()
+    results = []
+    groups: dict[int, list[RunSpec]] = {}
+    for spec in prep.specs:  # the specs of one seed share their trainings (selection="both")
+        groups.setdefault(spec.seed, []).append(spec)
+    held: list[str] = []  # rows this call holds the lease on
+    try:
+        for seed, specs in groups.items():
+            results += _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_fold, on_progress,
+                                     executor, ray_options, channels_last, stack_folds, cudnn_benchmark, compile)
+    except BaseException:
+        for write_id in held:  # a start that failed before its first fold leaves no "running" row
+            with contextlib.suppress(Exception):
+                store.discard_if_empty(write_id)
+        raise
+    finally:
+        for write_id in held:
+            store.release(write_id)
+    return results
+
+
+def pending_id(run_id: str) -> str:
+    """Where ``--force`` recomputes run ``run_id`` until the new run is complete."""
+    return f"{run_id}~force"
+
+
+def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_fold, on_progress, executor,
+                  ray_options, channels_last, stack_folds, cudnn_benchmark, compile) -> list[RunResult]:
+    folds = prep.protocol.folds(table, seed)
+    results = []
+    pending, done, status, write = [], {}, {}, {}
+    for spec in specs:
+        existing = store.get_run(spec.run_id)
+        if existing and existing["status"] == "complete" and not force:
+            preds = store.predictions(spec.run_id)
+            results.append(RunResult(spec, "cached", len(folds), existing["wall_time"] or 0.0,
+                                     run_metrics(preds, prep.dataset.classes), existing["device"] or ""))
+            continue
+        # --force keeps the old run until the new one is complete (pending_id, then Store.promote)
+        write[spec.run_id] = pending_id(spec.run_id) if existing and force else spec.run_id
+        store.start_run({
+            "run_id": write[spec.run_id], "config_hash": spec.config_hash, "method": spec.method,
+            "dataset": spec.dataset, "protocol": spec.protocol, "seed": spec.seed, "preset": spec.preset,
+            "params": spec.params, "dataset_options": spec.dataset_options,
+            "dataset_fingerprint": spec.dataset_fingerprint, "protocol_options": spec.protocol_options,
+            "classes": list(prep.dataset.classes), "leaky": int(spec.leaky), "selection": SELECTIONS[spec.selection],
+            "n_folds": len(folds)})
+        store.acquire(write[spec.run_id])  # another process computing this run: refused here, before training
+        held.append(write[spec.run_id])
+        done[spec.run_id] = store.completed_folds(write[spec.run_id])
+        status[spec.run_id] = "resumed" if done[spec.run_id] else "computed"
+        pending.append(spec)
+    if not pending:
+        return results
+    import torch
+
+    todo_folds = [(i, fold, [s for s in pending if i not in done[s.run_id]]) for i, fold in enumerate(folds)]
+    for i, fold, todo in todo_folds:
+        if not todo and on_fold:
+            on_fold(pending[0], i, len(folds), fold.name, "skipped")
+    work = [(i, fold, todo) for i, fold, todo in todo_folds if todo]
+    writer = FoldWriter(store, write, len(folds), on_fold)
+    if work:
+        options = dict(ray_options or {}) if executor == "ray" else {
+            "stack_folds": stack_folds, "progress": on_progress, "channels_last": channels_last,
+            "cudnn_benchmark": cudnn_benchmark, "compile": compile}
+        dev = EXECUTORS[executor](prep, seed, work, writer, dev if executor == "local" else device, options)
+    n_test = sum(len(f.test) for f in folds)
+    for spec in pending:
+        wid = write[spec.run_id]
+        _check_complete(store, wid, spec, len(folds), n_test, len(prep.dataset.classes))
+        wall = store.fold_times(wid)
+        store.finish_run(wid, wall_time=wall, device=dev, package_version=__version__, git_commit=git_commit(),
+                         torch_version=torch.__version__)
+        if wid != spec.run_id:
+            store.release(wid)
+            held.remove(wid)
+            store.promote(wid, spec.run_id)
+        preds = store.predictions(spec.run_id)
+        results.append(RunResult(spec, status[spec.run_id], len(folds), wall,
+                                 run_metrics(preds, prep.dataset.classes), dev))
+    return results
+
+
+def _check_complete(store: Store, write_id: str, spec: RunSpec, n_folds: int, n_test: int, n_classes: int) -> None:
+    """Before a run is marked complete: every fold stored, every test clip once, labels in range.
+
+    Raises:
+        MethodError: what is missing or wrong (the run stays ``running``; re-running resumes it).
+    """
+    have = store.completed_folds(write_id)
+    n_pred = store.count_predictions(write_id)
+    problem = None
+    if have != set(range(n_folds)):
+        problem = f"folds {sorted(set(range(n_folds)) - have)} are missing"
+    elif n_pred != n_test:
+        problem = f"{n_pred} predictions stored for {n_test} test clips"
+    else:
+        problem = store.check_predictions(write_id, n_classes)
+    if problem:
+        raise MethodError(f"run {spec.run_id} ({spec.method}) cannot be marked complete: {problem}; it stays "
+                          f"incomplete in {store.path}")
+
+
+def run(method: str, protocol: str = "loso", dataset: str | None = None, seeds: list[int] | None = None,
+        overrides: dict[str, Any] | None = None, preset: str | None = None, store: Store | str | None = None,
+        device: str = "auto", force: bool = False, dataset_options: dict[str, Any] | None = None,
+        protocol_options: dict[str, Any] | None = None, selection: str = "last") -> list[RunResult]:
+    """Python entry point: :func:`~mer_bench.pipeline.plan.prepare` then :func:`execute` (no progress
+    display). ``dataset=None``: the protocol's own dataset, as on the command line."""
+    prep = prepare(method, protocol, dataset, seeds, overrides, preset, dataset_options, protocol_options, selection)
+    own = not isinstance(store, Store)
+    st = Store(store) if own else store
+    try:
+        return execute(prep, st, device=device, force=force)
+    finally:
+        if own:
+            st.close()
