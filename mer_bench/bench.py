@@ -5,7 +5,7 @@ optimised one, measured in the same run on the current device.
 * ``optimised``: bf16 autocast, ``channels_last_3d`` (``channels_last`` for 2D networks) for the
   model and its inputs, ``cudnn.benchmark`` on a GPU, and ``torch.compile`` with ``compile=True``.
 
-Each path builds the network as ``fit`` does (:mod:`mer_bench.profile`), then times
+Each path builds the network as ``fit`` does (:mod:`mer_bench.model_profile`), then times
 forward + backward + Adam steps on a batch of random inputs after ``warmup`` untimed steps.
 Reported: samples per second of both paths and their ratio; the achieved FLOP/s (the forward
 FLOPs counted by ``torch.utils.flop_counter`` times 3 for forward + backward) and, on a GPU whose
@@ -56,7 +56,7 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
     from torch.utils.flop_counter import FlopCounterMode
 
     from mer_bench.method import resolve_params
-    from mer_bench.profile import _natural_input
+    from mer_bench.model_profile import _natural_input
     from mer_bench.registry import METHODS
     from mer_bench.runtime import resolve_device
 
@@ -156,7 +156,7 @@ def stacking_run(name: str, path: str, folds: int = 8, n_train: int = 64, epochs
     from mer_bench import runtime
     from mer_bench.data import Samples
     from mer_bench.method import resolve_params
-    from mer_bench.profile import _natural_input
+    from mer_bench.model_profile import _natural_input
     from mer_bench.registry import METHODS
     from mer_bench.runtime import resolve_device
     from mer_bench.trainer import fit_classifier, fit_classifiers_stacked
@@ -205,3 +205,31 @@ def compare_stacking(name: str, folds: int = 8, n_train: int = 64, epochs: int =
     return {"method": name, "device": first["device"], "folds": folds, "n_train": n_train, "epochs": epochs,
             "batch_size": first["batch_size"], "input_shape": first["input_shape"], **res,
             "speedup": res["fold-by-fold"]["seconds"] / res["stacked"]["seconds"]}
+
+
+def describe_stacking(res: dict) -> str:
+    """The lines ``mer-bench bench --stack-folds K`` prints for :func:`compare_stacking`'s result."""
+    lines = []
+    for path in ("fold-by-fold", "stacked"):
+        r = res[path]
+        lines.append(f"{path:12s}: {r['samples_per_s']:9.1f} training samples/s ({r['seconds']:.2f} s for "
+                     f"{res['folds']} folds x {res['n_train']} samples x {res['epochs']} epochs, batch "
+                     f"{res['batch_size']}, input {'x'.join(map(str, res['input_shape']))}, {res['device']})")
+    lines.append(f"speed-up (stacked / fold by fold): {res['speedup']:.2f}x")
+    return "\n".join(lines)
+
+
+def describe_paths(res: dict) -> str:
+    """The lines ``mer-bench bench`` prints for :func:`compare_paths`'s result."""
+    lines = []
+    for path in ("plain", "optimised"):
+        r = res[path]
+        frac = "" if r["fraction_of_peak"] is None else f", {100 * r['fraction_of_peak']:.1f} % of the bf16 peak"
+        lines.append(f"{path:9s}: {r['samples_per_s']:8.2f} samples/s ({r['seconds_per_step']:.3f} s/step, batch "
+                     f"{r['batch_size']}, input {'x'.join(map(str, r['input_shape']))}, {r['device']}; "
+                     f"{r['tflops_achieved']:.3f} TFLOP/s{frac})")
+    lines.append(f"speed-up (optimised / plain): {res['speedup']:.2f}x")
+    if res["cpu_allocator_tuned"]:
+        lines.append("both paths ran with the CPU allocator tuning that training uses "
+                     "(mer_bench.runtime.tune_cpu_allocator; MER_BENCH_MALLOC=default turns it off)")
+    return "\n".join(lines)

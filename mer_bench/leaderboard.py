@@ -28,7 +28,7 @@ from mer_bench.commands import mer_bench_command
 from mer_bench.metrics import run_metrics
 from mer_bench.store import Store, StoreWarning
 
-__all__ = ["leaderboard_rows", "render_markdown", "write_leaderboard", "SUBSET_NAMES"]
+__all__ = ["board_name", "leaderboard_rows", "render_markdown", "write_leaderboard", "SUBSET_NAMES"]
 
 #: display names of breakdown subsets
 SUBSET_NAMES = {"Full": "Full", "smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
@@ -103,6 +103,16 @@ def _command(run: pd.Series) -> str:
     if int(run["seed"]) != 0:
         args += ["--seed", int(run["seed"])]
     return mer_bench_command(*args)
+
+
+def board_name(dataset: str | None, protocol: str | None) -> str:
+    """File name of a published board: ``<protocol>`` when the dataset is the protocol's default,
+    else ``<dataset>-<protocol>``."""
+    from mer_bench.registry import PROTOCOLS
+
+    default_ds = getattr(PROTOCOLS.get(protocol), "default_dataset", None) if protocol else None
+    parts = (protocol,) if dataset and dataset == default_ds else (dataset, protocol)
+    return "-".join(x for x in parts if x) or "leaderboard"
 
 
 def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | None = None,

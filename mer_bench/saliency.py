@@ -26,7 +26,7 @@ import numpy as np
 
 from mer_bench.atomic import save_figure
 
-__all__ = ["grad_cam", "default_target_layer", "localisation_score", "saliency_study"]
+__all__ = ["render_saliency", "grad_cam", "default_target_layer", "localisation_score", "saliency_study"]
 
 
 def default_target_layer(model, x) -> Any:
@@ -209,3 +209,36 @@ def _figure(name: str, inputs: np.ndarray, maps: np.ndarray, masks: np.ndarray, 
     save_figure(fig, path)
     plt.close(fig)
     return path
+
+
+def render_saliency(res: dict[str, Any], methods: list[str], preset: str, seed: int, overrides: list[str],
+                    layer: str | None) -> str:
+    """The markdown of a saliency study (:func:`saliency_study`'s result), with the command that
+    reproduces it (``overrides``: the ``--set KEY=VALUE`` items)."""
+    from mer_bench.commands import mer_bench_command
+
+    lines = ["# Saliency: Grad-CAM localisation on the embedded dataset", "",
+             f"Each method is trained once on the training side of a subject hold-out (seed {res['seed']}) of the "
+             f"synthetic dataset ({res['test_clips']} held-out clips from {res['test_subjects']} subjects) and "
+             f"explained with Grad-CAM (Selvaraju et al., ICCV 2017) at {res['layer']}, for the predicted "
+             "class. Localisation: the share of the saliency mass inside the clip's known motion mask (energy-based "
+             f"pointing game), averaged over clips; chance (the masks' area share) is {res['mask_area']:.3f}. "
+             "Intervals: 95 % subject-cluster bootstrap.", "",
+             "| method | preset | localisation [95% CI] | accuracy on held-out clips |", "|---|---|---|---|"]
+    for name, r in res["methods"].items():
+        lines.append(f"| {name} | {preset} | {r['localisation']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | "
+                     f"{r['accuracy']:.3f} |")
+    if "difference" in res:
+        d = res["difference"]
+        a, b = methods
+        lines += ["", f"{a} minus {b}: {d['a_minus_b']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]."]
+        if d["bayes"]:
+            bayes = d["bayes"]
+            lines[-1] += (f" Bayesian signed-rank over subjects (ROPE ±0.01): P({a} better) {bayes['p_a_better']:.2f}, "
+                          f"P(equivalent) {bayes['p_equivalent']:.2f}, P({b} better) {bayes['p_b_better']:.2f}.")
+    lines += ["", *[f"![{n}]({Path(r['figure']).name})" for n, r in res["methods"].items()], "",
+              "Reproduce: `" + mer_bench_command(
+                  "saliency", *[a for m in methods for a in ("--method", m)], "--preset", preset,
+                  "--seed", seed, *[a for o in overrides for a in ("--set", o)],
+                  *(["--layer", layer] if layer else [])) + "`", ""]
+    return "\n".join(lines)

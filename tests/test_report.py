@@ -2,7 +2,7 @@
 regenerates byte-identically."""
 
 from mer_bench.cli import main
-from mer_bench.report import cd_cliques
+from mer_bench.plots import cd_cliques
 
 
 def test_report_writes_board_and_plots(tmp_path, capsys):

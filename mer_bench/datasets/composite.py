@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mer_bench.config import require_data_root
 from mer_bench.data import Dataset, DatasetError, validate_table
+from mer_bench.data_roots import require_data_root
 from mer_bench.datasets.frames import CASME2, SAMM, SMICHS
 from mer_bench.datasets.megc2019 import LABEL_FILE, MEGC_CLASSES, MEGC2019Flow, read_label_file
 

@@ -60,8 +60,8 @@ import numpy as np
 import pandas as pd
 
 from mer_bench.atomic import atomic_path
-from mer_bench.config import require_data_root
 from mer_bench.data import Dataset, DatasetError
+from mer_bench.data_roots import require_data_root
 from mer_bench.datasets.sheets import (
     read_casme2_sheet,
     read_casme3_sheet,
@@ -204,7 +204,7 @@ class FrameTreeDataset(Dataset):
     and ``clip_dir(row)``.
 
     Args:
-        data_root: the dataset folder (see :mod:`mer_bench.config` for the other ways to give it).
+        data_root: the dataset folder (see :mod:`mer_bench.data_roots` for the other ways to give it).
         sheet: a coding-sheet path overriding the one found in the data root.
     """
 

@@ -6,7 +6,7 @@ challenge", FG 2019 (the composite of SMIC-HS, CASME II and SAMM, 3 classes); fl
 Liong et al., "Shallow triple stream three-dimensional CNN (STSTNet) for micro-expression
 recognition", FG 2019 (TV-L1 between onset and apex, plus optical strain).
 
-Data root layout (the folder given by ``--data-root``; see :mod:`mer_bench.config` for the
+Data root layout (the folder given by ``--data-root``; see :mod:`mer_bench.data_roots` for the
 environment variable and config file)::
 
     combined_3class_gt.csv           official list: db,subject,clip,label (no header); the source of truth
@@ -36,8 +36,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mer_bench.config import require_data_root
 from mer_bench.data import Dataset, DatasetError, validate_table
+from mer_bench.data_roots import require_data_root
 
 __all__ = ["MEGC2019Flow", "MEGC_CLASSES", "DATABASES", "DATABASE_NAMES", "canonical_subject", "canonical_clip",
            "read_label_file", "EXPECTED"]
@@ -164,7 +164,7 @@ class MEGC2019Flow(Dataset):
 
     Args:
         data_root: the distribution folder; ``None``: ``$MER_BENCH_DATA_MEGC2019_FLOW`` or the
-            config file (:mod:`mer_bench.config`).
+            config file (:mod:`mer_bench.data_roots`).
 
     Raises (from :meth:`table`, before any run starts):
         DatasetError: no data root, a missing label file or flow folder, a malformed label

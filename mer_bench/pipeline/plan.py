@@ -100,6 +100,8 @@ class Prepared:
     #: constructor arguments of the dataset and protocol (what a remote worker needs to rebuild them)
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
     protocol_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: seed -> the protocol's folds (computed once, when the plan is checked)
+    folds: dict[int, list] = field(default_factory=dict)
 
 
 def prepare(method: str, protocol: str = "loso", dataset: str | None = None, seeds: list[int] | None = None,
@@ -161,14 +163,13 @@ def prepare(method: str, protocol: str = "loso", dataset: str | None = None, see
         preset = dataset_obj.suggested_preset
     params = resolve_params(method_cls, preset, overrides)
     table = dataset_obj.table()
-    for seed in seeds:  # protocol feasibility before any training
-        protocol_obj.folds(table, seed)
+    folds = {seed: protocol_obj.folds(table, seed) for seed in seeds}  # protocol feasibility before any training
     selections = ["last", "best-on-test"] if selection == "both" else [selection]
     specs = [RunSpec(method, dataset, protocol, seed, params, preset, dataset_obj.options(), dataset_obj.fingerprint(),
                      protocol_obj.options(), bool(protocol_obj.leaky) or sel != "last", sel)
              for seed in seeds for sel in selections]
     return Prepared(method_cls, dataset_obj, protocol_obj, specs, rep, dict(dataset_options),
-                    dict(protocol_options or {}))
+                    dict(protocol_options or {}), folds)
 
 
 #: the largest run seed: fold seeds ``seed * 1000 + fold_index`` must fit the 32-bit seeds that

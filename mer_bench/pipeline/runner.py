@@ -131,7 +131,7 @@ def pending_id(run_id: str) -> str:
 
 def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_fold, on_progress, executor,
                   ray_options, channels_last, stack_folds, cudnn_benchmark, compile) -> list[RunResult]:
-    folds = prep.protocol.folds(table, seed)
+    folds = prep.folds.get(seed) or prep.protocol.folds(table, seed)
     results = []
     pending, done, status, write = [], {}, {}, {}
     for spec in specs:

@@ -131,3 +131,35 @@ def _profile_network(method, natural, device, batch_size, seconds, max_steps) ->
     return {"device": str(dev), "model_input_shape": list(x1.shape[1:]), "parameters": n_params,
             "gflops_per_sample": flops / 1e9, "batch_size": bs, "train_samples_per_s": bs / train,
             "infer_samples_per_s": bs / infer}
+
+
+def profile_table(res: dict[str, Any]) -> list:
+    """What ``mer-bench profile`` prints for :func:`profile_method`'s result: a rich table, then notes."""
+    from rich.table import Table
+
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    table = Table(title=f"profile: {res['method']}" + (f" (preset {res['preset']})" if res["preset"] else ""))
+    table.add_column("quantity")
+    table.add_column("mer-bench", justify="right")
+    table.add_column("paper", justify="right")
+    paper = res.get("paper", {})
+    table.add_row("device", res["device"], "")
+    table.add_row("input (representation)", f"{'x'.join(map(str, res['input_shape']))} ({res['representation']})", "")
+    if "model_input_shape" in res:
+        table.add_row("network input", "x".join(map(str, res["model_input_shape"])), "")
+    table.add_row("parameters", num(res["parameters"], ","), num(paper.get("parameters"), ","))
+    table.add_row("GFLOPs / sample (forward, 2 per MAC)", num(res["gflops_per_sample"], ".3f"),
+                  num(paper.get("gflops"), ".2f"))
+    if "train_samples_per_s" in res:
+        table.add_row(f"train samples/s (batch {res['batch_size']})", f"{res['train_samples_per_s']:.1f}", "")
+        table.add_row(f"inference samples/s (batch {res['batch_size']})", f"{res['infer_samples_per_s']:.1f}", "")
+    if "features_per_s" in res:
+        table.add_row("feature extraction samples/s", f"{res['features_per_s']:.1f}", "")
+    out = [table]
+    if paper:
+        out.append(f"paper figures: {paper['source']}; its FLOP convention is unknown (field notes 5.1)")
+    if res.get("note"):
+        out.append(res["note"])
+    return out

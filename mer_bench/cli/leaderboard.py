@@ -1,0 +1,37 @@
+"""``mer-bench leaderboard``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mer_bench.cli.options import add_store, board_name
+
+
+def add_parser(sub) -> None:
+    lb = sub.add_parser("leaderboard", help="render the leaderboard markdown from the results store")
+    lb.add_argument("--protocol", default=None)
+    lb.add_argument("--dataset", default=None)
+    add_store(lb, read=True)
+    lb.add_argument("--write", action="store_true", help="publish into leaderboards/<dataset>-<protocol>.md")
+    lb.add_argument("--out", default="leaderboards", help="folder for --write (default: leaderboards)")
+    lb.set_defaults(handler=main)
+
+
+def main(args) -> int:
+    from mer_bench.leaderboard import leaderboard_rows, render_markdown, write_leaderboard
+    from mer_bench.plots import plot_files
+    from mer_bench.store import Store
+
+    with Store(args.store, readonly=True) as store:
+        rows = leaderboard_rows(store, args.protocol, args.dataset)
+    scope = " / ".join(x for x in (args.dataset, args.protocol) if x)
+    name = board_name(args.dataset, args.protocol)
+    # plots written by `mer-bench report` beside the board stay linked
+    plots = [(c, f) for c, f in plot_files(name) if (Path(args.out) / f).is_file()] if args.write else []
+    md = render_markdown(rows, title="mer-bench leaderboard" + (f": {scope}" if scope else ""), plots=plots)
+    if args.write:
+        path = write_leaderboard(md, args.out, name)
+        print(f"wrote {path}")
+    else:
+        print(md)
+    return 0

@@ -1,0 +1,29 @@
+"""``mer-bench report``."""
+
+from __future__ import annotations
+
+from mer_bench.cli.options import add_store, board_name
+
+
+def add_parser(sub) -> None:
+    rp = sub.add_parser("report", help="write the leaderboard markdown and its plots (PNG) for one dataset/protocol",
+                        description="Write leaderboards/<name>.md with confusion matrices, per-subject score "
+                                    "distributions and a critical-difference diagram as PNG files beside it.")
+    rp.add_argument("--dataset", required=True)
+    rp.add_argument("--protocol", required=True)
+    add_store(rp, read=True)
+    rp.add_argument("--out", default="leaderboards", help="folder (default: leaderboards)")
+    rp.set_defaults(handler=main)
+
+
+def main(args) -> int:
+    from mer_bench.plots import write_report
+    from mer_bench.store import Store
+
+    if not args.dataset or not args.protocol:
+        raise ValueError("mer-bench report needs --dataset and --protocol")
+    with Store(args.store, readonly=True) as store:
+        paths = write_report(store, args.dataset, args.protocol, args.out, board_name(args.dataset, args.protocol))
+    for p in paths:
+        print(f"wrote {p}")
+    return 0

@@ -1,0 +1,190 @@
+"""``mer-bench run``."""
+
+from __future__ import annotations
+
+import json
+
+from mer_bench.cli.options import (
+    add_data_root,
+    add_dataset_options,
+    add_device,
+    add_json,
+    add_overrides,
+    add_store,
+    kv_options,
+)
+
+
+def add_parser(sub) -> None:
+    r = sub.add_parser("run", help="train and evaluate a method under a protocol; store per-sample predictions",
+                       description="Run METHOD under PROTOCOL on DATASET for each --seed. Completed folds are "
+                                   "stored as they finish: re-running an interrupted command resumes it, and a "
+                                   "completed run is reused unless --force.")
+    r.add_argument("--method", required=True, help="registered method name (see `mer-bench list methods`)")
+    r.add_argument("--protocol", default="loso",
+                   help="registered protocol (default: loso; see `mer-bench list protocols`)")
+    r.add_argument("--dataset", default=None,
+                   help="registered dataset (default: the protocol's dataset, e.g. megc2019-flow for megc2019-cde; "
+                        "otherwise synthetic, embedded)")
+    add_data_root(r)
+    r.add_argument("--seed", type=int, action="append", help="run seed; repeat for several (default: 0)")
+    add_overrides(r)
+    r.add_argument("--preset", default=None,
+                   help="method hyper-parameter preset (e.g. paper, fast); default: the dataset's suggestion")
+    add_dataset_options(r)
+    r.add_argument("--protocol-set", dest="protocol_overrides", action="append", metavar="KEY=VALUE",
+                   help="protocol option, e.g. --protocol-set test_size=0.2")
+    add_device(r)
+    add_store(r)
+    r.add_argument("--force", action="store_true",
+                   help="recompute even if the run is complete in the store (the old run is kept until the new "
+                        "one is complete; an interrupted --force resumes when run again)")
+    r.add_argument("--select-epoch", dest="selection", choices=["last", "best-on-test", "both"], default="last",
+                   help="last (default): the fixed last epoch. best-on-test: keep, per LOSO subject, the epoch that "
+                        "scores best on that subject's test clips -- the common published practice, which LEAKS the "
+                        "test labels; such runs are labelled leaky everywhere. both: train once per fold and store "
+                        "both runs (measures the inflation at the cost of one run)")
+    r.add_argument("--channels-last", action="store_true",
+                   help="channels-last memory format (same results up to floating-point noise; with "
+                        "--set precision=bf16 the fast path: see mer-bench bench)")
+    r.add_argument("--stack-folds", type=int, default=1, metavar="K",
+                   help="train K folds at once with their networks stacked (torch.func): fills a GPU that one "
+                        "fold of a small network cannot; the same results up to floating-point noise "
+                        "(default 1: fold by fold; torch methods, local executor)")
+    r.add_argument("--cudnn-benchmark", action="store_true",
+                   help="let cuDNN time its convolution algorithms and keep the fastest (GPU; faster, but the "
+                        "chosen algorithm, hence the last bits of the results, may change between runs)")
+    r.add_argument("--compile", action="store_true",
+                   help="train through torch.compile (needs a C++ compiler on CPU, Triton on GPU; the same results "
+                        "up to floating-point noise)")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local (default): folds one after another here; ray: each fold a Ray task (pip install "
+                        "'mer-bench[ray]'; see mer_bench/pipeline/executors.py)")
+    r.add_argument("--ray-address", default=None,
+                   help="Ray cluster to use (HOST:PORT, ray://HOST:10001 or auto); default: start a local Ray "
+                        "instance")
+    r.add_argument("--ray-cpus", type=float, default=1,
+                   help="CPUs each fold task requests, and its torch threads (default 1)")
+    r.add_argument("--ray-gpus", type=float, default=None, help="GPUs each fold task requests (default: 1 with "
+                                                                  "--device cuda, else 0)")
+    r.add_argument("--ray-runtime-env", default=None, metavar="JSON",
+                   help="Ray runtime_env for the workers (a JSON object or a JSON file), e.g. "
+                        "'{\"pip\": [\"my-mer-plugin\"]}' to install a plugin on every worker")
+    r.add_argument("--ray-retries", type=int, default=2,
+                   help="times Ray re-runs a fold whose worker died (default 2); a fold that still fails is "
+                        "reported, and the others are stored")
+    add_json(r)
+    r.set_defaults(handler=main)
+
+
+def main(args) -> int:
+    from mer_bench.pipeline import prepare
+    from mer_bench.runtime import resolve_device
+    from mer_bench.store import Store
+
+    if args.ray_cpus <= 0 or (args.ray_gpus is not None and args.ray_gpus < 0) or args.ray_retries < 0:
+        raise ValueError("--ray-cpus must be > 0, --ray-gpus >= 0 and --ray-retries >= 0")
+    dataset_options = kv_options(args.dataset_overrides, "--dataset-set")
+    if args.data_root is not None:
+        dataset_options["data_root"] = args.data_root
+    store = Store(args.store)  # an unwritable store fails here, before any work
+    try:
+        device = resolve_device(args.device) if args.executor == "local" else args.device  # ray: on the workers
+        prep = prepare(args.method, args.protocol, args.dataset, args.seed, kv_options(args.overrides), args.preset,
+                       dataset_options, kv_options(args.protocol_overrides, "--protocol-set"), args.selection)
+        ray_options = {"address": args.ray_address, "num_cpus": args.ray_cpus, "num_gpus": args.ray_gpus,
+                       "max_retries": args.ray_retries, "runtime_env": args.ray_runtime_env}
+        results = execute_with_progress(prep, store, device, args.force, quiet=args.json, executor=args.executor,
+                                        ray_options=ray_options, channels_last=args.channels_last,
+                                        stack_folds=args.stack_folds, cudnn_benchmark=args.cudnn_benchmark,
+                                        compile=args.compile)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"store": str(store.path), "results": [r.as_dict() for r in results]}, indent=2))
+    else:
+        print_results(results, store.path)
+    return 0
+
+
+def execute_with_progress(prep, store, device, force, quiet=False, executor="local", ray_options=None,
+                           channels_last=False, stack_folds=1, cudnn_benchmark=False, compile=False):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mer_bench.pipeline import execute
+
+    console = Console(stderr=True)
+    spec0 = prep.specs[0]
+    n_folds = len(prep.folds[spec0.seed])
+    total = n_folds * len({s.seed for s in prep.specs})
+    if not quiet:
+        leak = ""
+        if any(s.selection != "last" for s in prep.specs):
+            leak = " [red](LEAKY: the epoch is chosen on each test subject's labels)[/]"
+        elif spec0.leaky:
+            leak = " [red](LEAKY protocol)[/]"
+        console.print(f"[bold]{spec0.method}[/] on [bold]{spec0.dataset}[/] under [bold]{spec0.protocol}[/]"
+                      f"{leak}: {len({s.seed for s in prep.specs})} seed(s) x {n_folds} "
+                      f"folds on {device}; preset {spec0.preset or 'none (defaults)'}; params {spec0.params}",
+                      highlight=False)
+        if stack_folds > 1 and str(device).startswith("cpu"):
+            console.print("[yellow]note:[/] --stack-folds is meant for a GPU that one fold cannot fill; on the "
+                          "development CPU, stacked training was slower than fold by fold (measure it here: "
+                          f"mer-bench bench --method {spec0.method} --stack-folds {stack_folds} --device cpu)",
+                          highlight=False)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False, disable=quiet) as progress:
+        folds_task = progress.add_task("folds", total=total)
+        epoch_task = progress.add_task("", total=1, visible=False)
+
+        def on_fold(spec, i, n, name, status):
+            if status == "start":
+                what = f"fold {i + 1}/{n} ({name})" if stack_folds == 1 else f"folds up to {i + 1}/{n} (stacked)"
+                progress.update(folds_task, description=f"seed {spec.seed} {what}")
+                progress.reset(epoch_task, total=1, description="", visible=False)
+            else:
+                progress.advance(folds_task)
+
+        def on_progress(desc, done, of):
+            progress.update(epoch_task, description=f"  {desc}", completed=done, total=of, visible=True)
+
+        try:
+            return execute(prep, store, device=device, force=force, on_fold=on_fold, on_progress=on_progress,
+                           executor=executor, ray_options=ray_options, channels_last=channels_last,
+                           stack_folds=stack_folds, cudnn_benchmark=cudnn_benchmark, compile=compile)
+        finally:
+            progress.update(epoch_task, visible=False)
+
+
+def print_results(results, store_path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mer_bench.leaderboard import SUBSET_NAMES
+    from mer_bench.registry import METHODS
+
+    console = Console()
+    s0 = results[0].spec
+    leaky = " — LEAKY protocol: subjects in both train and test" if s0.leaky and s0.selection == "last" else ""
+    table = Table(title=f"{s0.method} on {s0.dataset}, {s0.protocol}: pooled over {results[0].n_folds} folds{leaky}")
+    for col in ("seed", "selection", "subset", "UF1", "UAR", "accuracy", "n", "status"):
+        table.add_column(col, justify="left" if col in ("selection", "subset", "status") else "right")
+    for r in results:
+        sel = "last epoch" if r.spec.selection == "last" else "best on test (LEAKY)"
+        if r.spec.selection == "last" and not METHODS.get(r.spec.method).info.supports_epoch_selection:
+            sel = "n/a (no epochs)"
+        for subset, sc in r.scores.items():
+            table.add_row(str(r.spec.seed), sel, SUBSET_NAMES.get(subset, subset), f"{sc['uf1']:.4f}",
+                          f"{sc['uar']:.4f}", f"{sc['accuracy']:.4f}", str(sc["n"]), r.status)
+    console.print(table)
+    absent = {c for r in results for sc in r.scores.values() for c in sc["absent_classes"]}
+    if absent:
+        console.print(f"[yellow]note:[/] classes absent from the ground truth were excluded from the means: "
+                      f"{sorted(absent)}")
+    n_classes = len(results[0].scores["Full"]["per_class"]) if results else 0
+    if n_classes:
+        console.print(f"chance level: UAR {1 / n_classes:.4f}; for the empirical floor run "
+                      f"`mer-bench run --method chance --protocol {results[0].spec.protocol}`.", highlight=False)
+    console.print(f"run ids: {', '.join(r.spec.run_id for r in results)}; store: {store_path}; wall time "
+                  f"{sum(r.wall_time for r in results):.1f} s", highlight=False)
