@@ -38,7 +38,44 @@ def _preset_label(preset) -> str:
     return preset if isinstance(preset, str) and preset else "defaults"  # NULL reads back as NaN
 
 
-def _has_epochs(method: str) -> bool:
+def _text(v) -> str:
+    """A stored hyper-parameter as ``--set`` takes it (values went through JSON: tuples are lists)."""
+    import json
+
+    return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, tuple, dict)) else str(v)
+
+
+def _fact(run: pd.Series, column: str):
+    """A fact recorded with the run (store layout 3), or ``None`` for runs made before."""
+    v = run.get(column)
+    return None if v is None or (isinstance(v, float) and v != v) else v
+
+
+def _has_epochs(run: pd.Series) -> bool:
+    """Whether the run's method trains in epochs, as recorded with the run."""
+    stored = _fact(run, "trains_epochs")
+    return bool(stored) if stored is not None else _legacy_has_epochs(run["method"])
+
+
+def _overrides(run: pd.Series) -> list[str]:
+    """``key=value`` of the hyper-parameters a measured run set beyond its preset, as recorded with
+    the run (so a board rendered from an old store does not change when a method's code does)."""
+    stored = _fact(run, "overrides")
+    if stored is not None:
+        return [f"{k}={_text(v)}" for k, v in stored.items()]
+    return _legacy_overrides(run)
+
+
+def _selection_code(run: pd.Series) -> str:
+    code = _fact(run, "selection_code")
+    if code is not None:
+        return str(code)
+    words = {"last epoch": "last", "best epoch on the test subject (LEAKY)": "best-on-test"}
+    return words.get(run.get("selection", "last epoch"), "as-published")  # runs made before it was recorded
+
+
+# -- runs made before store layout 3 recorded these facts: derived from the method's source ----------
+def _legacy_has_epochs(method: str) -> bool:
     from mer_bench.registry import METHODS
 
     try:
@@ -52,16 +89,13 @@ def _has_epochs(method: str) -> bool:
         return True
 
 
-def _overrides(run: pd.Series) -> list[str]:
-    """``key=value`` of the hyper-parameters a measured run set beyond its preset (every parameter
-    for a plugin that is not installed here)."""
+def _legacy_overrides(run: pd.Series) -> list[str]:
+    """The overrides of a run made before they were recorded: its parameters against the method's
+    current defaults and presets (every parameter for a plugin that is not installed here)."""
     import json
 
     from mer_bench.method import resolve_params
     from mer_bench.registry import METHODS
-
-    def text(v) -> str:  # stored params went through JSON (tuples are lists); print them shell-safe
-        return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, tuple, dict)) else str(v)
 
     params = run["params"]
     preset = run["preset"] if isinstance(run["preset"], str) and run["preset"] else None
@@ -72,9 +106,9 @@ def _overrides(run: pd.Series) -> list[str]:
         try:
             base = resolve_params(METHODS.get(run["method"]), preset)
         except Exception:
-            return [f"{k}={text(v)}" for k, v in params.items()]
+            return [f"{k}={_text(v)}" for k, v in params.items()]
     same = {k for k, v in params.items() if k in base and json.dumps(base[k]) == json.dumps(v)}
-    return [f"{k}={text(v)}" for k, v in params.items() if k not in same]
+    return [f"{k}={_text(v)}" for k, v in params.items() if k not in same]
 
 
 def _command(run: pd.Series) -> str:
@@ -98,8 +132,8 @@ def _command(run: pd.Series) -> str:
         args += ["--dataset-set", f"{key}={value}"]
     for key, value in (run["protocol_options"] or {}).items():
         args += ["--protocol-set", f"{key}={value}"]
-    if run.get("selection", "last epoch") != "last epoch":
-        args += ["--select-epoch", "best-on-test"]
+    if _selection_code(run) != "last":
+        args += ["--select-epoch", _selection_code(run)]
     if int(run["seed"]) != 0:
         args += ["--seed", int(run["seed"])]
     return mer_bench_command(*args)
@@ -155,7 +189,7 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
 
         absent = sorted({c for s in full for c in s["absent_classes"]})
         selection = first.get("selection", "last epoch")
-        if not first["imported"] and selection == "last epoch" and not _has_epochs(first["method"]):
+        if not first["imported"] and selection == "last epoch" and not _has_epochs(first):
             selection = "n/a (no training epochs)"
         preds = [store.predictions(r["run_id"]) for _, r in group.iterrows()]
         row = {
@@ -165,7 +199,7 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
             "source": "imported" if first["imported"] else "measured",
             "dataset": first["dataset"], "protocol": first["protocol"],
             "preset": "" if first["imported"] else ", ".join([_preset_label(first["preset"]), *_overrides(first)]),
-            "selection": selection,
+            "selection": selection, "_selection": _selection_code(first),
             "UF1": agg("uf1"), "UAR": agg("uar"), "accuracy": agg("accuracy"),
             "folds": int(first["n_folds"]), "seeds": len(group),
             "leaky": "**yes**" if first["leaky"] else "no",
@@ -314,11 +348,11 @@ def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard",
             else:
                 lines.append(f"- {r['method']} (`{r['config']}`): `{r['command']}`")
         measured = df[df["source"] == "measured"]
-        plain = {r["command"]: r for _, r in measured.iterrows() if r["selection"] == "last epoch"}
+        plain = {r["command"]: r for _, r in measured.iterrows() if r["_selection"] == "last"}
         pairs = []
         for _, r in measured.iterrows():
-            base = r["command"].replace(" --select-epoch best-on-test", "")
-            if r["selection"] != "last epoch" and base in plain:
+            base = r["command"].replace(f" --select-epoch {r['_selection']}", "")
+            if r["_selection"] != "last" and base in plain:
                 p = plain[base]
                 pairs.append(f"- {r['method']} ({_preset_label(r['preset'])}): UF1 {p['UF1']} -> {r['UF1']} "
                              f"({r['_uf1'] - p['_uf1']:+.4f}), UAR {p['UAR']} -> {r['UAR']}")

@@ -9,7 +9,9 @@ Tables:
   protocol, seed, parameters and options (JSON), ``leaky``, ``selection`` (how the model was
   chosen: ``last epoch``; ``best epoch on test subject`` is leaky), ``imported``, status
   (``running`` / ``complete``), ``n_folds``, provenance (package version, git commit, torch
-  version, device, wall time), lease (``lease_owner``, ``lease_until``);
+  version, device, wall time), lease (``lease_owner``, ``lease_until``), and the facts a board
+  shows, recorded when the run is made (``overrides``: JSON of the hyper-parameters set beyond the
+  preset; ``trains_epochs``; ``selection_code``: ``last`` / ``best-on-test``; ``representation``);
 * ``folds`` — completed folds, written in the same transaction as their predictions;
 * ``predictions`` — ``run_id, sample_id, fold_index, subject, dataset, y_true, y_pred, proba``.
 
@@ -74,7 +76,11 @@ CREATE TABLE IF NOT EXISTS runs (
     device TEXT,
     wall_time REAL,
     lease_owner TEXT,
-    lease_until REAL
+    lease_until REAL,
+    overrides TEXT,
+    trains_epochs INTEGER,
+    selection_code TEXT,
+    representation TEXT
 );
 CREATE TABLE IF NOT EXISTS folds (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -115,8 +121,10 @@ class StoreWarning(UserWarning):
 
 #: ``PRAGMA application_id`` of a mer-bench store: the bytes ``MERB``
 APPLICATION_ID = 0x4D455242
-#: ``PRAGMA user_version``: 1 = the first stores (no id, no lease columns), 2 = this layout
-SCHEMA_VERSION = 2
+#: ``PRAGMA user_version``: 1 = the first stores (no id, no lease columns), 2 = leases, 3 = this layout
+#: (the facts a board needs, stored at run time: ``overrides``, ``trains_epochs``, ``selection_code``,
+#: ``representation``; NULL in runs made before)
+SCHEMA_VERSION = 3
 #: a run's lease is renewed this often while a process computes it, and lapses after ``LEASE_S``
 LEASE_RENEW_S = 20.0
 LEASE_S = 90.0
@@ -251,7 +259,8 @@ class Store:
         """Add columns introduced after a store was created (older stores keep working)."""
         have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
         for col, decl in (("selection", "TEXT NOT NULL DEFAULT 'last epoch'"), ("lease_owner", "TEXT"),
-                          ("lease_until", "REAL")):
+                          ("lease_until", "REAL"), ("overrides", "TEXT"), ("trains_epochs", "INTEGER"),
+                          ("selection_code", "TEXT"), ("representation", "TEXT")):
             if col not in have:
                 self._db.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
 
@@ -446,6 +455,9 @@ class Store:
         df = df.iloc[keep].reset_index(drop=True)
         for c in cols:
             df[c] = pd.Series(decoded[c], dtype=object)
+        if "overrides" in df:  # NULL in runs made before it was recorded
+            df["overrides"] = pd.Series([None if v is None or (isinstance(v, float) and v != v) else json.loads(v)
+                                         for v in df["overrides"]], dtype=object)
         return df
 
     def check_predictions(self, run_id: str, n_classes: int) -> str | None:

@@ -77,3 +77,60 @@ def test_the_python_api_and_the_cli_pick_the_same_default_dataset(tmp_path, caps
     assert main(["run", "--method", "majority", "--dataset-set", "n_subjects=4", "--json",
                  "--store", str(tmp_path / "s.sqlite")]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["run_id"] == prep.specs[0].run_id
+
+
+TOY = '''
+import numpy as np
+from mer_bench.method import Method, MethodInfo
+from mer_bench.registry import METHODS
+
+
+class BoardToy(Method):
+    info = MethodInfo(name="board-toy", citation="a test double", representation="none", summary="test double")
+
+    def __init__(self, shrink: float = {default}, random_state: int = 0):
+        self._store_params(locals())
+
+    def fit(self, train):
+        self.classes_ = np.arange(train.n_classes)
+        return self
+
+    def predict(self, test):
+        return np.zeros(len(test), dtype=np.int64)
+
+
+METHODS.register("board-toy", BoardToy)
+'''
+
+
+def test_a_board_does_not_change_when_a_methods_code_does(tmp_path):
+    """Boards read the facts recorded with each run (overrides beyond the preset, epochs,
+    selection), not the method's current code: changing the plugin's default after the run leaves
+    the board as it was. A run without the recorded facts (an old store) still renders, from the
+    code, and then does change."""
+    import sqlite3
+
+    plugin = tmp_path / "board_toy.py"
+    store = tmp_path / "s.sqlite"
+    script = ("import sys; sys.path.insert(0, {p!r}); import board_toy; from mer_bench.cli import main; "
+              "sys.exit(main(sys.argv[1:]))").format(p=str(tmp_path))
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def board():
+        out = cli("leaderboard", "--store", str(store), "--dataset", "synthetic", "--protocol", "loso")
+        return "\n".join(line for line in out.splitlines() if "board-toy" in line)
+
+    plugin.write_text(TOY.format(default="0.0"))
+    cli("run", "--method", "board-toy", "--set", "shrink=0.5", "--dataset-set", "n_subjects=4", "--store", str(store))
+    before = board()
+    assert "defaults, shrink=0.5" in before and "--set shrink=0.5" in before
+    plugin.write_text(TOY.format(default="0.5"))  # the method's default changes after the run
+    assert board() == before
+    with sqlite3.connect(store) as db:  # a run made before the facts were recorded
+        db.execute("UPDATE runs SET overrides = NULL, trains_epochs = NULL, selection_code = NULL")
+    legacy = board()
+    assert "board-toy" in legacy and "shrink=0.5" not in legacy

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from mer_bench import __version__
-from mer_bench.method import MethodError
+from mer_bench.method import MethodError, resolve_params
 from mer_bench.metrics import run_metrics
 from mer_bench.pipeline.executors import EXECUTORS, FoldWriter
 from mer_bench.pipeline.folds import check_stacking
 from mer_bench.pipeline.plan import SELECTIONS, Prepared, RunSpec, prepare
 from mer_bench.store import Store
 
-__all__ = ["RunResult", "execute", "run", "git_commit", "pending_id"]
+__all__ = ["RunResult", "execute", "run", "git_commit", "pending_id", "board_facts"]
 
 
 @dataclass
@@ -124,6 +124,20 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
     return results
 
 
+def board_facts(prep: Prepared, spec: RunSpec) -> dict[str, Any]:
+    """What a board shows of a run and would otherwise have to re-derive from the method's current
+    code, recorded with the run: the hyper-parameters set beyond its preset (``overrides``, JSON
+    values compared after a JSON round trip), whether the method trains in epochs, the selection
+    code and the input representation."""
+    import json
+
+    base = resolve_params(prep.method_cls, spec.preset)
+    overrides = {k: v for k, v in spec.params.items()
+                 if k not in base or json.dumps(base[k], default=str) != json.dumps(v, default=str)}
+    return {"overrides": overrides, "trains_epochs": int(bool(prep.method_cls.info.supports_epoch_selection)),
+            "selection_code": spec.selection, "representation": prep.representation}
+
+
 def pending_id(run_id: str) -> str:
     """Where ``--force`` recomputes run ``run_id`` until the new run is complete."""
     return f"{run_id}~force"
@@ -149,7 +163,7 @@ def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_
             "params": spec.params, "dataset_options": spec.dataset_options,
             "dataset_fingerprint": spec.dataset_fingerprint, "protocol_options": spec.protocol_options,
             "classes": list(prep.dataset.classes), "leaky": int(spec.leaky), "selection": SELECTIONS[spec.selection],
-            "n_folds": len(folds)})
+            "n_folds": len(folds), **board_facts(prep, spec)})
         store.acquire(write[spec.run_id])  # another process computing this run: refused here, before training
         held.append(write[spec.run_id])
         done[spec.run_id] = store.completed_folds(write[spec.run_id])
