@@ -117,6 +117,82 @@ def _to_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
 
 
+def _autocast(device: str, amp: torch.dtype | None):
+    """The autocast context of a step: ``amp`` (e.g. bf16) on ``device``, or fp32 when ``None``."""
+    return torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None)
+
+
+@dataclass
+class _FoldData:
+    """One fold's training set and random streams, as both training paths use them.
+
+    Attributes:
+        X, y: the inputs ``(N, ...)`` and labels ``(N,)`` int64, on the GPU when they fit there
+            (their share of ``PRELOAD_BYTES``), else on the CPU (batches move to the device).
+        gen: the shuffling generator (CPU), seeded with the fold's seed.
+        dev_gen: the augmentation generator, on the device (``gen`` itself on a CPU).
+        steps_per_epoch, total_steps: ``ceil(N / batch_size)`` and ``epochs`` times that.
+        weight: the cross-entropy class weights on the device, or ``None``.
+    """
+
+    X: torch.Tensor
+    y: torch.Tensor
+    gen: torch.Generator
+    dev_gen: torch.Generator
+    steps_per_epoch: int
+    total_steps: int
+    weight: torch.Tensor | None
+
+
+@dataclass
+class _Setup:
+    """What every fold of one training call shares: the run-time settings, device and precision."""
+
+    rt: runtime.Runtime
+    device: str
+    amp: torch.dtype | None
+    warmup: int
+    folds: list[_FoldData]
+
+
+def _setup(cfgs: list[TrainConfig], Xs: list, ys: list, class_weights: list | None) -> _Setup:
+    """The one per-fold training setup of :func:`fit_classifier` and :func:`fit_classifiers_stacked`:
+    settings checked, device and autocast chosen, each fold's data, generators, step count and
+    class weights prepared.
+
+    Raises:
+        ValueError: an empty training set or invalid settings.
+    """
+    cfg = cfgs[0]
+    _check_settings(cfg, [len(X) for X in Xs])
+    rt = runtime.current()
+    device = runtime.resolve_device(rt.device)
+    is_cuda = device.startswith("cuda")
+    folds = []
+    for c, X, y, w in zip(cfgs, Xs, ys, class_weights or [None] * len(Xs)):
+        gen = torch.Generator().manual_seed(c.seed)
+        dev_gen = torch.Generator(device=device).manual_seed(c.seed) if is_cuda else gen
+        Xt, yt = _to_tensor(X), torch.tensor(np.asarray(y, dtype=np.int64))
+        if is_cuda and Xt.element_size() * Xt.numel() <= PRELOAD_BYTES // len(Xs):
+            # MER training sets are small: copy them to the GPU once instead of every batch every epoch
+            Xt, yt = Xt.to(device), yt.to(device)
+        steps = math.ceil(len(Xt) / c.batch_size)
+        folds.append(_FoldData(Xt, yt, gen, dev_gen, steps, c.epochs * steps,
+                               None if w is None else torch.as_tensor(w, dtype=torch.float32, device=device)))
+    return _Setup(rt, device, autocast_dtype(device, cfg.precision), cfg.warmup_steps(), folds)
+
+
+def _schedule(opt: torch.optim.Optimizer, setup: _Setup, schedule: str) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warm-up then ``schedule``, one lambda per parameter group (= per fold: each its own step count)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, [lambda s, t=f.total_steps: lr_factor(s, t, setup.warmup, schedule) for f in setup.folds])
+
+
+def _report_epoch(rt: runtime.Runtime, label: str, epoch: int, epochs: int) -> None:
+    if rt.progress is not None:
+        rt.progress(f"{label} epoch {epoch}/{epochs}", epoch, epochs)
+
+
 def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray, cfg: TrainConfig,
                    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
                    class_weight: np.ndarray | None = None, description: str = "train",
@@ -140,38 +216,25 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     Raises:
         ValueError: an empty training set or invalid settings.
     """
-    _check_settings(cfg, [len(X)])
-    rt = runtime.current()
-    device = runtime.resolve_device(rt.device)
-    amp = autocast_dtype(device, cfg.precision)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    dev_gen = torch.Generator(device=device).manual_seed(cfg.seed) if device.startswith("cuda") else gen
-    Xt, yt = _to_tensor(X), torch.tensor(np.asarray(y, dtype=np.int64))
-    if device.startswith("cuda") and Xt.element_size() * Xt.numel() <= PRELOAD_BYTES:
-        # MER training sets are small: copy them to the GPU once instead of every batch every epoch
-        Xt, yt = Xt.to(device), yt.to(device)
-    fmt = _memory_format(Xt.ndim)
+    setup = _setup([cfg], [X], [y], [class_weight])
+    torch.manual_seed(cfg.seed)  # the global stream: initialisation happened before; dropout from here
+    device, fold = setup.device, setup.folds[0]
+    fmt = _memory_format(fold.X.ndim)
     model.to(device).train()
     if fmt is not None:
         model.to(memory_format=fmt)
-    n = len(Xt)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    warmup = cfg.warmup_steps()
     opt = _optimizer(model.parameters(), cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, cfg.schedule))
-    weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
-    loss_fn = nn.CrossEntropyLoss(weight=weight)
-    with _training_mode(device, rt):
-        monitor = None if select_on is None else _EpochSelector(model, select_on, cfg.precision)
-        forward = _compiled(model) if rt.compile else model
-        _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, device, amp, description, rt,
-                    monitor, forward)
-        if monitor is not None:
+    loop = _Loop(model=model, forward=model, fold=fold, cfg=cfg, opt=opt, sched=_schedule(opt, setup, cfg.schedule),
+                 loss_fn=nn.CrossEntropyLoss(weight=fold.weight), augment=augment, setup=setup,
+                 description=description)
+    with _training_mode(device, setup.rt):
+        loop.monitor = None if select_on is None else _EpochSelector(model, select_on, cfg.precision)
+        loop.forward = _compiled(model) if setup.rt.compile else model
+        _train_loop(loop)
+        if loop.monitor is not None:
             model.last_epoch_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            model.load_state_dict(monitor.best_state)
-            model.selected_epoch = monitor.best_epoch
+            model.load_state_dict(loop.monitor.best_state)
+            model.selected_epoch = loop.monitor.best_epoch
     return model.eval()
 
 
@@ -242,43 +305,77 @@ class _EpochSelector:
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
 
-def _train_loop(model, Xt, yt, cfg, opt, sched, loss_fn, augment, gen, dev_gen, device, amp, description, rt,
-                monitor=None, forward=None):
-    forward = model if forward is None else forward
-    n = len(Xt)
+@dataclass
+class _Loop:
+    """Everything one fold's training loop needs (:func:`_train_loop`).
+
+    Attributes:
+        model: the network being trained; ``forward``: what computes the logits (the model, or its
+            ``torch.compile`` form).
+        fold: the fold's data and random streams (:class:`_FoldData`).
+        cfg, opt, sched, loss_fn: the settings, optimiser, learning-rate schedule and loss.
+        augment: ``augment(batch, generator)`` or ``None``.
+        setup: the shared :class:`_Setup` (device, autocast, run-time settings).
+        description: the progress and error label.
+        monitor: an :class:`_EpochSelector` called after every epoch (leaky selection), or ``None``.
+    """
+
+    model: nn.Module
+    forward: Callable
+    fold: _FoldData
+    cfg: TrainConfig
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    loss_fn: nn.Module
+    augment: Callable | None
+    setup: _Setup
+    description: str
+    monitor: _EpochSelector | None = None
+
+
+def _train_loop(loop: _Loop) -> None:
+    """Train ``loop.model`` for ``cfg.epochs`` epochs: per epoch a fresh permutation from the fold's
+    generator, batches moved to the device (channels-last where the runtime asks), augmented,
+    one optimiser and schedule step each; a non-finite loss stops with the step that made it.
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite.
+        RuntimeError: ``torch.compile`` failed on the first step (no compiler).
+    """
+    model, fold, cfg, device, amp = loop.model, loop.fold, loop.cfg, loop.setup.device, loop.setup.amp
+    n = len(fold.X)
     step = 0
-    fmt = _memory_format(Xt.ndim)
+    fmt = _memory_format(fold.X.ndim)
     for epoch in range(cfg.epochs):
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=fold.gen)
         for start in range(0, n, cfg.batch_size):
-            idx = order[start:start + cfg.batch_size].to(Xt.device)
-            xb = Xt[idx].to(device, non_blocking=True)
+            idx = order[start:start + cfg.batch_size].to(fold.X.device)
+            xb = fold.X[idx].to(device, non_blocking=True)
             if fmt is not None:
                 xb = xb.contiguous(memory_format=fmt)
-            yb = yt[idx].to(device, non_blocking=True)
-            if augment is not None:
-                xb = augment(xb, dev_gen)
-            with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
+            yb = fold.y[idx].to(device, non_blocking=True)
+            if loop.augment is not None:
+                xb = loop.augment(xb, fold.dev_gen)
+            with _autocast(device, amp):
                 try:
-                    loss = loss_fn(forward(xb), yb)
+                    loss = loop.loss_fn(loop.forward(xb), yb)
                 except Exception as exc:
-                    if forward is model or step > 0:
+                    if loop.forward is model or step > 0:
                         raise
-                    raise RuntimeError(f"{description}: torch.compile failed ({type(exc).__name__}: "
+                    raise RuntimeError(f"{loop.description}: torch.compile failed ({type(exc).__name__}: "
                                        f"{str(exc).strip().splitlines()[0][:300]}); it needs a working C++ compiler "
                                        f"on CPU and Triton on GPU. Run without --compile.") from exc
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{description}: loss became {loss.item()} at epoch {epoch + 1}, step "
-                                         f"{step + 1} (lr {sched.get_last_lr()[0]:.3g}); lower lr or use fp32")
-            opt.zero_grad(set_to_none=True)
+                raise FloatingPointError(f"{loop.description}: loss became {loss.item()} at epoch {epoch + 1}, step "
+                                         f"{step + 1} (lr {loop.sched.get_last_lr()[0]:.3g}); lower lr or use fp32")
+            loop.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            sched.step()
+            loop.opt.step()
+            loop.sched.step()
             step += 1
-        if monitor is not None:
-            monitor(epoch + 1)
-        if rt.progress is not None:
-            rt.progress(f"{description} epoch {epoch + 1}/{cfg.epochs}", epoch + 1, cfg.epochs)
+        if loop.monitor is not None:
+            loop.monitor(epoch + 1)
+        _report_epoch(loop.setup.rt, loop.description, epoch + 1, cfg.epochs)
 
 
 @torch.no_grad()
@@ -297,7 +394,7 @@ def predict_logits(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: i
         xb = Xt[start:start + batch_size].to(device)
         if fmt is not None:
             xb = xb.contiguous(memory_format=fmt)
-        with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
+        with _autocast(device, amp):
             out.append(model(xb).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
@@ -335,7 +432,7 @@ def _dropout_calls(model: nn.Module, x1: torch.Tensor, device: str, amp) -> list
              for m in probe.modules() if type(m) is nn.Dropout]
     devices = [torch.device(device)] if device.startswith("cuda") else []
     with torch.random.fork_rng(devices=devices), torch.no_grad(), \
-            torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
+            _autocast(device, amp):
         probe(x1)
     for h in hooks:
         h.remove()
@@ -384,26 +481,17 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
     shapes = [[(n, tuple(t.shape)) for n, t in (*m.named_parameters(), *m.named_buffers())] for m in models]
     if any(s != shapes[0] for s in shapes):
         raise StackingError("stacked folds need networks of the same architecture and shapes")
-    _check_settings(cfg, [len(X) for X in Xs])
-    rt = runtime.current()
-    device = runtime.resolve_device(rt.device)
-    amp = autocast_dtype(device, cfg.precision)
+    setup = _setup(cfgs, Xs, ys, class_weights)
+    rt, device, amp = setup.rt, setup.device, setup.amp
     is_cuda = device.startswith("cuda")
     augments = augments or [None] * K
-    # per-fold random streams: the shuffling/augmentation generators and the global RNG of dropout
-    gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
-    dev_gens = [torch.Generator(device=device).manual_seed(c.seed) if is_cuda else g for c, g in zip(cfgs, gens)]
+    # per-fold random streams: the global RNG of dropout, forked per fold (shuffling and augmentation
+    # have their generators in the fold's _FoldData)
     rng_states = []
     with torch.random.fork_rng(devices=[torch.device(device)] if is_cuda else []):
         for c in cfgs:
             torch.manual_seed(c.seed)
             rng_states.append(torch.cuda.get_rng_state(device) if is_cuda else torch.get_rng_state())
-    data = []
-    for X, y in zip(Xs, ys):
-        Xt, yt = _to_tensor(X), torch.tensor(np.asarray(y, dtype=np.int64))
-        if is_cuda and Xt.element_size() * Xt.numel() <= PRELOAD_BYTES // K:
-            Xt, yt = Xt.to(device), yt.to(device)
-        data.append((Xt, yt))
     for m in models:
         m.to(device).train()
     template = copy.deepcopy(models[0])
@@ -412,20 +500,15 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
         if type(mod) is nn.Dropout:
             parent = template.get_submodule(name.rpartition(".")[0]) if "." in name else template
             setattr(parent, name.rpartition(".")[2], _MaskDropout(feed))
-    drop_calls = _dropout_calls(models[0], data[0][0][:2].to(device), device, amp)
+    drop_calls = _dropout_calls(models[0], setup.folds[0].X[:2].to(device), device, amp)
     param_names = [n for n, _ in models[0].named_parameters()]
     buffer_names = [n for n, _ in models[0].named_buffers()]
     params = [dict(m.named_parameters()) for m in models]
     buffers = [dict(m.named_buffers()) for m in models]
-    steps_per_epoch = [math.ceil(len(d[0]) / cfg.batch_size) for d in data]
-    totals = [cfg.epochs * s for s in steps_per_epoch]
-    warmup = cfg.warmup_steps()
+    totals = [f.total_steps for f in setup.folds]
     # one parameter group per fold: its own learning-rate schedule, and Adam state kept per parameter
     opt = _optimizer([{"params": list(m.parameters())} for m in models], cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, [lambda s, t=t: lr_factor(s, t, warmup, cfg.schedule) for t in totals])
-    weights = [None if w is None else torch.as_tensor(w, dtype=torch.float32, device=device)
-               for w in (class_weights or [None] * K)]
+    sched = _schedule(opt, setup, cfg.schedule)
 
     def fold_loss(p, b, masks, xb, yb, w):
         feed["masks"], feed["next"] = masks, 0
@@ -439,14 +522,14 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
             for k in range(K):
                 if step >= totals[k]:
                     continue
-                Xt, yt = data[k]
-                j = step % steps_per_epoch[k]
+                fold = setup.folds[k]
+                j = step % fold.steps_per_epoch
                 if j == 0:
-                    orders[k] = torch.randperm(len(Xt), generator=gens[k])
-                idx = orders[k][j * cfg.batch_size:(j + 1) * cfg.batch_size].to(Xt.device)
-                xb, yb = Xt[idx].to(device, non_blocking=True), yt[idx].to(device, non_blocking=True)
+                    orders[k] = torch.randperm(len(fold.X), generator=fold.gen)
+                idx = orders[k][j * cfg.batch_size:(j + 1) * cfg.batch_size].to(fold.X.device)
+                xb, yb = fold.X[idx].to(device, non_blocking=True), fold.y[idx].to(device, non_blocking=True)
                 if augments[k] is not None:
-                    xb = augments[k](xb, dev_gens[k])
+                    xb = augments[k](xb, fold.dev_gen)
                 batches.setdefault(len(idx), []).append((k, xb, yb))
             masks = _draw_dropout_masks(batches, drop_calls, rng_states, device)
             total_loss = 0.0
@@ -457,10 +540,10 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
                 mk = [torch.stack([masks[k][c] for k in ks]) for c in range(len(drop_calls))]
                 xs = torch.stack([xb for _, xb, _ in group])
                 ys_ = torch.stack([yb for _, _, yb in group])
-                w = None if weights[ks[0]] is None else torch.stack([weights[k] for k in ks])
+                weights = [setup.folds[k].weight for k in ks]
+                w = None if weights[0] is None else torch.stack(weights)
                 try:
-                    with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32,
-                                        enabled=amp is not None):
+                    with _autocast(device, amp):
                         losses = torch.vmap(fold_loss, in_dims=(0, 0, 0, 0, 0, None if w is None else 0))(
                             p, bf, mk, xs, ys_, w)
                 except RuntimeError as exc:
@@ -483,10 +566,8 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
             total_loss.backward()
             opt.step()
             sched.step()
-            epoch_done = (step + 1) % steps_per_epoch[0] == 0
-            if rt.progress is not None and epoch_done:
-                e = (step + 1) // steps_per_epoch[0]
-                rt.progress(f"{description} x{K} epoch {e}/{cfg.epochs}", e, cfg.epochs)
+            if (step + 1) % setup.folds[0].steps_per_epoch == 0:
+                _report_epoch(rt, f"{description} x{K}", (step + 1) // setup.folds[0].steps_per_epoch, cfg.epochs)
     return [m.eval() for m in models]
 
 
