@@ -40,7 +40,7 @@ def main() -> None:
     import cv2
 
     from mer_bench import preprocess as pp
-    from mer_bench.datasets.frames import CASME2
+    from mer_bench.datasets.casme import CASME2
 
     cv2.setNumThreads(1)
     rng = np.random.default_rng(0)

@@ -112,8 +112,8 @@ def test_a_board_does_not_change_when_a_methods_code_does(tmp_path):
 
     plugin = tmp_path / "board_toy.py"
     store = tmp_path / "s.sqlite"
-    script = ("import sys; sys.path.insert(0, {p!r}); import board_toy; from mer_bench.cli import main; "
-              "sys.exit(main(sys.argv[1:]))").format(p=str(tmp_path))
+    script = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import board_toy; from mer_bench.cli import main; "
+              "sys.exit(main(sys.argv[1:]))")
 
     def cli(*args):
         done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)

@@ -10,8 +10,7 @@ import pytest
 
 from mer_bench.cli import main
 from mer_bench.data import DatasetError
-from mer_bench.datasets.frames import CASME, CASME2Cropped, CASMESq
-from mer_bench.datasets.sheets import read_casme_sheet, read_casme_sq_sheet
+from mer_bench.datasets.casme import CASME, CASME2Cropped, CASMESq, read_casme_sheet, read_casme_sq_sheet
 from mer_bench.protocols.single import MERANet3Holdout, MERANet3HoldoutPaper
 from mer_bench.registry import DATASETS
 

@@ -528,7 +528,7 @@ def _sheet(path: Path, rows) -> Path:
 
 def test_a_coding_sheet_without_rows_or_with_a_bad_subject_names_file_and_row(tmp_path):
     from mer_bench.data import DatasetError
-    from mer_bench.datasets.sheets import read_casme2_sheet
+    from mer_bench.datasets.casme import read_casme2_sheet
 
     empty = _sheet(tmp_path / "empty.xlsx", [])
     with pytest.raises(DatasetError, match="empty.xlsx: the coding sheet has a header but no clip rows"):
@@ -572,7 +572,7 @@ def test_the_synthetic_cache_is_read_back(tmp_path, monkeypatch):
 
 
 def test_a_data_root_one_level_off_gets_one_message_saying_where(tmp_path, capsys):
-    from mer_bench.datasets.frames import CASME2
+    from mer_bench.datasets.casme import CASME2
 
     release = tmp_path / "CASME2"
     inner = release / "CASME2_RAW_selected"

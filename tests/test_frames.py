@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from mer_bench.cli import main
-from mer_bench.datasets.frames import CASME2, SAMM, frame_number, list_frames
+from mer_bench.datasets.casme import CASME2
+from mer_bench.datasets.frames import frame_number, list_frames
+from mer_bench.datasets.samm import SAMM
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "annotations"
 
@@ -156,7 +158,7 @@ def test_a_raw_dataset_runs_through_the_runner(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not (DATA / "smic" / "smic_apex.xlsx").is_file(), reason=f"SMIC sheet not found in {DATA}")
 def test_smic_hs_layout_uses_unpadded_folders_and_the_class_folder(tmp_path):
-    from mer_bench.datasets.frames import SMICHS
+    from mer_bench.datasets.smic import SMICHS
 
     ds = SMICHS(data_root=str(tmp_path), sheet=str(DATA / "smic" / "smic_apex.xlsx"))
     row = ds.table().set_index("clip").loc["s03_ne_22"]
@@ -205,7 +207,7 @@ def test_protocols_fix_the_class_scheme(tmp_path):
 
 
 def test_smic_vis_reads_its_clip_list_from_the_tree(tmp_path, capsys):
-    from mer_bench.datasets.frames import SMICVIS
+    from mer_bench.datasets.smic import SMICVIS
 
     def bmp(n):
         return f"image{n}.bmp"

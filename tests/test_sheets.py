@@ -7,7 +7,8 @@ import pytest
 
 from mer_bench.data import DatasetError
 from mer_bench.datasets.megc2019 import read_label_file
-from mer_bench.datasets.sheets import apply_fixes, load_fixes, read_coding_sheet, sheet_problems
+from mer_bench.datasets.readers import read_coding_sheet
+from mer_bench.datasets.sheets import apply_fixes, load_fixes, sheet_problems
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 A = DATA / "annotations"
@@ -116,7 +117,8 @@ def test_data_stats_agrees_with_the_published_counts(capsys, monkeypatch):
 
 
 def test_bad_sheets_name_file_row_and_column(tmp_path):
-    from mer_bench.datasets.sheets import read_casme2_sheet, read_samm_sheet
+    from mer_bench.datasets.casme import read_casme2_sheet
+    from mer_bench.datasets.samm import read_samm_sheet
 
     f = tmp_path / "CASME2-coding-x.xlsx"
     pd.DataFrame({"Subject": ["01"], "Filename": ["EP02_01f"], "OnsetFrame": ["46"], "ApexFrame": ["fifty"],
@@ -140,7 +142,8 @@ def _headerless(tmp_path):
 
 @needs_sheets
 def test_a_sheet_of_another_dataset_is_refused():
-    from mer_bench.datasets.sheets import read_casme2_sheet, read_samm_sheet
+    from mer_bench.datasets.casme import read_casme2_sheet
+    from mer_bench.datasets.samm import read_samm_sheet
 
     with pytest.raises(DatasetError, match="lacks columns"):
         read_casme2_sheet(A / "samm/SAMM_micro_only.xlsx")

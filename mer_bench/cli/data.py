@@ -64,7 +64,7 @@ def _data_stats(dataset, name) -> int:
         console.print(f"{name}: {len(t)} clips, {t['subject'].nunique()} subjects; classes "
                       + ", ".join(f"{c} {int((t['label'] == i).sum())}" for i, c in enumerate(dataset.classes)))
         return 0
-    from mer_bench.datasets.frames import CLASS_SCHEMES
+    from mer_bench.datasets.schemes import scheme_counts
 
     sheet = dataset.sheet_table()
     console.print(f"{name}: sheet {sheet['sheet'].iat[0]} ({sheet['sheet_version'].iat[0]}): {len(sheet)} clips, "
@@ -74,11 +74,7 @@ def _data_stats(dataset, name) -> int:
     table = Table(title=f"{name}: class schemes")
     for col in ("scheme", "clips", "subjects", "classes"):
         table.add_column(col)
-    for scheme, mapping in CLASS_SCHEMES[dataset.scheme_key].items():
-        used = sheet[sheet["emotion"].isin(list(mapping))]
-        per = used["emotion"].map(mapping).value_counts()
-        classes = list(dict.fromkeys(mapping.values()))
-        table.add_row(scheme, str(len(used)), str(used["subject"].nunique()),
-                      ", ".join(f"{c} {int(per.get(c, 0))}" for c in classes))
+    for scheme, clips, subjects, classes in scheme_counts(sheet, dataset.scheme_key):
+        table.add_row(scheme, str(clips), str(subjects), ", ".join(f"{c} {n}" for c, n in classes))
     console.print(table)
     return 0

@@ -25,8 +25,10 @@ import pandas as pd
 
 from mer_bench.data import Dataset, DatasetError, validate_table
 from mer_bench.data_roots import require_data_root
-from mer_bench.datasets.frames import CASME2, SAMM, SMICHS
+from mer_bench.datasets.casme import CASME2
 from mer_bench.datasets.megc2019 import LABEL_FILE, MEGC_CLASSES, MEGC2019Flow, read_label_file
+from mer_bench.datasets.samm import SAMM
+from mer_bench.datasets.smic import SMICHS
 
 __all__ = ["MEGC2019Raw"]
 

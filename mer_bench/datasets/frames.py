@@ -22,7 +22,7 @@ Layouts (``DATA_ROOT`` = ``--data-root``; the coding sheet is found in it by nam
   ``SAMM_micro_only.xlsx`` (preferred) or ``SAMM_Micro_FACS_Codes_v2.xlsx``. 200 fps.
 * ``smic-hs``: ``HS/s1/micro/negative/s1_ne_01/image443824.bmp`` (the class is the folder); sheet
   ``smic_apex.xlsx`` for onset/offset. 100 fps. SMIC has no apex; the rule is in
-  :mod:`mer_bench.datasets.sheets`.
+  :mod:`mer_bench.datasets.smic` (``read_smic_sheet``).
 * ``casme3-a``: ``part_A/spNO.1/b/color/175.jpg`` (one folder per task video; a clip is the frames
   onset..offset of it); sheet ``casme3_table.xlsx``. 30 fps.
 
@@ -49,7 +49,6 @@ with a progress bar.
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import re
 from concurrent.futures import ProcessPoolExecutor
@@ -62,27 +61,17 @@ import pandas as pd
 from mer_bench.atomic import atomic_path
 from mer_bench.data import Dataset, DatasetError
 from mer_bench.data_roots import require_data_root
-from mer_bench.datasets.sheets import (
-    read_casme2_sheet,
-    read_casme3_sheet,
-    read_casme_sheet,
-    read_casme_sq_sheet,
-    read_samm_sheet,
-    read_smic_sheet,
-)
+from mer_bench.datasets.schemes import CLASS_SCHEMES, KNOWN_EMOTIONS, SCHEME_COLUMNS
 
-__all__ = ["FrameTreeDataset", "CASME", "CASME2", "CASME2Cropped", "CASMESq", "SAMM", "SMICHS", "SMICVIS",
-           "SMICNIR", "CASME3A", "frame_number", "list_frames"]
+__all__ = ["FrameTreeDataset", "frame_number", "list_frames"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-
 
 def frame_number(name: str) -> int | None:
     """The frame index in a file name: the last group of digits of its stem (``reg_img46.jpg`` -> 46,
     ``006_05562.jpg`` -> 5562); ``None`` when there is none."""
     digits = re.findall(r"\d+", Path(name).stem)
     return int(digits[-1]) if digits else None
-
 
 def list_frames(folder: Path) -> list[tuple[int, Path]]:
     """``(frame number, path)`` of the images in ``folder``, sorted by frame number."""
@@ -96,54 +85,6 @@ def list_frames(folder: Path) -> list[tuple[int, Path]]:
 
 
 #: class schemes per dataset: scheme -> {emotion in the sheet: class name}, classes in order
-CLASS_SCHEMES: dict[str, dict[str, dict[str, str]]] = {
-    "casme2": {
-        "5class": {e: e for e in ("happiness", "surprise", "disgust", "repression", "others")},
-        "megc3": {"disgust": "negative", "repression": "negative", "happiness": "positive", "surprise": "surprise"},
-        "meranet3": {"disgust": "disgust", "happiness": "happiness", "surprise": "surprise"},
-    },
-    "samm": {
-        "5class": {"anger": "anger", "happiness": "happiness", "contempt": "contempt", "surprise": "surprise",
-                   "other": "other"},
-        "megc3": {"anger": "negative", "contempt": "negative", "disgust": "negative", "fear": "negative",
-                  "sadness": "negative", "happiness": "positive", "surprise": "surprise"},
-        "meranet3": {"anger": "anger", "happiness": "happiness", "other": "other"},
-    },
-    "smic": {"3class": {"negative": "negative", "positive": "positive", "surprise": "surprise"}},
-}
-CLASS_SCHEMES["smic"]["megc3"] = CLASS_SCHEMES["smic"]["3class"]
-# CAS(ME)^3 part A: the sheet's 7 labels, or 3 classes by the MEGC rule. (HTNet's edited 3-class list,
-# 449/54/184 clips, is not reproduced by any rule on this sheet; field notes 2.5.)
-CLASS_SCHEMES["casme3"] = {
-    "7class": {e: e for e in ("disgust", "surprise", "others", "fear", "anger", "sad", "happy")},
-    "megc3": {"disgust": "negative", "fear": "negative", "anger": "negative", "sad": "negative",
-              "happy": "positive", "surprise": "surprise"},
-}
-# CASME (I): the 8 emotion categories of its paper (Yan et al., FG 2013), or MERANet's 3.
-CLASS_SCHEMES["casme"] = {
-    "8class": {e: e for e in ("amusement", "sadness", "disgust", "surprise", "contempt", "fear", "repression",
-                              "tense")},
-    "meranet3": {"disgust": "disgust", "repression": "repression", "tense": "tense"},
-}
-# CAS(ME)^2: the estimated emotion (4 classes), or MERANet's 3 classes, which are the emotion of the
-# eliciting video (happy / angry / disgust: 18 / 22 / 17 of the 57 MEs), column ``stimulus``.
-CLASS_SCHEMES["casme^2"] = {
-    "4class": {e: e for e in ("negative", "positive", "surprise", "others")},
-    "meranet3": {"happy": "happiness", "anger": "anger", "disgust": "disgust"},
-}
-#: the sheet column a class scheme reads (default ``emotion``)
-SCHEME_COLUMNS = {("casme^2", "meranet3"): "stimulus"}
-#: every emotion label the official sheets use (others are reported by ``check``)
-KNOWN_EMOTIONS = {
-    "casme": {"amusement", "sadness", "disgust", "surprise", "contempt", "fear", "repression", "tense",
-              "happiness"},
-    "casme^2": {"negative", "positive", "surprise", "others"},
-    "casme2": {"happiness", "surprise", "disgust", "repression", "others", "sadness", "fear"},
-    "samm": {"anger", "happiness", "contempt", "surprise", "other", "disgust", "fear", "sadness"},
-    "smic": {"negative", "positive", "surprise"},
-    "casme3": {"disgust", "surprise", "others", "fear", "anger", "sad", "happy"},
-}
-
 
 def _read_cached(path: Path) -> np.ndarray | None:
     """A cached array, or ``None`` when absent or unreadable (then it is recomputed and replaced)."""
@@ -153,7 +94,6 @@ def _read_cached(path: Path) -> np.ndarray | None:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
-
 
 def _read_frames(paths: list[Path]) -> np.ndarray:
     import cv2
@@ -168,7 +108,6 @@ def _read_frames(paths: list[Path]) -> np.ndarray:
     if len(shapes) > 1:
         raise DatasetError(f"frames of {paths[0].parent} differ in size: {sorted(shapes)}")
     return np.asarray(frames)
-
 
 def _compute(job: tuple) -> tuple[np.ndarray, bool]:
     """One clip's representation (run in worker processes): ``(array, face_found)``."""
@@ -197,7 +136,6 @@ def _compute(job: tuple) -> tuple[np.ndarray, bool]:
         return img.transpose(2, 0, 1).astype(np.float32) / 255.0, found
     rgb = np.ascontiguousarray(frames[..., ::-1])
     return pp.temporal_clip(rgb, apex_pos, params["frames"], params["size"], params["clip_rule"]), found
-
 
 class FrameTreeDataset(Dataset):
     """Base of frame-folder datasets. Subclasses give ``fps``, ``sheet_patterns``, ``read_sheet``
@@ -455,230 +393,3 @@ class FrameTreeDataset(Dataset):
                 np.save(f, arr)
         except OSError:
             pass  # an unwritable cache only costs recomputation
-
-
-class CASME(FrameTreeDataset):
-    """CASME (I) (Yan et al., FG 2013): 60 fps; sheet ``casme.xlsx`` (MEB's; field notes 2.6),
-    frames ``CASME_raw_selected/sub01/EP01_5/EP01_5-1.jpg`` or, with ``layout=cropped``,
-    ``Cropped/sub01/EP01_5/reg_EP01_5-1.jpg`` (frame numbers may be zero-padded). Class schemes
-    ``8class`` (default) and ``meranet3`` (disgust, repression, tense)."""
-
-    name: ClassVar[str] = "casme"
-    summary: ClassVar[str] = "CASME (I) frame folders + casme.xlsx (195 MEs, 19 subjects, 60 fps); needs --data-root"
-    fps: ClassVar[int] = 60
-    sheet_patterns = ("casme.xlsx", "CASME*.xlsx", "**/casme.xlsx")
-    scheme_key = "casme"
-    default_classes = "8class"
-    layouts: ClassVar[dict[str, str]] = {"raw": "CASME_raw_selected", "cropped": "Cropped"}
-    default_layout: ClassVar[str] = "raw"
-
-    def __init__(self, *args: Any, layout: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.layout = layout or self.default_layout
-        if self.layout not in self.layouts:
-            raise DatasetError(f"{self.name}: layout must be one of {', '.join(self.layouts)}, got {self.layout!r}")
-
-    def options(self) -> dict[str, Any]:
-        return {**super().options(), "layout": self.layout}
-
-    def read_sheet(self, path: Path) -> pd.DataFrame:
-        return read_casme_sheet(path)
-
-    def clip_dir(self, row) -> Path:
-        return self.root / self.layouts[self.layout] / row.subject / row.clip
-
-
-class CASME2(CASME):
-    """CASME II (Yan et al., PLoS ONE 2014); see the module docstring for the layout.
-
-    Extra option ``layout``: ``"raw"`` (``CASME2_RAW_selected``) or ``"cropped"`` (``Cropped``).
-    """
-
-    name: ClassVar[str] = "casme2"
-    summary: ClassVar[str] = ("CASME II frame folders + coding sheet (255 clips, 26 subjects, 200 fps); "
-                              "needs --data-root")
-    fps: ClassVar[int] = 200
-    sheet_patterns = ("CASME2-coding-20140508.xlsx", "CASME2-coding-*.xlsx", "**/CASME2-coding-*.xlsx")
-    scheme_key = "casme2"
-    default_classes = "5class"
-    layouts: ClassVar[dict[str, str]] = {"raw": "CASME2_RAW_selected", "cropped": "Cropped"}
-
-    def read_sheet(self, path: Path) -> pd.DataFrame:
-        return read_casme2_sheet(path)
-
-
-class CASME2Cropped(CASME2):
-    """CASME II's official cropped and aligned release: ``Cropped/sub01/EP02_01f/reg_img46.jpg``
-    (the same sheet and frame numbers as the raw release; faces already cropped, so ``face_crop``
-    is off by default). The same as ``casme2`` with ``layout=cropped, face_crop=False``."""
-
-    name: ClassVar[str] = "casme2-cropped"
-    summary: ClassVar[str] = ("CASME II official cropped frames (Cropped/sub01/EP02_01f/reg_img46.jpg); "
-                              "needs --data-root")
-    default_layout: ClassVar[str] = "cropped"
-
-    def __init__(self, *args: Any, face_crop: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, face_crop=face_crop, **kwargs)
-
-
-class CASMESq(CASME):
-    """CAS(ME)^2 (Qu et al., IEEE TAC 2018): 30 fps; workbook ``CAS(ME)^2code_final.xlsx`` (see
-    :func:`mer_bench.datasets.sheets.read_casme_sq_sheet`); frames
-    ``rawpic/s15/15_0401<name>/img<N>.jpg`` (``layout=cropped``: ``cropped/...``). Only
-    micro-expressions by default (option ``expressions``: micro, macro, all). Class schemes
-    ``4class`` (the estimated emotion: negative, positive, surprise, others; default) and
-    ``meranet3`` (the eliciting video's emotion: happiness, anger, disgust)."""
-
-    name: ClassVar[str] = "casme^2"
-    summary: ClassVar[str] = ("CAS(ME)^2 frame folders + CAS(ME)^2code_final.xlsx (57 MEs, 22 subjects, 30 fps); "
-                              "needs --data-root")
-    fps: ClassVar[int] = 30
-    sheet_patterns = ("CAS(ME)^2code_final*.xlsx", "CAS(ME)*code*.xlsx", "**/CAS(ME)*code*.xlsx")
-    scheme_key = "casme^2"
-    default_classes = "4class"
-    layouts: ClassVar[dict[str, str]] = {"raw": "rawpic", "cropped": "cropped"}
-
-    def __init__(self, *args: Any, expressions: str = "micro", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.expressions = expressions
-
-    def options(self) -> dict[str, Any]:
-        opts = super().options()
-        return opts if self.expressions == "micro" else {**opts, "expressions": self.expressions}
-
-    def read_sheet(self, path: Path) -> pd.DataFrame:
-        return read_casme_sq_sheet(path, expressions=self.expressions)
-
-    def clip_dir(self, row) -> Path:
-        top = self.root / self.layouts[self.layout] / row.subject
-        video = self.sheet_table().set_index(["subject", "clip"]).at[(row.subject, row.clip), "video"] \
-            if not hasattr(row, "video") else row.video
-        found = sorted(top.glob(f"{glob.escape(video)}*")) if top.is_dir() else []
-        return found[0] if found else top / video
-
-
-class SAMM(FrameTreeDataset):
-    """SAMM (Davison et al., IEEE TAC 2018); see the module docstring for the layout."""
-
-    name: ClassVar[str] = "samm"
-    summary: ClassVar[str] = "SAMM frame folders + coding sheet (159 clips, 29 subjects, 200 fps); needs --data-root"
-    fps: ClassVar[int] = 200
-    scheme_key = "samm"
-    sheet_patterns = ("SAMM_micro_only.xlsx", "SAMM_Micro_FACS_Codes_v2.xlsx", "**/SAMM_*.xlsx")
-
-    def read_sheet(self, path: Path) -> pd.DataFrame:
-        return read_samm_sheet(path)
-
-    def clip_dir(self, row) -> Path:
-        nested = self.root / "SAMM"
-        base = nested if nested.is_dir() else self.root
-        return base / row.subject / row.clip
-
-
-class SMICHS(FrameTreeDataset):
-    """SMIC-HS (Li et al., FG 2013); see the module docstring for the layout.
-
-    With ``smic_apex.xlsx`` in the data root (or ``sheet=``), onset/offset come from it; without
-    it, the clip list is read from the tree: the class is the folder, onset and offset are the
-    first and last frame numbers on disk, and the apex is the middle frame (SMIC has no apex).
-    """
-
-    name: ClassVar[str] = "smic-hs"
-    summary: ClassVar[str] = ("SMIC-HS frame folders (164 clips, 16 subjects, 100 fps), with smic_apex.xlsx if "
-                              "present; needs --data-root")
-    fps: ClassVar[int] = 100
-    scheme_key = "smic"
-    default_classes = "3class"
-    sheet_patterns = ("smic_apex.xlsx", "**/smic_apex.xlsx")
-    modality: ClassVar[str] = "HS"
-    _FOLDERS = {"negative": "negative", "positive": "positive", "surprise": "surprise"}
-
-    def read_sheet(self, path: Path) -> pd.DataFrame:
-        return read_smic_sheet(path)
-
-    def sheet_path(self) -> Path:
-        try:
-            return super().sheet_path()
-        except DatasetError:
-            return self.root / self.modality  # no sheet: the tree is the list (see the class docstring)
-
-    def sheet_table(self) -> pd.DataFrame:
-        if self._sheet_table is None and not self.sheet_path().is_file():
-            self._sheet_table = self._scan_tree(self.sheet_path())
-        return super().sheet_table()
-
-    def _scan_tree(self, top: Path) -> pd.DataFrame:
-        from mer_bench.datasets.megc2019 import canonical_clip, canonical_subject
-
-        rows = []
-        subjects = sorted(p for p in top.iterdir() if p.is_dir() and re.fullmatch(r"s\d+", p.name)) \
-            if top.is_dir() else []
-        for sub in subjects:
-            for emotion in self._FOLDERS:
-                for clip in sorted((sub / "micro" / emotion).glob("*")) if (sub / "micro" / emotion).is_dir() else []:
-                    numbers = [n for n, _ in list_frames(clip)] if clip.is_dir() else []
-                    onset, offset = (numbers[0], numbers[-1]) if numbers else (pd.NA, pd.NA)
-                    rows.append({"dataset": "smic", "subject": canonical_subject("smic", sub.name),
-                                 "clip": canonical_clip("smic", clip.name), "onset": onset,
-                                 "apex": pd.NA if not numbers else onset + (offset - onset) // 2, "offset": offset,
-                                 "emotion": emotion, "aus": "", "objective_class": pd.NA,
-                                 "sheet": f"{top.name}/ (folder tree)", "sheet_version": "tree"})
-        if not rows:
-            raise DatasetError(f"no smic_apex.xlsx and no clips under {top}/s*/micro/<class>/")
-        df = pd.DataFrame(rows)
-        for col in ("onset", "apex", "offset"):
-            df[col] = df[col].astype("Int64")
-        df.attrs["fixes"] = []
-        return df
-
-    def fingerprint(self) -> str:
-        if not self.sheet_path().is_file():
-            h = hashlib.sha256(repr(self.sheet_table()[["subject", "clip", "onset", "offset"]].values.tolist())
-                               .encode())
-            h.update(repr(sorted(self.options().items())).encode())
-            return h.hexdigest()[:16]
-        return super().fingerprint()
-
-    def clip_dir(self, row) -> Path:
-        n = int(row.subject[1:])
-        clip = f"s{n}_{row.clip.split('_', 1)[1]}"  # folders are unpadded: s3/micro/negative/s3_ne_22
-        return self.root / self.modality / f"s{n}" / "micro" / self._FOLDERS[row.emotion] / clip
-
-
-class SMICVIS(SMICHS):
-    """SMIC-VIS (visual camera, 25 fps): the same layout under ``VIS/``; no sheet, the tree is the list."""
-
-    name: ClassVar[str] = "smic-vis"
-    summary: ClassVar[str] = "SMIC-VIS frame folders (71 clips, 8 subjects, 25 fps); needs --data-root"
-    fps: ClassVar[int] = 25
-    modality: ClassVar[str] = "VIS"
-    sheet_patterns = ()
-
-
-class SMICNIR(SMICHS):
-    """SMIC-NIR (near-infrared camera, 25 fps): the same layout under ``NIR/``."""
-
-    name: ClassVar[str] = "smic-nir"
-    summary: ClassVar[str] = "SMIC-NIR frame folders (71 clips, 8 subjects, 25 fps); needs --data-root"
-    fps: ClassVar[int] = 25
-    modality: ClassVar[str] = "NIR"
-    sheet_patterns = ()
-
-
-class CASME3A(FrameTreeDataset):
-    """CAS(ME)^3 part A (Li et al., IEEE TPAMI 2023); see the module docstring for the layout.
-    Class schemes ``7class`` (default) and ``megc3``."""
-
-    name: ClassVar[str] = "casme3-a"
-    summary: ClassVar[str] = ("CAS(ME)^3 part A colour frames + casme3_table.xlsx (860 MEs, 94 subjects, 30 fps); "
-                              "needs --data-root")
-    fps: ClassVar[int] = 30
-    sheet_patterns = ("casme3_table.xlsx", "**/casme3_table.xlsx")
-    scheme_key = "casme3"
-    default_classes = "7class"
-
-    def read_sheet(self, path: Path) -> pd.DataFrame:
-        return read_casme3_sheet(path)
-
-    def clip_dir(self, row) -> Path:
-        return self.root / "part_A" / row.subject / row.clip.rsplit("_", 1)[0] / "color"
