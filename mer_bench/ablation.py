@@ -23,7 +23,6 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mer_bench.atomic import save_figure
@@ -101,56 +100,46 @@ def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_cla
     per-seed prediction tables (as :meth:`mer_bench.store.Store.predictions`)."""
     from mer_bench import stats
 
-    rows, compared, pvals = [], [], []
-    ref = stats.stack_runs(predictions[0])
+    rows = []
+    computed = {i: stats.row_statistics(preds, n_classes, n_resamples, stratify=False)
+                for i, preds in enumerate(predictions)}
     for i, (arm, preds) in enumerate(zip(arms, predictions)):
-        st = stats.stack_runs(preds)
+        st = computed[i]
         row = {"arm": arm.label, "method": arm.method, "protocol": arm.protocol, "seeds": len(preds), "_ci": None}
-        if st is None:  # seeds on different test sets (hold-outs drawn per seed): the mean over seeds
-            runs = [(q["y_true"].to_numpy(), q["y_pred"].to_numpy(),
-                     (q["dataset"].astype(str) + "/" + q["subject"].astype(str)).to_numpy()) for q in preds]
-            for metric in ("uf1", "uar"):
-                try:
-                    ci = stats.split_mean_ci(runs, n_classes, metric, n_resamples=n_resamples)
-                    row[metric.upper()] = (f"{ci.estimate:.4f} [{ci.low:.3f}, {ci.high:.3f}]"
-                                           + (" †" if ci.few_clusters else "") + " (mean over splits)")
-                except stats.StatsError as exc:
-                    row[metric.upper()] = f"n/a ({exc})"
-            row["vs reference"] = "n/a (different test clips: intervals only)"
-            rows.append(row)
-            continue
-        y, yp, clusters, _, ids = st
         for metric in ("uf1", "uar"):
-            try:
-                ci = stats.cluster_bootstrap_ci(y, yp, clusters, n_classes, metric, n_resamples=n_resamples)
-            except stats.StatsError:  # e.g. a hold-out whose test side is one subject
+            ci = st.intervals[metric]
+            if st.over_splits:  # seeds on different test sets (hold-outs drawn per seed): the mean over seeds
+                row[metric.upper()] = (f"n/a ({ci})" if isinstance(ci, stats.StatsError) else
+                                       f"{ci.estimate:.4f} [{ci.low:.3f}, {ci.high:.3f}]"
+                                       + (" †" if ci.few_clusters else "") + " (mean over splits)")
+            elif isinstance(ci, stats.StatsError):  # e.g. a hold-out whose test side is one subject
+                y, yp, clusters, _, _ = st.stacked
                 n_sub = len(set(clusters))
                 est = float(stats.scores_from_counts(
                     stats.subject_counts(y, yp[0], clusters, n_classes)[0].sum(0), metric))
                 row[metric.upper()] = f"{est:.4f} (no interval: {n_sub} test subject{'s' if n_sub != 1 else ''})"
-                continue
-            row[metric.upper()] = f"{ci.estimate:.4f} [{ci.low:.3f}, {ci.high:.3f}]" + (" †" if ci.few_clusters else "")
-            if metric == "uf1":
-                row["_ci"] = (ci.estimate, ci.low, ci.high)
-        if i == 0:
-            row["vs reference"] = "reference"
-        elif ref is None or not np.array_equal(ref[4], ids):
-            row["vs reference"] = "n/a (different test clips: intervals only)"
-        else:
-            c = stats.paired_comparison(y, yp, ref[1], clusters, n_classes, "uf1", n_resamples=n_resamples)
-            acc_a = pd.Series((yp == y).mean(0)).groupby(clusters).mean()
-            acc_r = pd.Series((ref[1] == y).mean(0)).groupby(clusters).mean()
-            bayes = stats.bayesian_signed_rank(acc_a.to_numpy(), acc_r.loc[acc_a.index].to_numpy(), rope=rope)
-            row["ΔUF1"] = f"{c.difference:+.4f} [{c.low:+.3f}, {c.high:+.3f}]"
-            row["acc. P(better) / P(equiv.) / P(worse)"] = (
-                f"{bayes['p_a_better']:.2f} / {bayes['p_equivalent']:.2f} / {bayes['p_b_better']:.2f}")
-            compared.append(len(rows))
-            pvals.append(c.p_value)
+            else:
+                row[metric.upper()] = (f"{ci.estimate:.4f} [{ci.low:.3f}, {ci.high:.3f}]"
+                                       + (" †" if ci.few_clusters else ""))
+                if metric == "uf1":
+                    row["_ci"] = (ci.estimate, ci.low, ci.high)
+        same_clips = i == 0 and not st.over_splits
+        row["vs reference"] = "reference" if same_clips else "n/a (different test clips: intervals only)"
         rows.append(row)
-    if pvals:
-        _, adj = stats.holm(pvals)
-        for k, p in zip(compared, adj):
-            rows[k]["vs reference"] = f"p_Holm {p:.3g}"
+    stacked = {i: st for i, st in computed.items() if not st.over_splits}
+    if 0 in stacked:
+        ref_y, ref_pred = stacked[0].stacked[0], stacked[0].stacked[1]
+        for i, c in stats.compare_with_reference(stacked, 0, n_classes, n_resamples, stratify=False).items():
+            if isinstance(c, str):
+                continue  # other clips: intervals only
+            y, yp, clusters, _, _ = stacked[i].stacked
+            acc_a = pd.Series((yp == y).mean(0)).groupby(clusters).mean()
+            acc_r = pd.Series((ref_pred == ref_y).mean(0)).groupby(clusters).mean()
+            bayes = stats.bayesian_signed_rank(acc_a.to_numpy(), acc_r.loc[acc_a.index].to_numpy(), rope=rope)
+            rows[i]["ΔUF1"] = f"{c.difference:+.4f} [{c.low:+.3f}, {c.high:+.3f}]"
+            rows[i]["acc. P(better) / P(equiv.) / P(worse)"] = (
+                f"{bayes['p_a_better']:.2f} / {bayes['p_equivalent']:.2f} / {bayes['p_b_better']:.2f}")
+            rows[i]["vs reference"] = f"p_Holm {c.p_value:.3g}"
     return pd.DataFrame(rows)
 
 

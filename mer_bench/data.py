@@ -28,9 +28,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-__all__ = ["SCHEMA", "Samples", "Dataset", "DatasetError", "validate_table"]
+__all__ = ["SCHEMA", "Samples", "Dataset", "DatasetError", "validate_table", "subject_key"]
 
 SCHEMA = ("sample_id", "dataset", "subject", "clip", "onset", "apex", "offset", "emotion", "aus", "label")
+
+
+def subject_key(table: pd.DataFrame) -> np.ndarray:
+    """``(N,)`` str ``"<dataset>/<subject>"`` of a table or predictions frame: the unit LOSO leaves
+    out and the statistics resample, so that subjects of different databases of a composite never
+    merge (CASME II ``sub01`` and SMIC ``s01`` stay two subjects)."""
+    return (table["dataset"].astype(str) + "/" + table["subject"].astype(str)).to_numpy()
 
 
 class DatasetError(ValueError):

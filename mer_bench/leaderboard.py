@@ -250,70 +250,39 @@ def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
     df["_few"] = False
     for _, idx in df.groupby(["dataset", "protocol"], sort=False).groups.items():
         idx = list(idx)
-        stacked = {}
+        rows: dict[int, stats.RowStatistics] = {}
         for rank, i in enumerate(idx, start=1):
             df.at[i, "rank"] = str(rank)
             preds = df.at[i, "_preds"]
             if not isinstance(preds, list):
                 df.at[i, "vs leader"] = "n/a (no predictions)"
                 continue
-            st = stats.stack_runs(preds)
-            if st is None:  # seeds on different test sets: an interval of the mean over the splits
-                runs = [(q["y_true"].to_numpy(), q["y_pred"].to_numpy(),
-                         (q["dataset"].astype(str) + "/" + q["subject"].astype(str)).to_numpy()) for q in preds]
-                for metric, col in (("uf1", "UF1 95% CI"), ("uar", "UAR 95% CI")):
-                    try:
-                        ci = stats.split_mean_ci(runs, len(df.at[i, "_classes"]), metric, n_resamples=n_resamples)
-                        df.at[i, col] = f"[{ci.low:.3f}, {ci.high:.3f}] (over splits)" + (" †" if ci.few_clusters
-                                                                                         else "")
-                    except stats.StatsError:
-                        df.at[i, col] = "n/a (a split with 1 test subject)"
+            row = stats.row_statistics(preds, len(df.at[i, "_classes"]), n_resamples)
+            for metric, col in (("uf1", "UF1 95% CI"), ("uar", "UAR 95% CI")):
+                ci = row.intervals[metric]
+                if row.over_splits:  # seeds on different test sets: an interval of the mean over the splits
+                    df.at[i, col] = ("n/a (a split with 1 test subject)" if isinstance(ci, stats.StatsError) else
+                                     f"[{ci.low:.3f}, {ci.high:.3f}] (over splits)" + (" †" if ci.few_clusters else ""))
+                elif isinstance(ci, stats.StatsError):  # e.g. a hold-out whose test side is one subject
+                    df.at[i, col] = f"n/a ({len(set(row.stacked[2]))} test subject(s))"
+                else:
+                    df.at[i, col] = f"[{ci.low:.3f}, {ci.high:.3f}]" + (" †" if ci.few_clusters else "")
+                    df.at[i, "_few"] = df.at[i, "_few"] or ci.few_clusters
+            if row.over_splits:
                 df.at[i, "vs leader"] = "n/a (seeds on different splits)"
                 continue
-            stacked[i] = st
-            y, yp, clusters, strata, _ = st
-            layers = strata if len(set(strata)) > 1 else None
-            n_classes = len(df.at[i, "_classes"])
-            for metric, col in (("uf1", "UF1 95% CI"), ("uar", "UAR 95% CI")):
-                try:
-                    ci = stats.cluster_bootstrap_ci(y, yp, clusters, n_classes, metric, strata=layers,
-                                                    n_resamples=n_resamples, seed=0)
-                except stats.StatsError:  # e.g. a hold-out whose test side is one subject
-                    df.at[i, col] = f"n/a ({len(set(clusters))} test subject(s))"
-                    continue
-                df.at[i, col] = f"[{ci.low:.3f}, {ci.high:.3f}]" + (" †" if ci.few_clusters else "")
-                df.at[i, "_few"] = df.at[i, "_few"] or ci.few_clusters
-        honest = [i for i in idx if i in stacked and df.at[i, "leaky"] == "no"]
-        leader = honest[0] if honest else next((i for i in idx if i in stacked), None)
+            rows[i] = row
+        honest = [i for i in idx if i in rows and df.at[i, "leaky"] == "no"]
+        leader = honest[0] if honest else next((i for i in idx if i in rows), None)
         if leader is None:
             continue
         df.at[leader, "vs leader"] = "leader"
-        y, yl, clusters, strata, ids = stacked[leader]
-        compared, pvals = [], []
-        for i in idx:
-            if i == leader or i not in stacked:
+        for i, c in stats.compare_with_reference(rows, leader, len(df.at[leader, "_classes"]), n_resamples).items():
+            if isinstance(c, str):
+                df.at[i, "vs leader"] = f"n/a ({c})"
                 continue
-            _, yp, _, _, other_ids = stacked[i]
-            if len(other_ids) != len(ids) or not np.array_equal(other_ids, ids):
-                df.at[i, "vs leader"] = "n/a (other samples)"
-                continue
-            try:
-                c = stats.paired_comparison(y, yp, yl, clusters, len(df.at[i, "_classes"]), "uf1",
-                                            strata=strata if len(set(strata)) > 1 else None,
-                                            n_resamples=n_resamples, seed=0)
-            except stats.StatsError as exc:
-                df.at[i, "vs leader"] = f"n/a ({exc})"
-                continue
-            compared.append((i, c))
-            pvals.append(c.p_value)
-        if compared:
-            reject, adj = stats.holm(pvals)
-            for (i, c), rej, p in zip(compared, reject, adj):
-                if not rej:
-                    verdict = "tied with leader"
-                else:
-                    verdict = "above leader" if c.difference > 0 else "below leader"
-                df.at[i, "vs leader"] = f"{verdict} (ΔUF1 {c.difference:+.3f}, p_Holm {p:.3g})"
+            verdict = ("above leader" if c.difference > 0 else "below leader") if c.significant else "tied with leader"
+            df.at[i, "vs leader"] = f"{verdict} (ΔUF1 {c.difference:+.3f}, p_Holm {c.p_value:.3g})"
     return df
 
 

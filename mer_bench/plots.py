@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mer_bench.atomic import save_figure
+from mer_bench.data import subject_key
 
 __all__ = ["write_report", "plot_files", "per_subject_accuracy", "cd_cliques"]
 
@@ -37,7 +38,7 @@ def per_subject_accuracy(preds: list[pd.DataFrame]) -> pd.Series:
     """Accuracy per test subject (``dataset/subject``), averaged over seeds."""
     per = []
     for p in preds:
-        key = p["dataset"].astype(str) + "/" + p["subject"].astype(str)
+        key = subject_key(p)
         per.append((p["y_true"] == p["y_pred"]).groupby(key).mean())
     return pd.concat(per, axis=1).mean(axis=1)
 

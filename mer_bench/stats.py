@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mer_bench.data import subject_key
+
 __all__ = ["StatsError", "Interval", "Comparison", "FEW_CLUSTERS", "cluster_bootstrap_ci", "paired_comparison",
            "stack_runs", "split_mean_ci",
            "holm", "mcnemar_test", "wilcoxon_holm", "bayesian_signed_rank", "subject_counts", "scores_from_counts"]
@@ -70,6 +72,8 @@ class Comparison:
     high: float
     p_value: float
     n_clusters: int
+    #: set by :func:`compare_with_reference`: significant at .05 after Holm's adjustment
+    significant: bool | None = None
 
 
 def stack_runs(preds: list) -> tuple | None:
@@ -82,7 +86,7 @@ def stack_runs(preds: list) -> tuple | None:
     if any(len(p) != len(ids) or not np.array_equal(p["sample_id"].to_numpy(), ids) for p in preds[1:]):
         return None
     p0 = preds[0]
-    clusters = (p0["dataset"].astype(str) + "/" + p0["subject"].astype(str)).to_numpy()
+    clusters = subject_key(p0)
     return (p0["y_true"].to_numpy(), np.stack([p["y_pred"].to_numpy() for p in preds]), clusters,
             p0["dataset"].astype(str).to_numpy(), ids)
 
@@ -360,3 +364,78 @@ def bayesian_signed_rank(a, b, rope: float = 0.01, n_samples: int = 50_000, seed
         wins += np.bincount(mass.argmax(1), minlength=3)
     probs = wins / n_samples
     return {"p_b_better": float(probs[0]), "p_equivalent": float(probs[1]), "p_a_better": float(probs[2])}
+
+
+@dataclass
+class RowStatistics:
+    """The statistics of one board or ablation row (one configuration, one or more seeds).
+
+    Attributes:
+        stacked: :func:`stack_runs` of the row's predictions, or ``None`` when its seeds were
+            tested on different clips (then ``intervals`` are over splits).
+        intervals: ``"uf1"`` / ``"uar"`` -> :class:`Interval`, or the :class:`StatsError` that
+            says why there is none (e.g. one test subject).
+        over_splits: the intervals are :func:`split_mean_ci` (seeds on different splits).
+    """
+
+    stacked: tuple | None
+    intervals: dict[str, Interval | StatsError]
+    over_splits: bool
+
+
+def row_statistics(preds: list, n_classes: int, n_resamples: int = 10_000, stratify: bool = True) -> RowStatistics:
+    """The one statistics step of leaderboards and ablations for a row's per-seed predictions
+    (tables as :meth:`mer_bench.store.Store.predictions`): 95 % subject-cluster bootstrap intervals
+    of UF1 and UAR (seed 0, so boards regenerate byte-identically), stratified by database on a
+    composite when ``stratify``; the mean over splits when the seeds' test clips differ."""
+    st = stack_runs(preds)
+    intervals: dict[str, Interval | StatsError] = {}
+    if st is None:
+        runs = [(q["y_true"].to_numpy(), q["y_pred"].to_numpy(), subject_key(q)) for q in preds]
+        for metric in ("uf1", "uar"):
+            try:
+                intervals[metric] = split_mean_ci(runs, n_classes, metric, n_resamples=n_resamples)
+            except StatsError as exc:
+                intervals[metric] = exc
+        return RowStatistics(None, intervals, True)
+    y, yp, clusters, strata, _ = st
+    layers = strata if stratify and len(set(strata)) > 1 else None
+    for metric in ("uf1", "uar"):
+        try:
+            intervals[metric] = cluster_bootstrap_ci(y, yp, clusters, n_classes, metric, strata=layers,
+                                                     n_resamples=n_resamples, seed=0)
+        except StatsError as exc:
+            intervals[metric] = exc
+    return RowStatistics(st, intervals, False)
+
+
+def compare_with_reference(rows: dict[int, RowStatistics], reference: int, n_classes: int,
+                           n_resamples: int = 10_000, stratify: bool = True) -> dict[int, Comparison | str]:
+    """Every row with predictions on the reference's clips against the reference: a paired
+    subject randomisation test on UF1 (:func:`paired_comparison`, seed 0), Holm-adjusted over the
+    rows compared (the adjusted p replaces each :class:`Comparison`'s ``p_value``, and
+    ``significant`` says whether Holm rejects at .05). A row that
+    cannot be compared maps to the reason: ``"other samples"`` or the :class:`StatsError` text."""
+    import dataclasses
+
+    y, y_ref, clusters, strata, ids = rows[reference].stacked
+    layers = strata if stratify and len(set(strata)) > 1 else None
+    out: dict[int, Comparison | str] = {}
+    for i, row in rows.items():
+        if i == reference or row.stacked is None:
+            continue
+        _, yp, _, _, other_ids = row.stacked
+        if len(other_ids) != len(ids) or not np.array_equal(other_ids, ids):
+            out[i] = "other samples"
+            continue
+        try:
+            out[i] = paired_comparison(y, yp, y_ref, clusters, n_classes, "uf1", strata=layers,
+                                       n_resamples=n_resamples, seed=0)
+        except StatsError as exc:
+            out[i] = str(exc)
+    tested = [i for i, c in out.items() if isinstance(c, Comparison)]
+    if tested:
+        reject, adjusted = holm([out[i].p_value for i in tested])
+        for i, rej, p in zip(tested, reject, adjusted):
+            out[i] = dataclasses.replace(out[i], p_value=float(p), significant=bool(rej))
+    return out

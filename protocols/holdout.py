@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from mer_bench.data import subject_key
 from mer_bench.protocol import Fold, Protocol, ProtocolError
 
 __all__ = ["SubjectHoldout", "SampleHoldout"]
@@ -55,7 +56,7 @@ class SubjectHoldout(_Holdout):
     def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
         test_size = self._fraction(table)
         _check_fraction(test_size)
-        groups = (table["dataset"].astype(str) + "/" + table["subject"].astype(str)).to_numpy()
+        groups = subject_key(table)
         n_groups = len(set(groups))
         if n_groups < 2:
             raise ProtocolError(f"a subject-independent hold-out needs at least 2 subjects; the dataset has {n_groups}")

@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from mer_bench.data import subject_key
 from mer_bench.protocol import Fold, Protocol, ProtocolError
 
 __all__ = ["LOSO"]
@@ -28,7 +29,7 @@ class LOSO(Protocol):
     summary: ClassVar[str] = "leave-one-subject-out: one fold per subject"
 
     def folds(self, table: pd.DataFrame, seed: int = 0) -> list[Fold]:
-        subjects = (table["dataset"].astype(str) + "/" + table["subject"].astype(str)).to_numpy()
+        subjects = subject_key(table)
         unique = list(dict.fromkeys(subjects))  # first-appearance order, deterministic
         if len(unique) < 2:
             raise ProtocolError(f"LOSO needs at least 2 subjects; the dataset has {len(unique)} "

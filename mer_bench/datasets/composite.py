@@ -26,6 +26,7 @@ import pandas as pd
 from mer_bench.data import Dataset, DatasetError, validate_table
 from mer_bench.data_roots import require_data_root
 from mer_bench.datasets.casme import CASME2
+from mer_bench.datasets.frames import preprocessing_options
 from mer_bench.datasets.megc2019 import LABEL_FILE, MEGC_CLASSES, MEGC2019Flow, read_label_file
 from mer_bench.datasets.samm import SAMM
 from mer_bench.datasets.smic import SMICHS
@@ -66,9 +67,7 @@ class MEGC2019Raw(Dataset):
     canonical_key = MEGC2019Flow.canonical_key  # the same naming as the flow distribution
 
     def options(self) -> dict[str, Any]:
-        opts = {"flow_method": self.flow_method, "face_crop": self.face_crop, "frames": self.frames,
-                "size": self.size}
-        return opts if self.clip_rule == "apex" else {**opts, "clip_rule": self.clip_rule}
+        return preprocessing_options(self)
 
     @property
     def root(self) -> Path:

@@ -63,7 +63,7 @@ from mer_bench.data import Dataset, DatasetError
 from mer_bench.data_roots import require_data_root
 from mer_bench.datasets.schemes import CLASS_SCHEMES, KNOWN_EMOTIONS, SCHEME_COLUMNS
 
-__all__ = ["FrameTreeDataset", "frame_number", "list_frames"]
+__all__ = ["FrameTreeDataset", "frame_number", "list_frames", "preprocessing_options"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -85,6 +85,17 @@ def list_frames(folder: Path) -> list[tuple[int, Path]]:
 
 
 #: class schemes per dataset: scheme -> {emotion in the sheet: class name}, classes in order
+
+def preprocessing_options(ds: Any, for_identity: bool = True) -> dict[str, Any]:
+    """The preprocessing settings of a raw dataset (``flow_method``, ``face_crop``, ``frames``,
+    ``size``, ``clip_rule``), as its options (part of a run's identity and of every cache key) or,
+    ``for_identity=False``, as the preprocessing job takes them. ``clip_rule`` enters the identity
+    only when it is not the default ``apex``, so caches and run ids made before it existed stay valid."""
+    opts = {"flow_method": ds.flow_method, "face_crop": ds.face_crop, "frames": ds.frames, "size": ds.size}
+    if not for_identity or ds.clip_rule != "apex":
+        opts["clip_rule"] = ds.clip_rule
+    return opts
+
 
 def _read_cached(path: Path) -> np.ndarray | None:
     """A cached array, or ``None`` when absent or unreadable (then it is recomputed and replaced)."""
@@ -183,10 +194,7 @@ class FrameTreeDataset(Dataset):
         self.no_face_: list[str] = []
 
     def options(self) -> dict[str, Any]:
-        opts = {"classes": self.classes_scheme, "flow_method": self.flow_method, "face_crop": self.face_crop,
-                "frames": self.frames, "size": self.size}
-        if self.clip_rule != "apex":  # only when not the default, so existing caches and run ids stay valid
-            opts["clip_rule"] = self.clip_rule
+        opts = {"classes": self.classes_scheme, **preprocessing_options(self)}
         return opts if self.sheet is None else {**opts, "sheet": Path(self.sheet).name}
 
     @property
@@ -323,8 +331,7 @@ class FrameTreeDataset(Dataset):
         numbers = [n for n, _ in frames]
         apex = int(row.apex) if not pd.isna(row.apex) else numbers[len(numbers) // 2]
         apex_pos = int(np.argmin([abs(n - apex) for n in numbers]))
-        params = {"face_crop": self.face_crop, "flow_method": self.flow_method, "frames": self.frames,
-                  "size": self.size, "clip_rule": self.clip_rule}
+        params = preprocessing_options(self, for_identity=False)
         return rep, [p for _, p in frames], apex_pos, params
 
     def _cache_path(self, rep: str, row) -> Path:

@@ -1,4 +1,7 @@
-"""Readers of the official coding spreadsheets, onto one common table.
+"""The rules every reader of an official coding spreadsheet follows, onto one common table, and
+the annotation fixes. The readers live with their database (:mod:`~mer_bench.datasets.casme`,
+:mod:`~mer_bench.datasets.samm`, :mod:`~mer_bench.datasets.smic`, :mod:`~mer_bench.datasets.casme3`);
+:func:`mer_bench.datasets.readers.read_coding_sheet` picks one by name.
 
 Every reader returns one row per clip with the columns of :data:`SHEET_COLUMNS`: ``dataset``,
 ``subject`` and ``clip`` (canonical names, field notes 2.7: CASME II ``sub01``, SAMM ``006``,
