@@ -8,8 +8,8 @@ randomisation p-value (Holm-adjusted over the arms) and the Bayesian signed-rank
 subjects (per-subject accuracy, seed mean; ROPE +-0.01) as P(arm better) / P(equivalent) /
 P(reference better). Arms on different clips (e.g. different protocols) get intervals only.
 
-Ready presets (``--ablation NAME``), from the MERANet paper's ablations and the project's own
-questions:
+Ready presets (``--ablation NAME``): those a method declares beside its network (its class
+attribute ``ablations``; MERANet declares the paper's three) and ``leakage`` for any method:
 
 * ``kernel``: spatio-temporal attention kernel 3 / 5 / 7 (paper Fig. 6; reference 5);
 * ``shared``: channel attention through a shared CNN vs a shared MLP (paper Fig. 5);
@@ -28,7 +28,8 @@ import pandas as pd
 from mer_bench.atomic import save_figure
 from mer_bench.commands import mer_bench_command
 
-__all__ = ["Arm", "ABLATIONS", "expand_grid", "arms_for", "ablation_table", "render_ablation", "plot_ablation"]
+__all__ = ["Arm", "leakage_arms", "method_ablations", "DEFAULT_METHOD", "expand_grid", "arms_for", "ablation_table",
+           "render_ablation", "plot_ablation"]
 
 
 @dataclass(frozen=True)
@@ -57,17 +58,32 @@ class Arm:
         return mer_bench_command(*args)
 
 
-#: preset ablations: name -> function(method, protocol) -> arms
-ABLATIONS = {
-    "kernel": lambda method, protocol: [Arm(f"kernel_size={k}", "meranet", protocol, {"kernel_size": k})
-                                        for k in (5, 3, 7)],
-    "shared": lambda method, protocol: [Arm(f"shared={s}", "meranet", protocol, {"shared": s}) for s in ("cnn", "mlp")],
-    "attention": lambda method, protocol: [Arm("MERANet (attention)", "meranet", protocol),
-                                           Arm("3D ResNet-18 (no attention)", "resnet3d18", protocol)],
-    "leakage": lambda method, protocol: [Arm("LOSO", method or "meranet", "loso"),
-                                         Arm("subject hold-out", method or "meranet", "holdout"),
-                                         Arm("sample hold-out (LEAKY)", method or "meranet", "holdout-sample")],
-}
+#: the method of ``--ablation leakage`` when no ``--method`` is given: the main job's (README)
+DEFAULT_METHOD = "meranet"
+
+
+def leakage_arms(method: str | None, protocol: str) -> list[Arm]:
+    """One method under LOSO (the reference), the subject hold-out and the sample hold-out (leaky)."""
+    method = method or DEFAULT_METHOD
+    return [Arm("LOSO", method, "loso"), Arm("subject hold-out", method, "holdout"),
+            Arm("sample hold-out (LEAKY)", method, "holdout-sample")]
+
+
+def method_ablations(method: str | None = None) -> dict[str, tuple[str, list]]:
+    """Ablation presets that methods declare (their class attribute ``ablations``: name -> arms
+    ``(label, method, overrides)``): name -> (declaring method, arms). ``method``: that method's
+    only; else every registered method's (a plugin that fails to import is skipped)."""
+    from mer_bench.registry import METHODS, PluginLoadError
+
+    out: dict[str, tuple[str, list]] = {}
+    for name in [method] if method else METHODS.names():
+        try:
+            cls = METHODS.get(name)
+        except PluginLoadError:
+            continue
+        for preset, arms in (getattr(cls, "ablations", None) or {}).items():
+            out.setdefault(preset, (name, arms))
+    return out
 
 
 def expand_grid(method: str, protocol: str, grid: dict[str, list[Any]]) -> list[Arm]:
@@ -84,14 +100,18 @@ def expand_grid(method: str, protocol: str, grid: dict[str, list[Any]]) -> list[
 
 
 def arms_for(name: str, method: str | None, protocol: str) -> list[Arm]:
-    """The arms of preset ablation ``name``.
+    """The arms of preset ablation ``name``: ``leakage`` (any method), or a preset a method
+    declares (e.g. MERANet's ``kernel``, ``shared``, ``attention``; ``method`` narrows the search).
 
     Raises:
-        ValueError: an unknown preset name.
+        ValueError: an unknown preset name (the message lists the known ones).
     """
-    if name not in ABLATIONS:
-        raise ValueError(f"unknown ablation {name!r}; presets: {', '.join(ABLATIONS)}")
-    return ABLATIONS[name](method, protocol)
+    if name == "leakage":
+        return leakage_arms(method, protocol)
+    declared = method_ablations(method)
+    if name not in declared:
+        raise ValueError(f"unknown ablation {name!r}; presets: {', '.join(['leakage', *sorted(declared)])}")
+    return [Arm(label, m, protocol, dict(overrides)) for label, m, overrides in declared[name][1]]
 
 
 def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_classes: int,

@@ -117,6 +117,8 @@ class MethodInfo:
             the best epoch). Only the runner's explicitly *leaky* option uses it.
         practical_on_cpu: whether a full LOSO on the embedded dataset is practical without a GPU.
         summary: one line for ``mer-bench list methods``.
+        paper_size: ``(parameters, GFLOPs, source)`` as the method's paper publishes them, which
+            ``mer-bench profile`` shows beside its own count; ``None`` when the paper gives none.
     """
 
     name: str
@@ -126,6 +128,7 @@ class MethodInfo:
     summary: str = ""
     accepts: tuple[str, ...] = ()
     supports_epoch_selection: bool = False
+    paper_size: tuple[int, float, str] | None = None
 
     def __post_init__(self) -> None:
         for rep in (self.representation, *self.accepts):

@@ -12,9 +12,9 @@ the method sets ``frames`` / ``size``; flow images 3 x 28 x 28; other images 3 x
   inputs, timed after one warm-up step; ``infer_samples_per_s``: forward in eval mode without
   gradients. Both on the chosen device (``auto``: CUDA when present).
 
-MERANet and 3D ResNet-18 are compared with the MERANet paper (Gajjala et al. 2021, Table 4:
-33.5 M parameters and 1.72 GFLOPs; 33.2 M and 1.61 GFLOPs); field notes 5.1 explain why the
-paper's FLOPs cannot be per-clip FLOPs at 3 x 16 x 112 x 112. Methods without a network
+A method whose paper publishes its size (``MethodInfo.paper_size``; MERANet and 3D ResNet-18: the
+MERANet paper, Table 4) is shown beside it; the MERANet paper's 1.72 GFLOPs cannot be per-clip
+FLOPs at 3 x 16 x 112 x 112 (81 GFLOPs counted here), so its FLOP convention is unknown. Methods without a network
 (``lbptop-svm``) report their feature-extraction throughput; floors report nothing to measure.
 """
 
@@ -25,13 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["profile_method", "PAPER_REFERENCE"]
-
-#: published sizes to compare with: name -> (parameters, GFLOPs, source)
-PAPER_REFERENCE: dict[str, tuple[int, float, str]] = {
-    "meranet": (33_547_552, 1.72, "MERANet paper (Gajjala et al., ICVGIP 2021), Table 4"),
-    "resnet3d18": (33_167_811, 1.61, "MERANet paper (Gajjala et al., ICVGIP 2021), Table 4"),
-}
+__all__ = ["profile_method", "profile_table"]
 
 
 def _natural_input(method: Any) -> tuple[int, ...]:
@@ -84,8 +78,8 @@ def profile_method(name: str, preset: str | None = None, overrides: dict[str, An
     else:
         out.update({"device": "cpu", "parameters": None, "gflops_per_sample": None,
                     "note": "nothing to measure (no model)"})
-    if name in PAPER_REFERENCE:
-        p, g, src = PAPER_REFERENCE[name]
+    if cls.info.paper_size is not None:
+        p, g, src = cls.info.paper_size
         out["paper"] = {"parameters": p, "gflops": g, "source": src}
     return out
 
@@ -159,7 +153,7 @@ def profile_table(res: dict[str, Any]) -> list:
         table.add_row("feature extraction samples/s", f"{res['features_per_s']:.1f}", "")
     out = [table]
     if paper:
-        out.append(f"paper figures: {paper['source']}; its FLOP convention is unknown (field notes 5.1)")
+        out.append(f"paper figures: {paper['source']}; its FLOP convention is unknown")
     if res.get("note"):
         out.append(res["note"])
     return out

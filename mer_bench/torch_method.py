@@ -122,13 +122,6 @@ class TorchClipMethod(Method):
             v = params.get(key)
             need(key, v is None or (isinstance(v, int) and v > 0), "a positive int" + (" or None" if key != "width"
                                                                                     else ""))
-        if "shared" in params:
-            need("shared", params["shared"] in ("cnn", "mlp"), "'cnn' or 'mlp'")
-        if "kernel_size" in params:
-            k = params["kernel_size"]
-            need("kernel_size", isinstance(k, int) and k > 0 and k % 2 == 1, "a positive odd int (3, 5, 7)")
-        if "reduction" in params:
-            need("reduction", isinstance(params["reduction"], int) and params["reduction"] >= 1, "an int >= 1")
 
     #: average the input channels to one grey channel first (networks defined on grey frames)
     grey: bool = False

@@ -42,12 +42,12 @@ paper's network, and every result records the parameters it ran with.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from mer_bench.method import MethodInfo, register_method
+from mer_bench.method import MethodInfo, ParameterError, register_method
 from mer_bench.torch_method import TorchClipMethod
 
 __all__ = ["MERANet3D", "ChannelAttention3d", "SpatioTemporalAttention3d", "MERANet", "ResNet3D18"]
@@ -232,12 +232,35 @@ class MERANet(TorchClipMethod):
         supports_epoch_selection=True,
         practical_on_cpu=True,
         summary="MERANet-18: 3D ResNet-18 with channel + spatio-temporal attention in every block",
+        paper_size=(33_547_552, 1.72, "MERANet paper (Gajjala et al., ICVGIP 2021), Table 4"),
     )
     presets: ClassVar[dict[str, dict]] = {
         "paper": dict(frames=16, size=112),
         "fast": dict(width=16, epochs=12, batch_size=16, lr=1e-3, warmup=20),
     }
     attention: ClassVar[bool] = True
+    #: the paper's ablations (``mer-bench ablate --ablation NAME``): name -> arms ``(label, method,
+    #: overrides)``, the first the reference. Fig. 6: the spatio-temporal kernel; Fig. 5: the shared
+    #: layer of channel attention; attention on (MERANet) or off (its 3D ResNet-18)
+    ablations: ClassVar[dict[str, list[tuple[str, str, dict]]]] = {
+        "kernel": [(f"kernel_size={k}", "meranet", {"kernel_size": k}) for k in (5, 3, 7)],
+        "shared": [(f"shared={v}", "meranet", {"shared": v}) for v in ("cnn", "mlp")],
+        "attention": [("MERANet (attention)", "meranet", {}), ("3D ResNet-18 (no attention)", "resnet3d18", {})],
+    }
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """The training settings (:meth:`TorchClipMethod.check_params`), then the attention ones."""
+        super().check_params(params)
+
+        def need(key: str, ok: bool, what: str) -> None:
+            if key in params and not ok:
+                raise ParameterError(f"{key} must be {what}, got {params[key]!r}")
+
+        need("shared", params.get("shared") in ("cnn", "mlp"), "'cnn' or 'mlp'")
+        k = params.get("kernel_size")
+        need("kernel_size", isinstance(k, int) and k > 0 and k % 2 == 1, "a positive odd int (3, 5, 7)")
+        need("reduction", isinstance(params.get("reduction"), int) and params.get("reduction", 0) >= 1, "an int >= 1")
 
     def __init__(self, width: int = 64, kernel_size: int = 5, reduction: int = 16, shared: str = "cnn",
                  epochs: int = 100, batch_size: int = 8, lr: float = 0.1, weight_decay: float = 0.0,
@@ -267,6 +290,7 @@ class ResNet3D18(TorchClipMethod):
         supports_epoch_selection=True,
         practical_on_cpu=True,
         summary="3D ResNet-18 (R3D-18), the attention-free MERANet baseline",
+        paper_size=(33_167_811, 1.61, "MERANet paper (Gajjala et al., ICVGIP 2021), Table 4"),
     )
     presets: ClassVar[dict[str, dict]] = MERANet.presets
 
