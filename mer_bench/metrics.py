@@ -1,6 +1,7 @@
 """Metrics: UF1 and UAR pooled over folds (MEGC 2019), accuracy, per-class scores, confusion.
 
-Definition (MEGC 2019 guideline; field notes section 4). For each class c, TP_c, FP_c and FN_c
+Definition (MEGC 2019 guideline, ``images/MEGC2019 Recognition Challenge.pdf`` of the MEGC2019
+repository). For each class c, TP_c, FP_c and FN_c
 are summed over **all** folds, then
 
 * ``UF1 = (1/C) sum_c 2 TP_c / (2 TP_c + FP_c + FN_c)`` (macro F1 of the pooled predictions);

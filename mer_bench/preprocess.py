@@ -1,4 +1,4 @@
-"""Python-only preprocessing of raw clips (OpenCV), following field notes section 7.
+"""Python-only preprocessing of raw clips (OpenCV).
 
 Every function works on numpy arrays; frames are ``(T, H, W)`` grey or ``(T, H, W, 3)`` BGR
 ``uint8`` as OpenCV reads them.

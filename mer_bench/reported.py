@@ -1,7 +1,7 @@
 """Figures reported in papers, shown on leaderboards in rows marked "reported".
 
 They are not reproduced here: each entry says where it comes from and how its model was selected
-(field notes, section 6), so a reader can weigh it against the measured rows. Keys of
+(the released code's selection where known), so a reader can weigh it against the measured rows. Keys of
 ``scores``: ``Full`` and the composite's databases; values ``(UF1, UAR)``.
 """
 

@@ -1,4 +1,5 @@
-"""Statistics for leaderboards and ablations (field notes section 8). Importable without torch.
+"""Statistics for leaderboards and ablations (the subject-cluster bootstrap after Field & Welsh,
+JRSS-B 69:369-390, 2007). Importable without torch.
 
 Under LOSO the independent units are **subjects** (clusters of clips), so every interval and
 test here resamples or permutes subjects, never clips:
@@ -37,7 +38,7 @@ __all__ = ["StatsError", "Interval", "Comparison", "FEW_CLUSTERS", "cluster_boot
            "stack_runs", "split_mean_ci",
            "holm", "mcnemar_test", "wilcoxon_holm", "bayesian_signed_rank", "subject_counts", "scores_from_counts"]
 
-#: fewer subjects than this: the interval is flagged (field notes 8)
+#: fewer subjects than this: the interval is flagged (cluster bootstraps under-cover with few clusters)
 FEW_CLUSTERS = 24
 METRICS = ("uf1", "uar")
 

@@ -2,7 +2,7 @@
 
 Every leaderboard shows them, so a reader sees what a method that learned nothing scores.
 On the MEGC 2019 composite, all-negative gives accuracy .5656, UF1 .2408 and UAR .3333
-(field notes, section 3.1); under pooled metrics chance's expected UAR is 1/C.
+(counted on ``combined_3class_gt.csv``); under pooled metrics chance's expected UAR is 1/C.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ orthogonal planes XY, XT and YT of a grey clip ``(T, H, W)``, histogrammed per b
   ``blocks^2 * 3 * bins`` long, ordered block (row-major), plane (XY, XT, YT), bin: 1,125 for the
   MEGC parameters.
 
-Defaults: the MEGC 2019 baseline (``images/MEGC2019 Recognition Challenge.pdf``; field notes 5.4):
+Defaults: the MEGC 2019 baseline (``images/MEGC2019 Recognition Challenge.pdf`` of the MEGC2019 repository):
 radii (R_X, R_Y, R_T) = (1, 1, 4), P = 4 on all planes, 5 x 5 blocks, the clip interpolated to
 10 frames by TIM (:func:`mer_bench.preprocess.tim`). ``neighbours=8`` is the common 8-neighbour
 variant (radii usually (1, 1, 1)). The baseline's SVM settings are not published: mer-bench uses a

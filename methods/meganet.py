@@ -1,5 +1,5 @@
 """MEGANet with MESTI input (Nguyen, Khuong, Le, Ngo, arXiv 2509.00056, 2025): **a placeholder built
-from the abstract**, the only part of the paper available (field notes 5.4, 10).
+from the abstract**, the only part of the paper available (``../shared/seeds/mesti-meganet-abstract.txt``).
 
 What the paper defines: MESTI, one image per clip that "preserves the essential characteristics of
 micro-movements"; MEGANet, a CNN with a "Gradient Attention block"; comparisons with apex,

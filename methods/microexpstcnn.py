@@ -2,7 +2,7 @@
 using 3D Spatiotemporal Convolutional Neural Networks", IJCNN 2019, arXiv 1904.01390; code
 ``bogireddytejareddy/micro-expression-recognition``, Keras 2).
 
-Network, as in the released code (field notes 5.4): grey clips ``(N, 1, T, 64, 64)`` ->
+Network, as in the released Keras code (Reddy et al., IJCNN 2019): grey clips ``(N, 1, T, 64, 64)`` ->
 ``Conv3D(32, 3 x 3 x 15)`` + ReLU (15 frames deep in time) -> ``MaxPool3D(3)`` -> Dropout .5 ->
 Flatten -> Dense 128 + ReLU -> Dropout .5 -> Dense C. Trained with Keras' default ``SGD(lr=0.01)``
 (no momentum), batch 16, 100 epochs, categorical cross-entropy.
@@ -12,7 +12,7 @@ Inputs: the clip representation, averaged to grey, resampled to ``frames`` x ``s
 temporal kernel is ``min(15, frames)``), standardised per clip. The paper's protocol (a random
 sample-level 80/20 split with the checkpoint chosen on the test 20 %) is not reproduced: mer-bench
 evaluates the last epoch under the chosen protocol. The CAS(ME)^2 set of the paper (206 videos)
-cannot be rebuilt from the micro-expression list (field notes 2.6).
+cannot be rebuilt from the micro-expression list (which holds 57 MEs).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ network follows MEB's re-implementation (tvaranka/meb, ``meb/models/me_networks.
 807,909 parameters at 3 classes.
 
 Training defaults are MEB's (Adam, lr 1e-4, weight decay 1e-3, 3,000 epochs): Off-ApexNet's
-official hyper-parameters are unknown (field notes, section 10). The batch size is not published
+official hyper-parameters are not published. The batch size is not published
 either; 256 is used, as for STSTNet on the same composite. Inputs are the u and v channels of the
 flow image in [0, 1], standardised per sample and channel.
 """

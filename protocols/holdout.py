@@ -5,8 +5,8 @@
   leaky. Use several ``--seed`` values: one clip is worth several accuracy points on these sizes.
 * ``holdout-sample`` — the sample-level stratified split of the MERANet paper (section 4.3:
   75 % / 25 %), as written: **leaky**, since the same subject appears in train and test, which
-  inflates results (field notes 3.3). Offered only to reproduce such papers; results carry the
-  leaky label.
+  inflates results (``../shared/seeds/meranet-paper.txt``). Offered only to reproduce such
+  papers; results carry the leaky label.
 """
 
 from __future__ import annotations

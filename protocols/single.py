@@ -1,4 +1,4 @@
-"""Single-dataset protocols of the literature (field notes 3.2, 3.3), on the raw datasets.
+"""Single-dataset protocols of the literature, on the raw datasets.
 
 * ``casme2-5class-loso`` / ``samm-5class-loso``: LOSO over CASME II (happiness, surprise, disgust,
   repression, others; 246 clips with the 2014 sheet, 249 with 2019: the sheet version is part of

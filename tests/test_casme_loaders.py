@@ -1,5 +1,5 @@
 """CASME (I) and CAS(ME)^2 loaders on fabricated sheets and fake trees in their official layouts
-(their sheets are not in the data bundle; the layouts follow field notes 2.1 and 2.6), plus the
+(their sheets are not in the data bundle; the layouts follow MEB's loaders), plus the
 official cropped CASME II release."""
 
 from pathlib import Path

@@ -19,7 +19,7 @@ def test_vectorised_histograms_equal_the_reference(radii, p, blocks):
 
 
 def test_uniform_mapping_sizes_and_known_patterns():
-    assert uniform_table(4)[1] == 15 and uniform_table(8)[1] == 59  # field notes 5.4
+    assert uniform_table(4)[1] == 15 and uniform_table(8)[1] == 59  # uniform patterns: P(P-1)+3 bins
     table, n_bins = uniform_table(8)
     assert table[0b01010101] == n_bins - 1  # 8 transitions: non-uniform
     flat = lbp_top(np.full((10, 20, 20), 7.0), blocks=1)

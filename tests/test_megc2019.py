@@ -105,7 +105,7 @@ def test_composite_composition_and_images(composite):
     x = composite.load("flow", np.arange(len(t)))
     assert x.shape == (442, 3, 28, 28) and x.dtype == np.float32
     assert x.min() == 0.0 and x.max() == 1.0
-    # channel means of the distributed PNGs (field notes 3.1): u, v, strain = R, G, B
+    # channel means of the distributed PNGs : u, v, strain = R, G, B
     np.testing.assert_allclose(x.mean(axis=(0, 2, 3)) * 255, [126.0, 135.4, 25.5], atol=0.1)
 
 
@@ -227,7 +227,7 @@ def test_cli_import_and_leaderboard(tmp_path, capsys):
     assert main(["leaderboard", "--dataset", "megc2019-flow", "--protocol", "megc2019-cde", "--store", store]) == 0
     md = capsys.readouterr().out
     row = next(line for line in md.splitlines() if "| ststnet-published | imported |" in line)
-    assert "| 0.7353 | [0.67" in row and "| 0.7186 | [0.65" in row and "| leader |" in row  # field notes 8
+    assert "| 0.7353 | [0.67" in row and "| 0.7186 | [0.65" in row and "| leader |" in row  # the STSTNet log re-scored
     assert "| 0.6801 | 0.6703 |" in row
     assert "| HTNet | reported |" in md and "LEAKY" in md  # a paper figure, with its selection caveat
     assert main(["leaderboard", "--dataset", "megc2019-flow", "--protocol", "megc2019-cde", "--store", store]) == 0
@@ -243,7 +243,7 @@ def test_cli_run_on_the_composite_prints_the_breakdown(tmp_path, capsys):
     out = capsys.readouterr().out
     rows = {line.split("│")[3].strip(): line for line in out.splitlines() if line.count("│") > 5}
     assert set(rows) >= {"Full", "SMIC", "CASME II", "SAMM"}
-    # all-negative on the composite: UF1 .2408, UAR .3333, accuracy .5656 (field notes 3.1)
+    # all-negative on the composite: UF1 .2408, UAR .3333, accuracy .5656
     assert "0.2408" in rows["Full"] and "0.3333" in rows["Full"] and "0.5656" in rows["Full"]
 
 

@@ -14,7 +14,7 @@ def _profile(capsys, *args):
 
 def test_profile_ststnet_counts_and_throughput(capsys):
     res = _profile(capsys, "--method", "ststnet", "--batch-size", "8")
-    assert res["parameters"] == 1_683 and res["input_shape"] == [3, 28, 28]  # field notes 5.3
+    assert res["parameters"] == 1_683 and res["input_shape"] == [3, 28, 28]  # the released STSTNet
     # three 3x3 convs (3->3, 3->5, 3->8) at 30x30 (pad 2) + the 400->3 linear layer, 2 FLOPs per MAC
     assert res["gflops_per_sample"] == pytest.approx((2 * 27 * 16 * 30 * 30 + 2 * 400 * 3) / 1e9, rel=1e-6)
     assert res["train_samples_per_s"] > 0 and res["infer_samples_per_s"] > 0 and res["device"] == "cpu"
@@ -24,7 +24,7 @@ def test_profile_ststnet_counts_and_throughput(capsys):
 def test_profile_resnet3d18_equals_the_paper_parameter_count(capsys):
     res = _profile(capsys, "--method", "resnet3d18", "--batch-size", "1")
     assert res["parameters"] == res["paper"]["parameters"] == 33_167_811  # torchvision r3d_18, 3 classes
-    assert res["gflops_per_sample"] == pytest.approx(81.39, abs=0.01)  # field notes 5.1
+    assert res["gflops_per_sample"] == pytest.approx(81.39, abs=0.01)  # torchvision r3d_18 at 3 x 16 x 112 x 112
     assert res["model_input_shape"] == [3, 16, 112, 112]
 
 

@@ -29,7 +29,7 @@ def test_real_sheets(dataset, name, n, subjects, version, fixed):
     assert len(t) == n and t["subject"].nunique() == subjects and t["sheet_version"].iat[0] == version
     assert [f["clip"] for f in t.attrs["fixes"]] == fixed
     problems = sheet_problems(t)
-    if dataset == "smic":  # 7 clips have no offset in smic_apex.xlsx (field notes 2.4)
+    if dataset == "smic":  # 7 clips have no offset in smic_apex.xlsx
         assert len(problems) == 7 and all("no apex / offset" in p for p in problems)
     else:
         assert problems == []
@@ -60,7 +60,7 @@ def test_the_official_composite_joins_the_coding_sheets_one_to_one():
                         read_coding_sheet("smic", A / "smic/smic_apex.xlsx")])
     joined = gt.merge(sheets, on=["dataset", "subject", "clip"], how="left", suffixes=("", "_sheet"), indicator=True)
     assert len(joined) == 442 and (joined["_merge"] == "both").all()
-    # the MEGC class mapping (field notes 3.1), checked against the sheets' own emotions
+    # the MEGC class mapping (MEGC 2019 guideline), checked against the sheets' own emotions
     negative = {"casme2": {"disgust", "repression"}, "samm": {"anger", "contempt", "disgust", "fear", "sadness"},
                 "smic": {"negative"}}
     for r in joined.itertuples():
@@ -107,7 +107,7 @@ def test_data_stats_agrees_with_the_published_counts(capsys, monkeypatch):
                      "--dataset-set", f"sheet={A / sheet}"]) == 0
         return capsys.readouterr().out
 
-    out = stats("casme2", "casme2/CASME2-coding-20140508.xlsx")  # field notes 3.2: 246 = 99/63/32/27/25
+    out = stats("casme2", "casme2/CASME2-coding-20140508.xlsx")  # 246 = 99/63/32/27/25 on the 2014 sheet
     assert "5class   │ 246   │ 26" in out and "happiness 32, surprise 25, disgust 63, repression 27, others 99" in out
     out = stats("casme2", "casme2/CASME2-coding-20190701.xlsx")  # MERANet's 63/32/28 = 123 match 2019
     assert "meranet3 │ 123" in out

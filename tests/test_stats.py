@@ -54,7 +54,8 @@ def test_cluster_bootstrap_on_the_published_ststnet_log():
     y, p = np.array([r.y_true for r in log]), np.array([r.y_pred for r in log])
     ci = stats.cluster_bootstrap_ci(y, p, subjects, 3, "uf1", n_resamples=5000)
     assert ci.estimate == pytest.approx(0.7353, abs=1e-4) and ci.n_clusters == 68 and not ci.few_clusters
-    # field notes 8: .7353 [.669, .791] (percentile, B = 5000); another random stream moves the ends a little
+    # the STSTNet log: .7353 [.669, .791] (percentile, B = 5000, measured once);
+    # another random stream moves the ends a little
     assert ci.low == pytest.approx(0.669, abs=0.012) and ci.high == pytest.approx(0.791, abs=0.012)
     uar = stats.cluster_bootstrap_ci(y, p, subjects, 3, "uar", strata=strata, n_resamples=5000)
     assert uar.estimate == pytest.approx(0.7186, abs=1e-4)

@@ -44,11 +44,11 @@ def read_casme2_sheet(path: str | Path, fixes: bool = True) -> pd.DataFrame:
     }, path, version, "casme2", fixes)
 
 def read_casme_sheet(path: str | Path, fixes: bool = True) -> pd.DataFrame:
-    """CASME (I) sheet (MEB's ``casme.xlsx``; field notes 2.6): columns ``Subject, Filename,
+    """CASME (I) sheet (MEB's ``casme.xlsx``, MEB ``meb/datasets``): columns ``Subject, Filename,
     OnsetF, ApexF1, ApexF2, OffsetF, Emotion`` plus an AU column (``AU``/``AUs``/``Action Units``),
     blank columns ignored. The apex is ``ApexF1`` (as MEB); where it is blank the middle frame
     ``onset + (offset - onset) // 2`` is used and the clip is listed in ``table.attrs["apex_filled"]``.
-    MEB's CASME row fixes cannot be keyed without the sheet (field notes 2.8), so none are applied:
+    MEB's CASME row fixes are row indices into a sheet that is not published, so none are applied:
     ``mer-bench data check`` reports what remains.
 
     Raises:
@@ -82,7 +82,7 @@ CASME_SQ_COLUMNS = ("participant", "clip", "onset", "apex", "offset", "aus", "em
                     "self_report")
 
 def read_casme_sq_sheet(path: str | Path, expressions: str = "micro", fixes: bool = True) -> pd.DataFrame:
-    """CAS(ME)^2 workbook ``CAS(ME)^2code_final.xlsx`` (Qu et al., IEEE TAC 2018; field notes 2.6).
+    """CAS(ME)^2 workbook ``CAS(ME)^2code_final.xlsx`` (Qu et al., IEEE TAC 2018).
 
     The data sheet (the first sheet not named ``naming rule*``) has no header; its columns are
     :data:`CASME_SQ_COLUMNS`: participant number, ``<stimulus>_<n>`` (e.g. ``anger1_1``), onset,
@@ -174,7 +174,7 @@ def read_casme_sq_sheet(path: str | Path, expressions: str = "micro", fixes: boo
 
 
 class CASME(FrameTreeDataset):
-    """CASME (I) (Yan et al., FG 2013): 60 fps; sheet ``casme.xlsx`` (MEB's; field notes 2.6),
+    """CASME (I) (Yan et al., FG 2013): 60 fps; sheet ``casme.xlsx`` (MEB's),
     frames ``CASME_raw_selected/sub01/EP01_5/EP01_5-1.jpg`` or, with ``layout=cropped``,
     ``Cropped/sub01/EP01_5/reg_EP01_5-1.jpg`` (frame numbers may be zero-padded). Class schemes
     ``8class`` (default) and ``meranet3`` (disgust, repression, tense)."""

@@ -2,7 +2,7 @@
 
 The official 442-clip list (``combined_3class_gt.csv``) is the source of truth, as for
 ``megc2019-flow``: the composite is the list joined to the CASME II, SAMM and SMIC-HS trees, with
-the list's labels (field notes 3.1: building it from emotion rules gives 147 CASME II clips,
+the list's labels (building it from emotion rules, as MEB does, gives 147 CASME II clips,
 not 145). So ``megc2019-cde`` runs from raw frames or from the flow distribution alike.
 
 Data root layout::

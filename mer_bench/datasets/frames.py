@@ -26,7 +26,7 @@ Layouts (``DATA_ROOT`` = ``--data-root``; the coding sheet is found in it by nam
 * ``casme3-a``: ``part_A/spNO.1/b/color/175.jpg`` (one folder per task video; a clip is the frames
   onset..offset of it); sheet ``casme3_table.xlsx``. 30 fps.
 
-Classes (option ``classes``): the community schemes of field notes 3.2/3.3, e.g. CASME II
+Classes (option ``classes``): the community schemes (:mod:`mer_bench.datasets.schemes`), e.g. CASME II
 ``5class`` (happiness, surprise, disgust, repression, others; the default), ``megc3``
 (negative = disgust + repression, positive, surprise) and ``meranet3`` (disgust, happiness,
 surprise); clips of other emotions are left out of :meth:`FrameTreeDataset.table`.

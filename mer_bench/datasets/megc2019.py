@@ -47,7 +47,7 @@ MEGC_CLASSES = ("negative", "positive", "surprise")
 #: databases of the composite, in the order MEGC reports them, with their display names
 DATABASES = ("smic", "casme2", "samm")
 DATABASE_NAMES = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM", "Full": "Full"}
-#: the official composition (field notes 3.1): clips and subjects per database, clips per class
+#: the official composition (``combined_3class_gt.csv``): clips and subjects per database, clips per class
 EXPECTED = {
     "clips": 442,
     "subjects": {"smic": 16, "casme2": 24, "samm": 28},

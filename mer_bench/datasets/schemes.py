@@ -31,7 +31,7 @@ CLASS_SCHEMES: dict[str, dict[str, dict[str, str]]] = {
 }
 CLASS_SCHEMES["smic"]["megc3"] = CLASS_SCHEMES["smic"]["3class"]
 # CAS(ME)^3 part A: the sheet's 7 labels, or 3 classes by the MEGC rule. (HTNet's edited 3-class list,
-# 449/54/184 clips, is not reproduced by any rule on this sheet; field notes 2.5.)
+# 449/54/184 clips, is not reproduced by any rule on this sheet.)
 CLASS_SCHEMES["casme3"] = {
     "7class": {e: e for e in ("disgust", "surprise", "others", "fear", "anger", "sad", "happy")},
     "megc3": {"disgust": "negative", "fear": "negative", "anger": "negative", "sad": "negative",

@@ -4,7 +4,7 @@ the annotation fixes. The readers live with their database (:mod:`~mer_bench.dat
 :func:`mer_bench.datasets.readers.read_coding_sheet` picks one by name.
 
 Every reader returns one row per clip with the columns of :data:`SHEET_COLUMNS`: ``dataset``,
-``subject`` and ``clip`` (canonical names, field notes 2.7: CASME II ``sub01``, SAMM ``006``,
+``subject`` and ``clip`` (canonical names, as the MEGC 2019 list writes them: CASME II ``sub01``, SAMM ``006``,
 SMIC ``s01`` / ``s01_ne_01``), ``onset``, ``apex``, ``offset`` (frame numbers, nullable ints),
 ``emotion`` (lower case), ``aus`` (the FACS string as written), ``objective_class`` (where the
 sheet has one), ``sheet`` (file name) and ``sheet_version``. Cells are read as text, so
