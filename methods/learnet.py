@@ -5,7 +5,8 @@ Input: the dynamic image of the clip (approximate rank pooling, Bilen et al. CVP
 :func:`mer_bench.preprocess.dynamic_image`), 3 x 112 x 112.
 
 Network, as read from ``LEARNet_Model.py`` (the released Keras model; see
-``../shared/seeds/learnet-summary.txt``): stem ``Conv2D(16, 3x3, stride 2)``; four lateral branches, each ``1x1 (16) -> 3x3 (32) -> 5x5 (64)``, every convolution stride 2;
+``../shared/seeds/learnet-summary.txt``): stem ``Conv2D(16, 3x3, stride 2)``; four lateral
+branches, each ``1x1 (16) -> 3x3 (32) -> 5x5 (64)``, every convolution stride 2;
 branches 2 and 4 receive the "accretion" of branches 1 and 3: after each of their convolutions the
 neighbouring branch's output at the same depth is added and batch-normalised; the four 64-channel
 outputs are concatenated (256) -> BN -> ``Conv2D(256, 3x3, stride 2)`` -> Dense 256 -> Dropout .5 ->
