@@ -13,7 +13,7 @@ bf16 dense peak is known, its fraction of the peak.
 
 ``mer-bench bench --stack-folds K`` (:func:`compare_stacking`) instead trains K folds of the
 method's network on random data, fold by fold (:func:`mer_bench.trainer.fit_classifier`) and
-stacked (:func:`mer_bench.trainer.fit_classifiers_stacked`), with the method's own settings, and
+stacked (:func:`mer_bench.stacking.fit_classifiers_stacked`), with the method's own settings, and
 reports training samples per second (all folds) of both and their ratio.
 """
 
@@ -159,7 +159,8 @@ def stacking_run(name: str, path: str, folds: int = 8, n_train: int = 64, epochs
     from mer_bench.model_profile import _natural_input
     from mer_bench.registry import METHODS
     from mer_bench.runtime import resolve_device
-    from mer_bench.trainer import fit_classifier, fit_classifiers_stacked
+    from mer_bench.stacking import fit_classifiers_stacked
+    from mer_bench.trainer import fit_classifier
 
     if path not in ("fold-by-fold", "stacked"):
         raise ValueError(f"path must be fold-by-fold or stacked, got {path!r}")

@@ -183,7 +183,7 @@ class TorchClipMethod(Method):
     @staticmethod
     def fit_stacked(methods: list[TorchClipMethod], trains: list[Samples]) -> list[TorchClipMethod]:
         """Fit several instances (one per fold, differing only in ``random_state``) at once, with
-        their networks stacked (:func:`mer_bench.trainer.fit_classifiers_stacked`): the same
+        their networks stacked (:func:`mer_bench.stacking.fit_classifiers_stacked`): the same
         models as ``m.fit(t)`` for each pair, up to floating-point noise. Returns ``methods``.
 
         Raises:
@@ -191,7 +191,7 @@ class TorchClipMethod(Method):
             StackingError: instances that differ beyond ``random_state``, or a network that
                 draws random numbers other than through ``nn.Dropout``.
         """
-        from mer_bench.trainer import StackingError, fit_classifiers_stacked
+        from mer_bench.stacking import StackingError, fit_classifiers_stacked
 
         if len(methods) != len(trains):
             raise ValueError("fit_stacked needs one training set per method")

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,8 +32,9 @@ from torch import nn
 
 from mer_bench import runtime
 
-__all__ = ["TrainConfig", "fit_classifier", "fit_classifiers_stacked", "StackingError", "predict_logits", "lr_factor",
-           "autocast_dtype"]
+__all__ = ["TrainConfig", "fit_classifier", "predict_logits", "lr_factor", "autocast_dtype", "autocast", "FoldData",
+           "FoldsSetup", "setup_folds", "lr_schedule", "training_mode", "make_optimizer", "check_settings",
+           "report_epoch"]
 
 
 @dataclass(frozen=True)
@@ -117,13 +117,13 @@ def _to_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
 
 
-def _autocast(device: str, amp: torch.dtype | None):
+def autocast(device: str, amp: torch.dtype | None):
     """The autocast context of a step: ``amp`` (e.g. bf16) on ``device``, or fp32 when ``None``."""
     return torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None)
 
 
 @dataclass
-class _FoldData:
+class FoldData:
     """One fold's training set and random streams, as both training paths use them.
 
     Attributes:
@@ -145,17 +145,17 @@ class _FoldData:
 
 
 @dataclass
-class _Setup:
+class FoldsSetup:
     """What every fold of one training call shares: the run-time settings, device and precision."""
 
     rt: runtime.Runtime
     device: str
     amp: torch.dtype | None
     warmup: int
-    folds: list[_FoldData]
+    folds: list[FoldData]
 
 
-def _setup(cfgs: list[TrainConfig], Xs: list, ys: list, class_weights: list | None) -> _Setup:
+def setup_folds(cfgs: list[TrainConfig], Xs: list, ys: list, class_weights: list | None) -> FoldsSetup:
     """The one per-fold training setup of :func:`fit_classifier` and :func:`fit_classifiers_stacked`:
     settings checked, device and autocast chosen, each fold's data, generators, step count and
     class weights prepared.
@@ -164,7 +164,7 @@ def _setup(cfgs: list[TrainConfig], Xs: list, ys: list, class_weights: list | No
         ValueError: an empty training set or invalid settings.
     """
     cfg = cfgs[0]
-    _check_settings(cfg, [len(X) for X in Xs])
+    check_settings(cfg, [len(X) for X in Xs])
     rt = runtime.current()
     device = runtime.resolve_device(rt.device)
     is_cuda = device.startswith("cuda")
@@ -177,18 +177,18 @@ def _setup(cfgs: list[TrainConfig], Xs: list, ys: list, class_weights: list | No
             # MER training sets are small: copy them to the GPU once instead of every batch every epoch
             Xt, yt = Xt.to(device), yt.to(device)
         steps = math.ceil(len(Xt) / c.batch_size)
-        folds.append(_FoldData(Xt, yt, gen, dev_gen, steps, c.epochs * steps,
+        folds.append(FoldData(Xt, yt, gen, dev_gen, steps, c.epochs * steps,
                                None if w is None else torch.as_tensor(w, dtype=torch.float32, device=device)))
-    return _Setup(rt, device, autocast_dtype(device, cfg.precision), cfg.warmup_steps(), folds)
+    return FoldsSetup(rt, device, autocast_dtype(device, cfg.precision), cfg.warmup_steps(), folds)
 
 
-def _schedule(opt: torch.optim.Optimizer, setup: _Setup, schedule: str) -> torch.optim.lr_scheduler.LambdaLR:
+def lr_schedule(opt: torch.optim.Optimizer, setup: FoldsSetup, schedule: str) -> torch.optim.lr_scheduler.LambdaLR:
     """Warm-up then ``schedule``, one lambda per parameter group (= per fold: each its own step count)."""
     return torch.optim.lr_scheduler.LambdaLR(
         opt, [lambda s, t=f.total_steps: lr_factor(s, t, setup.warmup, schedule) for f in setup.folds])
 
 
-def _report_epoch(rt: runtime.Runtime, label: str, epoch: int, epochs: int) -> None:
+def report_epoch(rt: runtime.Runtime, label: str, epoch: int, epochs: int) -> None:
     if rt.progress is not None:
         rt.progress(f"{label} epoch {epoch}/{epochs}", epoch, epochs)
 
@@ -216,18 +216,18 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     Raises:
         ValueError: an empty training set or invalid settings.
     """
-    setup = _setup([cfg], [X], [y], [class_weight])
+    setup = setup_folds([cfg], [X], [y], [class_weight])
     torch.manual_seed(cfg.seed)  # the global stream: initialisation happened before; dropout from here
     device, fold = setup.device, setup.folds[0]
     fmt = _memory_format(fold.X.ndim)
     model.to(device).train()
     if fmt is not None:
         model.to(memory_format=fmt)
-    opt = _optimizer(model.parameters(), cfg)
-    loop = _Loop(model=model, forward=model, fold=fold, cfg=cfg, opt=opt, sched=_schedule(opt, setup, cfg.schedule),
+    opt = make_optimizer(model.parameters(), cfg)
+    loop = _Loop(model=model, forward=model, fold=fold, cfg=cfg, opt=opt, sched=lr_schedule(opt, setup, cfg.schedule),
                  loss_fn=nn.CrossEntropyLoss(weight=fold.weight), augment=augment, setup=setup,
                  description=description)
-    with _training_mode(device, setup.rt):
+    with training_mode(device, setup.rt):
         loop.monitor = None if select_on is None else _EpochSelector(model, select_on, cfg.precision)
         loop.forward = _compiled(model) if setup.rt.compile else model
         _train_loop(loop)
@@ -239,7 +239,7 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
 
 
 @contextlib.contextmanager
-def _training_mode(device: str, rt: runtime.Runtime):
+def training_mode(device: str, rt: runtime.Runtime):
     """Deterministic algorithms (warn-only where an operation has none) and, when asked for on a
     GPU, ``cudnn.benchmark``, both restored afterwards; on the CPU, the allocator tuning of
     :func:`mer_bench.runtime.tune_cpu_allocator` (process-wide, once)."""
@@ -270,14 +270,14 @@ def _compiled(model: nn.Module):
     return torch.compile(model)
 
 
-def _check_settings(cfg: TrainConfig, sizes: list[int]) -> None:
+def check_settings(cfg: TrainConfig, sizes: list[int]) -> None:
     if any(n == 0 for n in sizes):
         raise ValueError("empty training set")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.schedule not in ("cosine", "constant"):
         raise ValueError(f"invalid training settings: {cfg}")
 
 
-def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam or SGD over ``params`` (tensors or parameter groups) with ``cfg``'s settings."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -312,23 +312,23 @@ class _Loop:
     Attributes:
         model: the network being trained; ``forward``: what computes the logits (the model, or its
             ``torch.compile`` form).
-        fold: the fold's data and random streams (:class:`_FoldData`).
+        fold: the fold's data and random streams (:class:`FoldData`).
         cfg, opt, sched, loss_fn: the settings, optimiser, learning-rate schedule and loss.
         augment: ``augment(batch, generator)`` or ``None``.
-        setup: the shared :class:`_Setup` (device, autocast, run-time settings).
+        setup: the shared :class:`FoldsSetup` (device, autocast, run-time settings).
         description: the progress and error label.
         monitor: an :class:`_EpochSelector` called after every epoch (leaky selection), or ``None``.
     """
 
     model: nn.Module
     forward: Callable
-    fold: _FoldData
+    fold: FoldData
     cfg: TrainConfig
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LambdaLR
     loss_fn: nn.Module
     augment: Callable | None
-    setup: _Setup
+    setup: FoldsSetup
     description: str
     monitor: _EpochSelector | None = None
 
@@ -356,7 +356,7 @@ def _train_loop(loop: _Loop) -> None:
             yb = fold.y[idx].to(device, non_blocking=True)
             if loop.augment is not None:
                 xb = loop.augment(xb, fold.dev_gen)
-            with _autocast(device, amp):
+            with autocast(device, amp):
                 try:
                     loss = loop.loss_fn(loop.forward(xb), yb)
                 except Exception as exc:
@@ -375,7 +375,7 @@ def _train_loop(loop: _Loop) -> None:
             step += 1
         if loop.monitor is not None:
             loop.monitor(epoch + 1)
-        _report_epoch(loop.setup.rt, loop.description, epoch + 1, cfg.epochs)
+        report_epoch(loop.setup.rt, loop.description, epoch + 1, cfg.epochs)
 
 
 @torch.no_grad()
@@ -394,7 +394,7 @@ def predict_logits(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: i
         xb = Xt[start:start + batch_size].to(device)
         if fmt is not None:
             xb = xb.contiguous(memory_format=fmt)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             out.append(model(xb).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
@@ -402,190 +402,3 @@ def predict_logits(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: i
 # --------------------------------------------------------------------------------------------
 # Several folds at once: the fold models stacked with torch.func
 # --------------------------------------------------------------------------------------------
-
-class StackingError(ValueError):
-    """The networks cannot be trained stacked (train their folds one by one, or in concurrent
-    workers with ``--executor ray``)."""
-
-
-class _MaskDropout(nn.Module):
-    """Stand-in for ``nn.Dropout`` in the stacked template: multiplies by a mask drawn outside
-    ``vmap`` (see :func:`fit_classifiers_stacked`), in the order of the forward calls."""
-
-    def __init__(self, feed: dict) -> None:
-        super().__init__()
-        self.feed = feed
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = self.feed["masks"][self.feed["next"]]
-        self.feed["next"] += 1
-        return x * mask
-
-
-def _dropout_calls(model: nn.Module, x1: torch.Tensor, device: str, amp) -> list[tuple]:
-    """``(p, per-sample shape, dtype)`` of every ``nn.Dropout`` call of one training forward, in
-    call order, from a forward of two samples through a copy (no RNG, no buffer is touched)."""
-    probe = copy.deepcopy(model).train()
-    calls = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((mod.p, tuple(inp[0].shape[1:]),
-                                                                       inp[0].dtype)))
-             for m in probe.modules() if type(m) is nn.Dropout]
-    devices = [torch.device(device)] if device.startswith("cuda") else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad(), \
-            _autocast(device, amp):
-        probe(x1)
-    for h in hooks:
-        h.remove()
-    return calls
-
-
-def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarray], cfgs: list[TrainConfig],
-                            augments: list | None = None, class_weights: list | None = None,
-                            description: str = "train") -> list[nn.Module]:
-    """Train K models of one architecture on K training sets at once; returns them (eval mode).
-
-    The K models (one per LOSO fold) are stacked with :func:`torch.func.functional_call` under
-    :func:`torch.vmap`, so every step runs one batched forward/backward for all folds instead of
-    K small ones: the way to fill a GPU with a network too small for one fold (STSTNet has 1,683
-    parameters). Each fold follows exactly the steps of :func:`fit_classifier`: its own shuffling
-    and augmentation generator, its own dropout random stream (``torch.manual_seed(cfg.seed)``;
-    the masks of ``nn.Dropout`` are drawn per fold outside ``vmap``, as the fold's own training
-    would draw them), its own Adam/SGD state and learning-rate schedule (folds have different
-    training-set sizes, hence different step counts; a fold whose batch is shorter at the end of
-    an epoch is batched with the folds of the same batch size). So the results equal fold-by-fold
-    training up to floating-point noise (tested).
-
-    Args:
-        models: K freshly initialised models with the same parameter and buffer shapes.
-        Xs, ys: the K training sets (``(N_k, ...)`` float32, ``(N_k,)`` int labels).
-        cfgs: the K :class:`TrainConfig`; they may differ only in ``seed``.
-        augments: K ``augment(batch, generator)`` callables (or ``None``).
-        class_weights: K optional ``(n_classes,)`` cross-entropy weights (or ``None``).
-
-    Raises:
-        StackingError: models of different shapes, configurations that differ beyond the seed, or
-            a network that draws random numbers other than through ``nn.Dropout`` (e.g. DropPath).
-        ValueError, FloatingPointError: as :func:`fit_classifier`.
-    """
-    from torch.func import functional_call
-
-    K = len(models)
-    if K == 0 or not (len(Xs) == len(ys) == len(cfgs) == K):
-        raise ValueError("fit_classifiers_stacked needs as many training sets and configs as models")
-    if K == 1:
-        return [fit_classifier(models[0], Xs[0], ys[0], cfgs[0], augments and augments[0],
-                               class_weights and class_weights[0], description)]
-    cfg = cfgs[0]
-    if any({**vars(c), "seed": 0} != {**vars(cfg), "seed": 0} for c in cfgs):
-        raise StackingError("stacked folds must share every training setting but the seed")
-    shapes = [[(n, tuple(t.shape)) for n, t in (*m.named_parameters(), *m.named_buffers())] for m in models]
-    if any(s != shapes[0] for s in shapes):
-        raise StackingError("stacked folds need networks of the same architecture and shapes")
-    setup = _setup(cfgs, Xs, ys, class_weights)
-    rt, device, amp = setup.rt, setup.device, setup.amp
-    is_cuda = device.startswith("cuda")
-    augments = augments or [None] * K
-    # per-fold random streams: the global RNG of dropout, forked per fold (shuffling and augmentation
-    # have their generators in the fold's _FoldData)
-    rng_states = []
-    with torch.random.fork_rng(devices=[torch.device(device)] if is_cuda else []):
-        for c in cfgs:
-            torch.manual_seed(c.seed)
-            rng_states.append(torch.cuda.get_rng_state(device) if is_cuda else torch.get_rng_state())
-    for m in models:
-        m.to(device).train()
-    template = copy.deepcopy(models[0])
-    feed: dict = {"masks": [], "next": 0}
-    for name, mod in list(template.named_modules()):
-        if type(mod) is nn.Dropout:
-            parent = template.get_submodule(name.rpartition(".")[0]) if "." in name else template
-            setattr(parent, name.rpartition(".")[2], _MaskDropout(feed))
-    drop_calls = _dropout_calls(models[0], setup.folds[0].X[:2].to(device), device, amp)
-    param_names = [n for n, _ in models[0].named_parameters()]
-    buffer_names = [n for n, _ in models[0].named_buffers()]
-    params = [dict(m.named_parameters()) for m in models]
-    buffers = [dict(m.named_buffers()) for m in models]
-    totals = [f.total_steps for f in setup.folds]
-    # one parameter group per fold: its own learning-rate schedule, and Adam state kept per parameter
-    opt = _optimizer([{"params": list(m.parameters())} for m in models], cfg)
-    sched = _schedule(opt, setup, cfg.schedule)
-
-    def fold_loss(p, b, masks, xb, yb, w):
-        feed["masks"], feed["next"] = masks, 0
-        logits = functional_call(template, (p, b), (xb,))
-        return nn.functional.cross_entropy(logits, yb, weight=w)
-
-    orders: list = [None] * K
-    with _training_mode(device, rt):
-        for step in range(max(totals)):
-            batches: dict[int, list] = {}
-            for k in range(K):
-                if step >= totals[k]:
-                    continue
-                fold = setup.folds[k]
-                j = step % fold.steps_per_epoch
-                if j == 0:
-                    orders[k] = torch.randperm(len(fold.X), generator=fold.gen)
-                idx = orders[k][j * cfg.batch_size:(j + 1) * cfg.batch_size].to(fold.X.device)
-                xb, yb = fold.X[idx].to(device, non_blocking=True), fold.y[idx].to(device, non_blocking=True)
-                if augments[k] is not None:
-                    xb = augments[k](xb, fold.dev_gen)
-                batches.setdefault(len(idx), []).append((k, xb, yb))
-            masks = _draw_dropout_masks(batches, drop_calls, rng_states, device)
-            total_loss = 0.0
-            for group in batches.values():
-                ks = [k for k, _, _ in group]
-                p = {n: torch.stack([params[k][n] for k in ks]) for n in param_names}
-                bf = {n: torch.stack([buffers[k][n] for k in ks]) for n in buffer_names}
-                mk = [torch.stack([masks[k][c] for k in ks]) for c in range(len(drop_calls))]
-                xs = torch.stack([xb for _, xb, _ in group])
-                ys_ = torch.stack([yb for _, _, yb in group])
-                weights = [setup.folds[k].weight for k in ks]
-                w = None if weights[0] is None else torch.stack(weights)
-                try:
-                    with _autocast(device, amp):
-                        losses = torch.vmap(fold_loss, in_dims=(0, 0, 0, 0, 0, None if w is None else 0))(
-                            p, bf, mk, xs, ys_, w)
-                except RuntimeError as exc:
-                    if "random" in str(exc).lower():
-                        raise StackingError(
-                            f"{description}: the network draws random numbers inside its forward other than "
-                            f"through nn.Dropout (e.g. DropPath), which stacked folds cannot reproduce per fold; "
-                            f"train the folds one by one (--stack-folds 1) or in concurrent workers "
-                            f"(--executor ray)") from None
-                    raise
-                for j, k in enumerate(ks):
-                    for n in buffer_names:
-                        buffers[k][n].copy_(bf[n][j])
-                bad = [ks[j] for j in range(len(ks)) if not torch.isfinite(losses[j])]
-                if bad:
-                    raise FloatingPointError(f"{description}: loss of stacked fold {bad[0]} became non-finite at "
-                                             f"step {step + 1}; lower lr or use fp32")
-                total_loss = total_loss + losses.sum()
-            opt.zero_grad(set_to_none=True)
-            total_loss.backward()
-            opt.step()
-            sched.step()
-            if (step + 1) % setup.folds[0].steps_per_epoch == 0:
-                _report_epoch(rt, f"{description} x{K}", (step + 1) // setup.folds[0].steps_per_epoch, cfg.epochs)
-    return [m.eval() for m in models]
-
-
-def _draw_dropout_masks(batches: dict, drop_calls: list, rng_states: list, device: str) -> dict[int, list]:
-    """Per fold, the dropout masks of this step, drawn from the fold's own global-RNG stream with
-    ``F.dropout`` itself (so exactly the numbers the fold's own training would draw)."""
-    if not drop_calls:
-        return {k: [] for group in batches.values() for k, _, _ in group}
-    is_cuda = device.startswith("cuda")
-    out = {}
-    with torch.random.fork_rng(devices=[torch.device(device)] if is_cuda else []):
-        for b, group in batches.items():
-            for k, _, _ in group:
-                if is_cuda:
-                    torch.cuda.set_rng_state(rng_states[k], device)
-                else:
-                    torch.set_rng_state(rng_states[k])
-                out[k] = [nn.functional.dropout(torch.ones((b, *shape), dtype=dtype, device=device), p, True)
-                          for p, shape, dtype in drop_calls]
-                rng_states[k] = torch.cuda.get_rng_state(device) if is_cuda else torch.get_rng_state()
-    return out

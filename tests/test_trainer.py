@@ -4,16 +4,9 @@ import torch
 from torch import nn
 
 from mer_bench import runtime
+from mer_bench.stacking import StackingError, fit_classifiers_stacked
 from mer_bench.torch_method import hflip
-from mer_bench.trainer import (
-    StackingError,
-    TrainConfig,
-    autocast_dtype,
-    fit_classifier,
-    fit_classifiers_stacked,
-    lr_factor,
-    predict_logits,
-)
+from mer_bench.trainer import TrainConfig, autocast_dtype, fit_classifier, lr_factor, predict_logits
 
 
 def test_schedule_warmup_then_cosine_to_zero():

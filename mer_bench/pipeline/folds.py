@@ -66,7 +66,7 @@ def fit_predict_fold(method_cls: type, params: dict[str, Any], dataset: Any, rep
 def fit_predict_folds_stacked(method_cls: type, params: dict[str, Any], dataset: Any, representation: str,
                               folds: list[tuple[int, Any]], seed: int) -> dict[int, dict[str, list[tuple]]]:
     """Train several folds at once with their networks stacked (``method_cls.fit_stacked``; see
-    :func:`mer_bench.trainer.fit_classifiers_stacked`) and predict each fold's test clips.
+    :func:`mer_bench.stacking.fit_classifiers_stacked`) and predict each fold's test clips.
 
     Each fold's method is seeded as in :func:`fit_predict_fold`, so the predictions equal
     fold-by-fold training up to floating-point noise. Only the last-epoch model (leak-free).
