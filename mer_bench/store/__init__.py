@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sqlite3
 import sys
 import threading
@@ -46,92 +45,12 @@ from typing import Any
 
 import pandas as pd
 
+from mer_bench.store.errors import StoreBusyError, StoreError, StoreWarning, describe
+from mer_bench.store.leases import LEASE_RENEW_S, LEASE_S, LeaseMixin
+from mer_bench.store.schema import APPLICATION_ID, SCHEMA_VERSION, SchemaMixin
+
 __all__ = ["Store", "StoreError", "StoreBusyError", "StoreWarning", "default_store_path", "APPLICATION_ID",
-           "SCHEMA_VERSION"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    config_hash TEXT NOT NULL,
-    method TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    protocol TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    preset TEXT,
-    params TEXT NOT NULL,
-    dataset_options TEXT NOT NULL,
-    dataset_fingerprint TEXT NOT NULL,
-    protocol_options TEXT NOT NULL,
-    classes TEXT NOT NULL,
-    leaky INTEGER NOT NULL DEFAULT 0,
-    selection TEXT NOT NULL DEFAULT 'last epoch',
-    imported INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL,
-    n_folds INTEGER NOT NULL,
-    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
-    finished TEXT,
-    package_version TEXT,
-    git_commit TEXT,
-    torch_version TEXT,
-    device TEXT,
-    wall_time REAL,
-    lease_owner TEXT,
-    lease_until REAL,
-    overrides TEXT,
-    trains_epochs INTEGER,
-    selection_code TEXT,
-    representation TEXT
-);
-CREATE TABLE IF NOT EXISTS folds (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    fold_index INTEGER NOT NULL,
-    fold_name TEXT NOT NULL,
-    n_train INTEGER NOT NULL,
-    n_test INTEGER NOT NULL,
-    wall_time REAL NOT NULL,
-    device TEXT,
-    completed TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
-    PRIMARY KEY (run_id, fold_index)
-);
-CREATE TABLE IF NOT EXISTS predictions (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    sample_id TEXT NOT NULL,
-    fold_index INTEGER NOT NULL,
-    subject TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    y_true INTEGER NOT NULL,
-    y_pred INTEGER NOT NULL,
-    proba TEXT,
-    PRIMARY KEY (run_id, sample_id)
-);
-"""
-
-
-class StoreError(RuntimeError):
-    """The store cannot be opened, read or written (the message says which path and why)."""
-
-
-class StoreBusyError(StoreError):
-    """Another live process is computing the same run (it holds the run's lease)."""
-
-
-class StoreWarning(UserWarning):
-    """A stored run is damaged and was skipped (the message names the run and the store)."""
-
-
-#: ``PRAGMA application_id`` of a mer-bench store: the bytes ``MERB``
-APPLICATION_ID = 0x4D455242
-#: ``PRAGMA user_version``: 1 = the first stores (no id, no lease columns), 2 = leases, 3 = this layout
-#: (the facts a board needs, stored at run time: ``overrides``, ``trains_epochs``, ``selection_code``,
-#: ``representation``; NULL in runs made before)
-SCHEMA_VERSION = 3
-#: a run's lease is renewed this often while a process computes it, and lapses after ``LEASE_S``
-LEASE_RENEW_S = 20.0
-LEASE_S = 90.0
-_OUR_TABLES = {"runs": {"run_id", "config_hash", "method", "dataset", "protocol", "seed", "params", "status",
-                        "n_folds"},
-               "folds": {"run_id", "fold_index", "fold_name"},
-               "predictions": {"run_id", "sample_id", "fold_index", "y_true", "y_pred"}}
+           "SCHEMA_VERSION", "LEASE_S", "LEASE_RENEW_S"]
 
 
 def default_store_path() -> Path:
@@ -151,17 +70,7 @@ def _wait_s() -> float:
         return 600.0
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-class Store:
+class Store(LeaseMixin, SchemaMixin):
     """An open results store.
 
     A store is marked as mer-bench's (``PRAGMA application_id`` = :data:`APPLICATION_ID`, the
@@ -206,7 +115,7 @@ class Store:
         except (OSError, sqlite3.Error) as exc:
             self._close_quietly()
             what = "read" if readonly else "write"
-            raise StoreError(f"cannot {what} the results store {self.path}: {_describe(exc)}. "
+            raise StoreError(f"cannot {what} the results store {self.path}: {describe(exc)}. "
                              f"Choose another location with --store PATH or $MER_BENCH_STORE.") from None
 
     def _close_quietly(self) -> None:
@@ -214,55 +123,6 @@ class Store:
         if db is not None:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
-
-    def _check_identity(self, create: bool) -> None:
-        """Refuse a foreign or newer database; create or upgrade ours (only when writing)."""
-        db = self._db
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if app_id not in (0, APPLICATION_ID):
-            raise StoreError(f"{self.path} is not a mer-bench results store (it is another program's SQLite database, "
-                             f"application id {app_id:#x}); nothing was changed. Give a new file with --store PATH.")
-        if app_id == APPLICATION_ID and version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} was written by a newer mer-bench (store layout {version}, this one reads "
-                             f"up to {SCHEMA_VERSION}); nothing was changed. Upgrade mer-bench to use it.")
-        if app_id == 0 and tables:  # an unmarked file: only a first-layout mer-bench store is ours
-            for table, cols in _OUR_TABLES.items():
-                have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")} if table in tables else set()
-                if not cols <= have:
-                    raise StoreError(f"{self.path} is not a mer-bench results store (it has tables "
-                                     f"{', '.join(sorted(tables))} but no mer-bench {table!r} table); nothing was "
-                                     f"changed. Give a new file with --store PATH.")
-        if not create:
-            if not tables:
-                raise StoreError(f"{self.path} is an empty database, not a mer-bench results store")
-            return
-        if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
-            return
-        with self._transaction():
-            for statement in _SCHEMA.split(";"):  # IF NOT EXISTS: idempotent
-                if statement.strip():
-                    db.execute(statement)
-            self._migrate()
-            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _quick_check(self) -> None:
-        rows = [r[0] for r in self._db.execute("PRAGMA quick_check")]
-        if rows != ["ok"]:
-            raise StoreError(f"the results store {self.path} is damaged (SQLite quick_check: {'; '.join(rows[:3])}). "
-                             f"Restore it from a backup, or recover what is readable with `sqlite3 {self.path} "
-                             f".recover`.")
-
-    def _migrate(self) -> None:
-        """Add columns introduced after a store was created (older stores keep working)."""
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        for col, decl in (("selection", "TEXT NOT NULL DEFAULT 'last epoch'"), ("lease_owner", "TEXT"),
-                          ("lease_until", "REAL"), ("overrides", "TEXT"), ("trains_epochs", "INTEGER"),
-                          ("selection_code", "TEXT"), ("representation", "TEXT")):
-            if col not in have:
-                self._db.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
 
     def close(self) -> None:
         for run_id in list(self._lease_threads):
@@ -311,68 +171,6 @@ class Store:
             for table in ("predictions", "folds", "runs"):
                 self._db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
                 self._db.execute(f"UPDATE {table} SET run_id = ? WHERE run_id = ?", (run_id, pending_id))
-
-    # -- leases: one process computes a run at a time ---------------------------------------------
-    def acquire(self, run_id: str) -> None:
-        """Take the lease on run ``run_id`` (its row must exist) and keep renewing it until
-        :meth:`release` or :meth:`close`.
-
-        Raises:
-            StoreBusyError: another live process holds the lease; nothing was changed.
-        """
-        if run_id in self._lease_threads:
-            return
-        me = self._owner_id()
-        with self._transaction():
-            row = self._db.execute("SELECT lease_owner, lease_until FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise StoreError(f"run {run_id} is not in the results store {self.path}")
-            owner, until = row
-            if owner and owner != me and _lease_live(owner, until):
-                host, pid = owner.split(":")[:2]
-                raise StoreBusyError(
-                    f"run {run_id} is being computed by another process (pid {pid} on {host}) using the results "
-                    f"store {self.path}; nothing was started. Wait for it to finish, then re-run this command to "
-                    f"reuse its result (if that process is gone, its claim lapses within {LEASE_S:.0f} s).")
-            self._db.execute("UPDATE runs SET lease_owner = ?, lease_until = ? WHERE run_id = ?",
-                             (me, time.time() + LEASE_S, run_id))
-        stop = threading.Event()
-        thread = threading.Thread(target=self._renew, args=(run_id, me, stop), daemon=True,
-                                  name=f"mer-bench lease {run_id}")
-        thread.start()
-        self._lease_threads[run_id] = (stop, thread)
-
-    def release(self, run_id: str) -> None:
-        """Give up the lease on ``run_id`` (a no-op when this store does not hold it)."""
-        held = self._lease_threads.pop(run_id, None)
-        if held is None:
-            return
-        stop, thread = held
-        stop.set()
-        thread.join(timeout=5)
-        with contextlib.suppress(sqlite3.Error, StoreError):
-            with self._transaction(wait=5.0):
-                self._db.execute("UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE run_id = ? AND "
-                                 "lease_owner = ?", (run_id, self._owner_id()))
-
-    def _owner_id(self) -> str:
-        if not hasattr(self, "_owner"):
-            self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        return self._owner
-
-    def _renew(self, run_id: str, me: str, stop: threading.Event) -> None:
-        db = None
-        try:
-            db = sqlite3.connect(str(self.path), timeout=LEASE_RENEW_S, isolation_level=None)
-            while not stop.wait(LEASE_RENEW_S):
-                with contextlib.suppress(sqlite3.Error):  # a busy store: the next renewal tries again
-                    db.execute("UPDATE runs SET lease_until = ? WHERE run_id = ? AND lease_owner = ?",
-                               (time.time() + LEASE_S, run_id, me))
-        except sqlite3.Error:
-            pass
-        finally:
-            if db is not None:
-                db.close()
 
     def completed_folds(self, run_id: str) -> set[int]:
         return {r[0] for r in self._db.execute("SELECT fold_index FROM folds WHERE run_id = ?", (run_id,))}
@@ -438,7 +236,7 @@ class Store:
         try:
             df = pd.read_sql_query(q, self._db, params=(status,) if status else ())
         except (sqlite3.Error, pd.errors.DatabaseError) as exc:
-            raise StoreError(f"cannot read the results store {self.path}: {_describe(exc)}") from None
+            raise StoreError(f"cannot read the results store {self.path}: {describe(exc)}") from None
         cols = ("params", "dataset_options", "protocol_options", "classes")
         decoded: dict[str, list] = {c: [] for c in cols}
         keep = []
@@ -523,7 +321,7 @@ class Store:
                 try:
                     retry("BEGIN IMMEDIATE")
                 except (sqlite3.Error, OSError) as exc:
-                    raise StoreError(f"cannot write the results store {store.path}: {_describe(exc)}") from exc
+                    raise StoreError(f"cannot write the results store {store.path}: {describe(exc)}") from exc
 
             def __exit__(self_inner, exc_type, exc, tb):
                 if exc_type is None:
@@ -538,7 +336,7 @@ class Store:
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
                 if isinstance(exc, (sqlite3.Error, OSError)):
-                    raise StoreError(f"cannot write the results store {store.path}: {_describe(exc)}; nothing of "
+                    raise StoreError(f"cannot write the results store {store.path}: {describe(exc)}; nothing of "
                                      f"this write was stored (earlier folds are kept)") from exc
                 return False
 
@@ -548,19 +346,3 @@ class Store:
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     msg = str(exc).lower()
     return "locked" in msg or "busy" in msg
-
-
-def _describe(exc: BaseException) -> str:
-    """A short reason: ``database or disk is full``, ``[Errno 13] Permission denied: 'x'``..."""
-    return str(exc) or type(exc).__name__
-
-
-def _lease_live(owner: str, until: float | None) -> bool:
-    """Whether a lease still holds: not lapsed, and (on this host) its process alive."""
-    if until is None or until < time.time():
-        return False
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host == socket.gethostname() and pid.isdigit():
-        return _pid_alive(int(pid))
-    return True
