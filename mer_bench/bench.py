@@ -2,8 +2,10 @@
 optimised one, measured in the same run on the current device.
 
 * ``plain``: fp32, eager, default (contiguous) memory format;
-* ``optimised``: bf16 autocast, ``channels_last_3d`` (``channels_last`` for 2D networks) for the
-  model and its inputs, ``cudnn.benchmark`` on a GPU, and ``torch.compile`` with ``compile=True``.
+* ``optimised``: bf16 autocast where the device runs bf16 natively (a GPU that supports it, a CPU
+  with AVX-512 BF16 or AMX; elsewhere fp32, since emulated bf16 is far slower than fp32),
+  ``channels_last_3d`` (``channels_last`` for 2D networks) for the model and its inputs,
+  ``cudnn.benchmark`` on a GPU, and ``torch.compile`` with ``compile=True``.
 
 Each path builds the network as ``fit`` does (:mod:`mer_bench.model_profile`), then times
 forward + backward + Adam steps on a batch of random inputs after ``warmup`` untimed steps.
@@ -83,7 +85,10 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
     xb = torch.randn(bs, *x1.shape[1:], device=dev)
     yb = torch.randint(0, 3, (bs,), device=dev)
     fast = path == "optimised"
-    amp = torch.bfloat16 if fast else None
+    from mer_bench.runtime import cpu_has_native_bf16
+
+    native_bf16 = torch.cuda.is_bf16_supported() if dev.type == "cuda" else cpu_has_native_bf16()
+    amp = torch.bfloat16 if fast and native_bf16 else None
     if fast:
         fmt = torch.channels_last_3d if xb.ndim == 5 else torch.channels_last
         model = model.to(memory_format=fmt)
@@ -104,7 +109,8 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
         sync()
 
     return step, {"device": dev, "batch_size": bs, "input_shape": list(x1.shape[1:]),
-                  "forward_flops": counter.get_total_flops(), "cpu_allocator_tuned": tuned}
+                  "forward_flops": counter.get_total_flops(), "cpu_allocator_tuned": tuned,
+                  "precision": "bf16" if amp is not None else "fp32"}
 
 
 def train_throughput(name: str, path: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
@@ -130,7 +136,7 @@ def train_throughput(name: str, path: str, preset: str | None = None, overrides:
             "input_shape": info["input_shape"], "seconds_per_step": dt, "samples_per_s": bs / dt,
             "tflops_achieved": achieved / 1e12, "peak_bf16_tflops": peak,
             "fraction_of_peak": None if peak is None else achieved / (peak * 1e12),
-            "cpu_allocator_tuned": info["cpu_allocator_tuned"]}
+            "cpu_allocator_tuned": info["cpu_allocator_tuned"], "precision": info["precision"]}
 
 
 def compare_paths(name: str, **kw) -> dict[str, Any]:
@@ -230,6 +236,11 @@ def describe_paths(res: dict) -> str:
                      f"{r['batch_size']}, input {'x'.join(map(str, r['input_shape']))}, {r['device']}; "
                      f"{r['tflops_achieved']:.3f} TFLOP/s{frac})")
     lines.append(f"speed-up (optimised / plain): {res['speedup']:.2f}x")
+    if res["plain"]["device"].startswith("cpu"):
+        from mer_bench.runtime import cpu_description
+
+        note = "" if res["optimised"]["precision"] == "bf16" else " (bf16 is not native here, so it is not used)"
+        lines.append(f"CPU: {cpu_description()}; the optimised path ran in {res['optimised']['precision']}{note}")
     if res["cpu_allocator_tuned"]:
         lines.append("both paths ran with the CPU allocator tuning that training uses "
                      "(mer_bench.runtime.tune_cpu_allocator; MER_BENCH_MALLOC=default turns it off)")

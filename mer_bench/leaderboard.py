@@ -195,6 +195,7 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
         row = {
             "_preds": preds, "_classes": tuple(first["classes"]), "_finished": str(first.get("finished") or ""),
             "_device": str(first.get("device") or ""), "_torch": str(first.get("torch_version") or ""),
+            "_cpu": "" if _fact(first, "cpu") is None else f"{first['cpu']}, {int(first['threads'])} thread(s)",
             "method": first["method"],
             "source": "imported" if first["imported"] else "measured",
             "dataset": first["dataset"], "protocol": first["protocol"],
@@ -367,9 +368,11 @@ def _provenance(df: pd.DataFrame) -> list[str]:
         return sorted({str(v) for v in df.get(col, pd.Series(dtype=str)).dropna() if str(v) and str(v) != "nan"})
 
     finished = uniq("_finished")
+    cpus = [c for c in uniq("_cpu") if c]  # recorded since store layout 4; older runs have none
     return ["Provenance:", "",
             f"- commits: {', '.join(c for c in uniq('commit') if c) or 'n/a'}",
             f"- measured on: {', '.join(uniq('_device')) or 'n/a'}; torch {', '.join(uniq('_torch')) or 'n/a'}",
+            *([f"- CPUs (results' last bits and times depend on them): {'; '.join(cpus)}"] if cpus else []),
             f"- rendered with mer-bench {__version__}, numpy {np.__version__}, pandas {pd.__version__}, scipy "
             f"{scipy.__version__}, statsmodels {statsmodels.__version__}, Python {platform.python_version()}",
             f"- newest run finished: {finished[-1] if finished else 'n/a'}"]

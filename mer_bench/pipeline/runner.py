@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from mer_bench.metrics import run_metrics
 from mer_bench.pipeline.executors import EXECUTORS, FoldWriter
 from mer_bench.pipeline.folds import check_stacking
 from mer_bench.pipeline.plan import SELECTIONS, Prepared, RunSpec, prepare
+from mer_bench.runtime import bf16_warning, cpu_description
 from mer_bench.store import Store
 
 __all__ = ["RunResult", "execute", "run", "git_commit", "pending_id", "board_facts"]
@@ -103,6 +105,9 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
     dev = resolve_device(device) if executor == "local" else device
     check_stacking(prep.method_cls, stack_folds, executor, sorted({s.selection for s in prep.specs}), channels_last,
                    compile)
+    slow = bf16_warning(dev if executor == "local" else device, str(prep.specs[0].params.get("precision", "")))
+    if slow:
+        warnings.warn(slow, RuntimeWarning, stacklevel=2)
     table = prep.dataset.table()
     results = []
     groups: dict[int, list[RunSpec]] = {}
@@ -189,8 +194,9 @@ def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_
         wid = write[spec.run_id]
         _check_complete(store, wid, spec, len(folds), n_test, len(prep.dataset.classes))
         wall = store.fold_times(wid)
+        threads = int((ray_options or {}).get("num_cpus") or 1) if executor == "ray" else torch.get_num_threads()
         store.finish_run(wid, wall_time=wall, device=dev, package_version=__version__, git_commit=git_commit(),
-                         torch_version=torch.__version__)
+                         torch_version=torch.__version__, cpu=cpu_description(), threads=threads)
         if wid != spec.run_id:
             store.release(wid)
             held.remove(wid)

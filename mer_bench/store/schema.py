@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS runs (
     overrides TEXT,
     trains_epochs INTEGER,
     selection_code TEXT,
-    representation TEXT
+    representation TEXT,
+    cpu TEXT,
+    threads INTEGER
 );
 CREATE TABLE IF NOT EXISTS folds (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -68,8 +70,9 @@ CREATE TABLE IF NOT EXISTS predictions (
 APPLICATION_ID = 0x4D455242
 #: ``PRAGMA user_version``: 1 = the first stores (no id, no lease columns), 2 = leases, 3 = this layout
 #: (the facts a board needs, stored at run time: ``overrides``, ``trains_epochs``, ``selection_code``,
-#: ``representation``; NULL in runs made before)
-SCHEMA_VERSION = 3
+#: ``representation``; NULL in runs made before), 4 = the CPU (model, instruction set, bf16) and
+#: threads per fold worker of each run
+SCHEMA_VERSION = 4
 _OUR_TABLES = {"runs": {"run_id", "config_hash", "method", "dataset", "protocol", "seed", "params", "status",
                         "n_folds"},
                "folds": {"run_id", "fold_index", "fold_name"},
@@ -125,6 +128,7 @@ class SchemaMixin:
         have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
         for col, decl in (("selection", "TEXT NOT NULL DEFAULT 'last epoch'"), ("lease_owner", "TEXT"),
                           ("lease_until", "REAL"), ("overrides", "TEXT"), ("trains_epochs", "INTEGER"),
-                          ("selection_code", "TEXT"), ("representation", "TEXT")):
+                          ("selection_code", "TEXT"), ("representation", "TEXT"), ("cpu", "TEXT"),
+                          ("threads", "INTEGER")):
             if col not in have:
                 self._db.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
