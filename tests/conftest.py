@@ -10,3 +10,5 @@ def _isolated_paths(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MER_BENCH_CACHE", str(cache))
     monkeypatch.setenv("MER_BENCH_STORE", str(tmp_path_factory.mktemp("store") / "results.sqlite"))
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+    # folds in this process unless a test asks for workers (tests register methods in-process)
+    monkeypatch.setenv("MER_BENCH_WORKERS", "1")

@@ -51,6 +51,11 @@ def add_parser(sub) -> None:
                    help="train K folds at once with their networks stacked (torch.func): fills a GPU that one "
                         "fold of a small network cannot; the same results up to floating-point noise "
                         "(default 1: fold by fold; torch methods, local executor)")
+    r.add_argument("--workers", default=None, metavar="N|auto",
+                   help="local worker processes training folds at once, each with an equal share of the CPU "
+                        "threads (default: $MER_BENCH_WORKERS, else auto: one per core for a network on the CPU, "
+                        "else 1). The run's identity is the same; the thread count per fold can change the last "
+                        "bits of the results, and is recorded with the run")
     r.add_argument("--cudnn-benchmark", action="store_true",
                    help="let cuDNN time its convolution algorithms and keep the fastest (GPU; faster, but the "
                         "chosen algorithm, hence the last bits of the results, may change between runs)")
@@ -97,7 +102,7 @@ def main(args) -> int:
         results = execute_with_progress(prep, store, device, args.force, quiet=args.json, executor=args.executor,
                                         ray_options=ray_options, channels_last=args.channels_last,
                                         stack_folds=args.stack_folds, cudnn_benchmark=args.cudnn_benchmark,
-                                        compile=args.compile)
+                                        compile=args.compile, workers=args.workers)
     finally:
         store.close()
     if args.json:
@@ -108,7 +113,7 @@ def main(args) -> int:
 
 
 def execute_with_progress(prep, store, device, force, quiet=False, executor="local", ray_options=None,
-                           channels_last=False, stack_folds=1, cudnn_benchmark=False, compile=False):
+                          channels_last=False, stack_folds=1, cudnn_benchmark=False, compile=False, workers=None):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -152,7 +157,8 @@ def execute_with_progress(prep, store, device, force, quiet=False, executor="loc
         try:
             return execute(prep, store, device=device, force=force, on_fold=on_fold, on_progress=on_progress,
                            executor=executor, ray_options=ray_options, channels_last=channels_last,
-                           stack_folds=stack_folds, cudnn_benchmark=cudnn_benchmark, compile=compile)
+                           stack_folds=stack_folds, cudnn_benchmark=cudnn_benchmark, compile=compile,
+                           workers=workers)
         finally:
             progress.update(epoch_task, visible=False)
 

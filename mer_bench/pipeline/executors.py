@@ -35,7 +35,7 @@ from typing import Any
 from mer_bench import runtime
 from mer_bench.pipeline.folds import fit_predict_fold, fit_predict_folds_stacked
 
-__all__ = ["FoldWriter", "run_folds_locally", "run_folds_on_ray", "EXECUTORS", "ExecutorError"]
+__all__ = ["FoldWriter", "run_folds_locally", "run_folds_in_workers", "run_folds_on_ray", "EXECUTORS", "ExecutorError"]
 
 
 class ExecutorError(RuntimeError):
@@ -72,11 +72,14 @@ class FoldWriter:
 def run_folds_locally(prep: Any, seed: int, work: list, write: FoldWriter, device: str,
                       options: dict[str, Any]) -> str:
     """Train ``work`` here, fold by fold (or ``options["stack_folds"]`` at once), writing each
-    fold as it finishes; returns ``device``.
+    fold as it finishes; returns ``device``. With ``options["workers"]`` > 1, in worker processes
+    instead (:func:`run_folds_in_workers`).
 
     ``options``: ``stack_folds`` (default 1), ``progress`` (the trainer's progress callback) and the
     trainer's run-time settings ``channels_last``, ``cudnn_benchmark``, ``compile``.
     """
+    if int(options.get("workers") or 1) > 1:
+        return run_folds_in_workers(prep, seed, work, write, device, options)
     stack_folds = int(options.get("stack_folds", 1))
     params = work[0][2][0].params if work else {}
     with runtime.use(device=device, progress=options.get("progress"),
@@ -100,8 +103,15 @@ def run_folds_locally(prep: Any, seed: int, work: list, write: FoldWriter, devic
     return device
 
 
+#: datasets a worker process has built, by (name, constructor arguments): later folds reuse them
+_WORKER_DATASETS: dict[str, Any] = {}
+
+
 def _fold_task(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run on a Ray worker: rebuild the run's objects and train one fold."""
+    """Run in a worker (a Ray task or a local worker process): rebuild the run's objects from
+    their registry names and train one fold."""
+    import json
+
     import torch
 
     from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
@@ -111,7 +121,10 @@ def _fold_task(payload: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(max(1, int(payload.get("threads", 1))))
     t0 = time.perf_counter()
     method_cls = METHODS.get(payload["method"])
-    dataset = DATASETS.get(payload["dataset"])(**payload["dataset_kwargs"])
+    key = json.dumps([payload["dataset"], payload["dataset_kwargs"]], sort_keys=True, default=str)
+    if key not in _WORKER_DATASETS:
+        _WORKER_DATASETS[key] = DATASETS.get(payload["dataset"])(**payload["dataset_kwargs"])
+    dataset = _WORKER_DATASETS[key]
     protocol = PROTOCOLS.get(payload["protocol"])(**payload["protocol_kwargs"])
     fold = protocol.folds(dataset.table(), payload["seed"])[payload["fold_index"]]
     device = resolve_device(payload["device"])
@@ -187,6 +200,60 @@ def _connect(address: str | None, num_cpus: int | None, runtime_env: dict | None
     return ray
 
 
+def _payload(prep: Any, seed: int, fold_index: int, specs: list, device: str, threads: int) -> dict[str, Any]:
+    """What a worker needs to rebuild a run's objects and train fold ``fold_index`` (:func:`_fold_task`)."""
+    lead = specs[0]
+    return {"method": lead.method, "params": lead.params, "dataset": lead.dataset,
+            "dataset_kwargs": prep.dataset_kwargs, "protocol": lead.protocol, "protocol_kwargs": prep.protocol_kwargs,
+            "representation": prep.representation, "seed": seed, "fold_index": fold_index,
+            "selections": sorted({s.selection for s in specs}), "device": device, "threads": threads}
+
+
+def run_folds_in_workers(prep: Any, seed: int, work: list, write: FoldWriter, device: str,
+                         options: dict[str, Any]) -> str:
+    """Train ``work`` in ``options["workers"]`` local worker processes (``spawn``), each with
+    ``options["threads"]`` torch threads, writing each fold here, in the driver, as it arrives
+    (one transaction per fold, as everywhere); returns ``device``.
+
+    Each worker trains whole folds with :func:`mer_bench.pipeline.folds.fit_predict_fold`, the
+    code and seeds of the one-process loop, so a run's identity does not change; with another
+    thread count per fold, floating-point sums change order and the last bits of the results can
+    change (the thread count is recorded with the run). Workers import methods, datasets and
+    protocols by their registry names: a method registered only inside this process (not through
+    an entry point) needs ``--workers 1``.
+
+    Raises:
+        MethodError: the one fold that failed (the others are stored).
+        ExecutorError: several folds failed (listed; the others are stored).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    workers, threads = int(options["workers"]), int(options.get("threads") or 1)
+    failures: list[tuple[int, Any, BaseException]] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {}
+        for i, fold, todo in work:
+            futures[pool.submit(_fold_task, _payload(prep, seed, i, todo, device, threads))] = (i, fold, todo)
+            write.started(todo[0], i, fold)
+        for future in as_completed(futures):
+            i, fold, todo = futures[future]
+            try:
+                res = future.result()
+            except Exception as exc:  # the fold raised, or its worker died (BrokenProcessPool)
+                failures.append((i, fold, exc))
+                continue
+            write(i, fold, todo, res["rows"], res["wall_time"], device)
+    if len(failures) == 1:
+        raise failures[0][2]
+    if failures:
+        raise ExecutorError(f"{len(failures)} fold(s) failed in worker processes; the {len(work) - len(failures)} "
+                            f"others are stored, and re-running the command resumes with the missing ones:\n  "
+                            + "\n  ".join(f"fold {i} ({fold.name}): {type(exc).__name__}: {exc}"
+                                           for i, fold, exc in failures))
+    return device
+
+
 def run_folds_on_ray(prep: Any, seed: int, work: list, write: FoldWriter, device: str,
                      options: dict[str, Any]) -> str:
     """Run ``work`` of ``prep`` as Ray tasks and write each result as it arrives; returns the
@@ -213,12 +280,7 @@ def run_folds_on_ray(prep: Any, seed: int, work: list, write: FoldWriter, device
     lead = work[0][2][0] if work else None
     refs = {}
     for i, fold, todo in work:
-        payload = {"method": lead.method, "params": lead.params, "dataset": lead.dataset,
-                   "dataset_kwargs": prep.dataset_kwargs, "protocol": lead.protocol,
-                   "protocol_kwargs": prep.protocol_kwargs, "representation": prep.representation, "seed": seed,
-                   "fold_index": i, "selections": sorted({s.selection for s in todo}),
-                   "device": task_device, "threads": max(1, int(num_cpus))}
-        refs[task.remote(payload)] = (i, fold, todo)
+        refs[task.remote(_payload(prep, seed, i, todo, task_device, max(1, int(num_cpus))))] = (i, fold, todo)
         write.started(lead, i, fold)
     failures = []
     pending = list(refs)
