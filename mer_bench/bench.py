@@ -3,7 +3,8 @@ optimised one, measured in the same run on the current device.
 
 * ``plain``: fp32, eager, default (contiguous) memory format;
 * ``optimised``: bf16 autocast where the device runs bf16 natively (a GPU that supports it, a CPU
-  with AVX-512 BF16 or AMX; elsewhere fp32, since emulated bf16 is far slower than fp32),
+  with AVX-512 BF16 or AMX) and a bf16 matmul measured in the same run beats fp32 (elsewhere fp32:
+  emulated bf16 is far slower),
   ``channels_last_3d`` (``channels_last`` for 2D networks) for the model and its inputs,
   ``cudnn.benchmark`` on a GPU, and ``torch.compile`` with ``compile=True``.
 
@@ -42,7 +43,8 @@ def _peak(device) -> float | None:
 
 
 def train_step(name: str, path: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
-               batch_size: int | None = None, device: str = "auto", compile: bool = False):
+               batch_size: int | None = None, device: str = "auto", compile: bool = False,
+               bf16: bool | None = None):
     """One training step (forward + backward + Adam) of method ``name``'s network on ``path``
     (``"plain"`` or ``"optimised"``) on a fixed random batch, for timing.
 
@@ -88,7 +90,7 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
     from mer_bench.runtime import cpu_has_native_bf16
 
     native_bf16 = torch.cuda.is_bf16_supported() if dev.type == "cuda" else cpu_has_native_bf16()
-    amp = torch.bfloat16 if fast and native_bf16 else None
+    amp = torch.bfloat16 if fast and (native_bf16 if bf16 is None else bf16 and native_bf16) else None
     if fast:
         fmt = torch.channels_last_3d if xb.ndim == 5 else torch.channels_last
         model = model.to(memory_format=fmt)
@@ -115,14 +117,14 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
 
 def train_throughput(name: str, path: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
                      batch_size: int | None = None, steps: int = 5, warmup: int = 2, device: str = "auto",
-                     compile: bool = False) -> dict[str, Any]:
+                     compile: bool = False, bf16: bool | None = None) -> dict[str, Any]:
     """Train-step throughput of method ``name`` on ``path`` (``"plain"`` or ``"optimised"``):
     ``warmup`` untimed steps, then the mean of ``steps`` timed ones (:func:`train_step`).
 
     Raises:
         ValueError: an unknown path, a method without a network, or an unavailable device.
     """
-    step, info = train_step(name, path, preset, overrides, batch_size, device, compile)
+    step, info = train_step(name, path, preset, overrides, batch_size, device, compile, bf16)
     for _ in range(warmup):
         step()
     t0 = time.perf_counter()
@@ -139,12 +141,46 @@ def train_throughput(name: str, path: str, preset: str | None = None, overrides:
             "cpu_allocator_tuned": info["cpu_allocator_tuned"], "precision": info["precision"]}
 
 
+def measured_peak_tflops(device: str = "auto", seconds: float = 1.0, n: int = 1024) -> dict[str, float]:
+    """The dense matrix-multiply throughput this device reaches now, in the same process: square
+    ``n`` x ``n`` products (2 n^3 FLOP each) for about ``seconds``, after one warm-up, in fp32 and,
+    where it is native (a GPU that has it, a CPU with AVX-512 BF16 or AMX), bf16. A practical
+    peak to hold a training throughput against: ``{"fp32": TFLOP/s[, "bf16": TFLOP/s]}``."""
+    import torch
+
+    from mer_bench.runtime import cpu_has_native_bf16, resolve_device
+
+    dev = torch.device(resolve_device(device))
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    native_bf16 = torch.cuda.is_bf16_supported() if dev.type == "cuda" else cpu_has_native_bf16()
+    out = {}
+    for name, dtype in (("fp32", torch.float32), *((("bf16", torch.bfloat16),) if native_bf16 else ())):
+        a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+        a @ b
+        sync()
+        k, t0 = 0, time.perf_counter()
+        while k < 3 or time.perf_counter() - t0 < seconds:
+            a @ b
+            k += 1
+        sync()
+        out[name] = 2 * n ** 3 * k / (time.perf_counter() - t0) / 1e12
+    return out
+
+
 def compare_paths(name: str, **kw) -> dict[str, Any]:
-    """Both paths in one run (plain first) and ``speedup`` = optimised / plain samples per second."""
+    """Both paths in one run (plain first) and ``speedup`` = optimised / plain samples per second;
+    ``measured_peak``: :func:`measured_peak_tflops` on the same device in the same run, and each
+    path's ``fraction_of_measured_peak`` (against the peak of the precision it ran in). The
+    optimised path uses bf16 only where its measured matmul peak beats fp32's."""
+    peak = measured_peak_tflops(kw.get("device", "auto"))
     plain = train_throughput(name, "plain", **kw)
-    opt = train_throughput(name, "optimised", **kw)
+    # bf16 only where it is native and, measured here, faster than fp32: never slower by choice
+    opt = train_throughput(name, "optimised", **kw, bf16=peak.get("bf16", 0.0) > peak["fp32"])
+    for r in (plain, opt):
+        ref = peak.get(r["precision"], peak["fp32"])
+        r["fraction_of_measured_peak"] = r["tflops_achieved"] / ref if ref else None
     return {"plain": plain, "optimised": opt, "speedup": opt["samples_per_s"] / plain["samples_per_s"],
-            "cpu_allocator_tuned": plain["cpu_allocator_tuned"]}
+            "cpu_allocator_tuned": plain["cpu_allocator_tuned"], "measured_peak_tflops": peak}
 
 
 def stacking_run(name: str, path: str, folds: int = 8, n_train: int = 64, epochs: int = 2,
@@ -232,14 +268,21 @@ def describe_paths(res: dict) -> str:
     for path in ("plain", "optimised"):
         r = res[path]
         frac = "" if r["fraction_of_peak"] is None else f", {100 * r['fraction_of_peak']:.1f} % of the bf16 peak"
+        if r.get("fraction_of_measured_peak") is not None:
+            frac += (f", {100 * r['fraction_of_measured_peak']:.1f} % of the {r['precision']} matmul peak "
+                     f"measured here")
         lines.append(f"{path:9s}: {r['samples_per_s']:8.2f} samples/s ({r['seconds_per_step']:.3f} s/step, batch "
                      f"{r['batch_size']}, input {'x'.join(map(str, r['input_shape']))}, {r['device']}; "
                      f"{r['tflops_achieved']:.3f} TFLOP/s{frac})")
     lines.append(f"speed-up (optimised / plain): {res['speedup']:.2f}x")
+    if res.get("measured_peak_tflops"):
+        lines.append("matmul peak measured in this run: " + ", ".join(
+            f"{k} {v:.3f} TFLOP/s" for k, v in res["measured_peak_tflops"].items()))
     if res["plain"]["device"].startswith("cpu"):
         from mer_bench.runtime import cpu_description
 
-        note = "" if res["optimised"]["precision"] == "bf16" else " (bf16 is not native here, so it is not used)"
+        note = "" if res["optimised"]["precision"] == "bf16" else \
+            " (bf16 is not native here, or measured slower than fp32, so it is not used)"
         lines.append(f"CPU: {cpu_description()}; the optimised path ran in {res['optimised']['precision']}{note}")
     if res["cpu_allocator_tuned"]:
         lines.append("both paths ran with the CPU allocator tuning that training uses "

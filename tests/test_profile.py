@@ -41,6 +41,23 @@ def test_bench_compares_the_plain_and_optimised_paths(capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["plain"]["path"] == "plain" and res["optimised"]["path"] == "optimised"
     assert res["speedup"] == pytest.approx(res["optimised"]["samples_per_s"] / res["plain"]["samples_per_s"])
-    assert res["plain"]["fraction_of_peak"] is None  # no known peak on a CPU
+    assert res["plain"]["fraction_of_peak"] is None  # no data-sheet peak on a CPU
+    peak = res["measured_peak_tflops"]  # measured in the same run instead
+    assert peak["fp32"] > 0 and res["plain"]["precision"] == "fp32"
+    for path in ("plain", "optimised"):
+        r = res[path]
+        ref = peak[r["precision"]]
+        assert r["fraction_of_measured_peak"] == pytest.approx(r["tflops_achieved"] / ref)
+    # bf16 only where it is native and measured faster than fp32: never slower by choice
+    assert (res["optimised"]["precision"] == "bf16") == (peak.get("bf16", 0) > peak["fp32"])
     assert main(["bench", "--method", "chance"]) == 2
     assert "no network" in capsys.readouterr().err
+
+
+def test_bench_on_a_cpu_without_native_bf16_keeps_the_optimised_path_in_fp32(capsys, monkeypatch):
+    from mer_bench import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    assert main(["bench", "--method", "ststnet", "--steps", "1", "--warmup", "0", "--batch-size", "4"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no native bf16); the optimised path ran in fp32" in out and "fp32 matmul peak measured here" in out
