@@ -374,7 +374,7 @@ def test_reproduce_commands_are_quoted_and_import_names_are_restricted(tmp_path,
 def test_two_identical_runs_at_once_the_second_refuses_at_start(tmp_path, capsys):
     store = tmp_path / "s.sqlite"
     first = _child(["run", "--method", "fault-toy", "--store", str(store), "--json", *SMALL_ARGS],
-                   env={"FAULT_TOY_SLEEP": "0.7"})
+                   env={"FAULT_TOY_SLEEP": "1.5"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if store.exists():
