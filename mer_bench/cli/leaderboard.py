@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_bench.cli.options import add_store, board_name
+from mer_bench.cli.options import add_store
 
 
 def add_parser(sub) -> None:
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from mer_bench.leaderboard import leaderboard_rows, render_markdown, write_leaderboard
+    from mer_bench.leaderboard import board_name, leaderboard_rows, render_markdown, write_leaderboard
     from mer_bench.plots import plot_files
     from mer_bench.store import Store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 __all__ = ["add_store", "add_data_root", "add_device", "add_overrides", "add_dataset_options", "add_json",
-           "kv_options", "err", "board_name"]
+           "kv_options", "err"]
 
 
 def add_store(p, read: bool = False) -> None:
@@ -53,9 +53,3 @@ def err(msg: str, level: str = "error") -> None:
     except ImportError:  # pragma: no cover - rich missing
         print(f"{level}: {msg}", file=sys.stderr)
 
-
-def board_name(dataset: str | None, protocol: str | None) -> str:
-    """File name of a published board (:func:`mer_bench.leaderboard.board_name`)."""
-    from mer_bench.leaderboard import board_name as name
-
-    return name(dataset, protocol)

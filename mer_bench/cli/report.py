@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mer_bench.cli.options import add_store, board_name
+from mer_bench.cli.options import add_store
 
 
 def add_parser(sub) -> None:
@@ -17,6 +17,7 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
+    from mer_bench.leaderboard import board_name
     from mer_bench.plots import write_report
     from mer_bench.store import Store
 
