@@ -6,7 +6,9 @@ optimised one, measured in the same run on the current device.
   with AVX-512 BF16 or AMX) and a bf16 matmul measured in the same run beats fp32 (elsewhere fp32:
   emulated bf16 is far slower),
   ``channels_last_3d`` (``channels_last`` for 2D networks) for the model and its inputs,
-  ``cudnn.benchmark`` on a GPU, and ``torch.compile`` with ``compile=True``.
+  ``cudnn.benchmark`` on a GPU, and ``torch.compile`` with ``compile=True``; on a CPU also
+  mer-bench's fast paths (:mod:`mer_bench.kernels`: a network's fused kernel where it has one,
+  the same dropout masks drawn faster, fused Adam), which the plain path does without.
 
 Each path builds the network as ``fit`` does (:mod:`mer_bench.model_profile`), then times
 forward + backward + Adam steps on a batch of random inputs after ``warmup`` untimed steps.
@@ -59,6 +61,7 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from mer_bench import runtime
     from mer_bench.method import resolve_params
     from mer_bench.model_profile import _natural_input
     from mer_bench.registry import METHODS
@@ -98,13 +101,23 @@ def train_step(name: str, path: str, preset: str | None = None, overrides: dict[
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
     run_model = torch.compile(model) if (fast and compile) else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    # mer-bench's CPU fast paths (mer_bench.kernels) on the optimised path only: fused kernels where
+    # the network has one, the same dropout masks drawn faster, fused Adam
+    cpu_fast = fast and dev.type == "cpu"
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True if cpu_fast else None)
+    if cpu_fast:
+        from mer_bench.kernels.dropout import SameMaskDropout, draws_like_bernoulli
+
+        for m in model.modules():
+            if type(m) is torch.nn.Dropout and 0.0 < m.p < 1.0 and draws_like_bernoulli(float(m.p)):
+                m.__class__ = SameMaskDropout
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     model.train()
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+        with runtime.use(kernels=cpu_fast), \
+                torch.autocast(device_type=dev.type, dtype=amp or torch.float32, enabled=amp is not None):
             loss = torch.nn.functional.cross_entropy(run_model(xb), yb)
         loss.backward()
         opt.step()

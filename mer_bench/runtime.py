@@ -23,6 +23,7 @@ class Runtime:
         channels_last: use the channels-last memory format for the model and its batches.
         cudnn_benchmark: ``torch.backends.cudnn.benchmark`` during training (GPU).
         compile: train through ``torch.compile``.
+        kernels: allow mer-bench's own CPU fast paths (:mod:`mer_bench.kernels`).
     """
 
     device: str = "auto"
@@ -35,6 +36,10 @@ class Runtime:
     cudnn_benchmark: bool = False
     #: train through ``torch.compile`` (the same computation up to floating-point noise)
     compile: bool = False
+    #: on the CPU, mer-bench's fused kernels where a network has one (STSTNet's stem), dropout masks
+    #: drawn faster (the same masks) and fused Adam: the same computation up to floating-point noise
+    #: (:mod:`mer_bench.kernels`); ``MER_BENCH_KERNELS=0`` also turns them off
+    kernels: bool = True
 
 
 _CURRENT: contextvars.ContextVar[Runtime] = contextvars.ContextVar("mer_bench_runtime", default=Runtime())  # noqa: B039 (frozen)

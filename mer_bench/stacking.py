@@ -133,7 +133,7 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
     buffers = [dict(m.named_buffers()) for m in models]
     totals = [f.total_steps for f in setup.folds]
     # one parameter group per fold: its own learning-rate schedule, and Adam state kept per parameter
-    opt = make_optimizer([{"params": list(m.parameters())} for m in models], cfg)
+    opt = make_optimizer([{"params": list(m.parameters())} for m in models], cfg, device)
     sched = lr_schedule(opt, setup, cfg.schedule)
 
     def fold_loss(p, b, masks, xb, yb, w):

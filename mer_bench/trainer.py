@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mer_bench import runtime
+from mer_bench import kernels, runtime
+from mer_bench.kernels.dropout import same_mask_dropout
 
 __all__ = ["TrainConfig", "fit_classifier", "predict_logits", "lr_factor", "autocast_dtype", "autocast", "FoldData",
            "FoldsSetup", "setup_folds", "lr_schedule", "training_mode", "make_optimizer", "check_settings",
@@ -223,11 +224,12 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     model.to(device).train()
     if fmt is not None:
         model.to(memory_format=fmt)
-    opt = make_optimizer(model.parameters(), cfg)
+    opt = make_optimizer(model.parameters(), cfg, device)
     loop = _Loop(model=model, forward=model, fold=fold, cfg=cfg, opt=opt, sched=lr_schedule(opt, setup, cfg.schedule),
                  loss_fn=nn.CrossEntropyLoss(weight=fold.weight), augment=augment, setup=setup,
                  description=description)
-    with training_mode(device, setup.rt):
+    fast_dropout = same_mask_dropout(model) if device == "cpu" and kernels.enabled() else contextlib.nullcontext()
+    with training_mode(device, setup.rt), fast_dropout:
         loop.monitor = None if select_on is None else _EpochSelector(model, select_on, cfg.precision)
         loop.forward = _compiled(model) if setup.rt.compile else model
         _train_loop(loop)
@@ -240,13 +242,18 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
 
 @contextlib.contextmanager
 def training_mode(device: str, rt: runtime.Runtime):
-    """Deterministic algorithms (warn-only where an operation has none) and, when asked for on a
-    GPU, ``cudnn.benchmark``, both restored afterwards; on the CPU, the allocator tuning of
+    """Deterministic algorithms (warn-only where an operation has none; new tensors are not filled
+    with NaN, ``torch.utils.deterministic.fill_uninitialized_memory``) and, when asked for on a
+    GPU, ``cudnn.benchmark``, all restored afterwards; on the CPU, the allocator tuning of
     :func:`mer_bench.runtime.tune_cpu_allocator` (process-wide, once)."""
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     was_benchmark = torch.backends.cudnn.benchmark
+    was_filling = torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # deterministic mode would also fill every new tensor with NaN (a debugging aid that costs a pass
+    # over each activation, e.g. 15 MB per STSTNet step); correct code never reads them
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if device == "cpu":
         runtime.tune_cpu_allocator()
     if rt.cudnn_benchmark and device.startswith("cuda"):
@@ -256,6 +263,7 @@ def training_mode(device: str, rt: runtime.Runtime):
     finally:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
         torch.backends.cudnn.benchmark = was_benchmark
+        torch.utils.deterministic.fill_uninitialized_memory = was_filling
 
 
 def _compiled(model: nn.Module):
@@ -277,12 +285,18 @@ def check_settings(cfg: TrainConfig, sizes: list[int]) -> None:
         raise ValueError(f"invalid training settings: {cfg}")
 
 
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam or SGD over ``params`` (tensors or parameter groups) with ``cfg``'s settings."""
+def make_optimizer(params, cfg: TrainConfig, device: str | None = None) -> torch.optim.Optimizer:
+    """Adam or SGD over ``params`` (tensors or parameter groups) with ``cfg``'s settings.
+
+    On the CPU (``device="cpu"``) with mer-bench's fast paths allowed (:mod:`mer_bench.kernels`),
+    Adam is PyTorch's fused implementation (one kernel for all parameters instead of a loop of
+    small operations; the same update up to floating-point rounding, tested). Elsewhere PyTorch's
+    default implementation."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        fused = True if device == "cpu" and kernels.enabled() else None
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=fused)
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
 
 

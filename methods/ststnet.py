@@ -17,6 +17,11 @@ function, the same parameters and the same initial distribution (every stream's 
 in one kernel call instead of three. STSTNet reads its PNGs with OpenCV (B, G, R = strain, v, u);
 mer-bench feeds u, v, strain. For a network trained from scratch the order of input channels
 does not matter (it permutes the first layer's i.i.d. initial weights).
+
+Speed: in training on the CPU the block conv -> ReLU -> BatchNorm -> max-pool -> dropout ->
+average pool runs as one fused kernel (:mod:`mer_bench.kernels.stem2d`; the same function and
+gradients up to floating-point rounding, the same dropout masks) and Adam is fused; ``mer-bench
+run --no-kernels`` trains with the plain layers.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from mer_bench.kernels.stem2d import stem_dropout_avgpool
 from mer_bench.method import MethodInfo, register_method
 from mer_bench.torch_method import TorchImageMethod
 
@@ -57,8 +63,9 @@ class STSTNetModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[-2:] != (28, 28):
             raise ValueError(f"STSTNet expects (N, C, 28, 28) flow images, got shape {tuple(x.shape)}")
-        x = self.dropout(self.pool(self.bn(torch.relu(self.conv(x)))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        # avgpool(dropout(pool(bn(relu(conv(x)))))), fused on the CPU in training (mer_bench.kernels.stem2d)
+        x = stem_dropout_avgpool(x, self.conv, self.bn, self.pool, self.dropout, self.avgpool)
+        return self.fc(torch.flatten(x, 1))
 
 
 @register_method("ststnet")

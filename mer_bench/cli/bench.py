@@ -10,8 +10,9 @@ from mer_bench.cli.options import add_device, add_json, add_overrides
 def add_parser(sub) -> None:
     bn = sub.add_parser("bench", help="training throughput: plain fp32 eager against the optimised path, same run",
                         description="Time training steps of METHOD's network on random inputs: plain (fp32, eager) "
-                                    "and optimised (bf16 autocast, channels-last, cudnn.benchmark, optional "
-                                    "torch.compile); prints both, the speed-up and the achieved FLOP/s.")
+                                    "and optimised (bf16 autocast where native and faster, channels-last, "
+                                    "cudnn.benchmark, optional torch.compile; on a CPU mer-bench's fused kernels, "
+                                    "dropout masks and fused Adam); prints both, the speed-up and the achieved FLOP/s.")
     bn.add_argument("--method", default="meranet")
     bn.add_argument("--preset", default=None, help="default: the method's defaults (MERANet: the paper's size)")
     add_overrides(bn)

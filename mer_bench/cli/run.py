@@ -62,6 +62,10 @@ def add_parser(sub) -> None:
     r.add_argument("--compile", action="store_true",
                    help="train through torch.compile (needs a C++ compiler on CPU, Triton on GPU; the same results "
                         "up to floating-point noise)")
+    r.add_argument("--no-kernels", action="store_true",
+                   help="train with the plain PyTorch layers only, without mer-bench's CPU fast paths (STSTNet's "
+                        "fused stem, faster dropout masks, fused Adam: the same results up to floating-point noise; "
+                        "see mer_bench/kernels). Recorded with the run")
     r.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local (default): folds one after another here; ray: each fold a Ray task (pip install "
                         "'mer-bench[ray]'; see mer_bench/pipeline/executors.py)")
@@ -102,7 +106,7 @@ def main(args) -> int:
         results = execute_with_progress(prep, store, device, args.force, quiet=args.json, executor=args.executor,
                                         ray_options=ray_options, channels_last=args.channels_last,
                                         stack_folds=args.stack_folds, cudnn_benchmark=args.cudnn_benchmark,
-                                        compile=args.compile, workers=args.workers)
+                                        compile=args.compile, workers=args.workers, kernels=not args.no_kernels)
     finally:
         store.close()
     if args.json:
@@ -113,9 +117,17 @@ def main(args) -> int:
 
 
 def execute_with_progress(prep, store, device, force, quiet=False, executor="local", ray_options=None,
-                          channels_last=False, stack_folds=1, cudnn_benchmark=False, compile=False, workers=None):
+                          channels_last=False, stack_folds=1, cudnn_benchmark=False, compile=False, workers=None,
+                          kernels=True):
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from mer_bench.pipeline import execute
 
@@ -139,6 +151,7 @@ def execute_with_progress(prep, store, device, force, quiet=False, executor="loc
                           f"mer-bench bench --method {spec0.method} --stack-folds {stack_folds} --device cpu)",
                           highlight=False)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(),
                   console=console, transient=False, disable=quiet) as progress:
         folds_task = progress.add_task("folds", total=total)
         epoch_task = progress.add_task("", total=1, visible=False)
@@ -158,7 +171,7 @@ def execute_with_progress(prep, store, device, force, quiet=False, executor="loc
             return execute(prep, store, device=device, force=force, on_fold=on_fold, on_progress=on_progress,
                            executor=executor, ray_options=ray_options, channels_last=channels_last,
                            stack_folds=stack_folds, cudnn_benchmark=cudnn_benchmark, compile=compile,
-                           workers=workers)
+                           workers=workers, kernels=kernels)
         finally:
             progress.update(epoch_task, visible=False)
 

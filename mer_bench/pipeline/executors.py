@@ -82,9 +82,7 @@ def run_folds_locally(prep: Any, seed: int, work: list, write: FoldWriter, devic
         return run_folds_in_workers(prep, seed, work, write, device, options)
     stack_folds = int(options.get("stack_folds", 1))
     params = work[0][2][0].params if work else {}
-    with runtime.use(device=device, progress=options.get("progress"),
-                     channels_last=bool(options.get("channels_last")),
-                     cudnn_benchmark=bool(options.get("cudnn_benchmark")), compile=bool(options.get("compile"))):
+    with runtime.use(device=device, progress=options.get("progress"), **_runtime_settings(options)):
         for start in range(0, len(work), stack_folds):
             chunk = work[start:start + stack_folds]
             for i, fold, todo in chunk:
@@ -101,6 +99,13 @@ def run_folds_locally(prep: Any, seed: int, work: list, write: FoldWriter, devic
             for i, fold, todo in chunk:
                 write(i, fold, todo, rows[i], per_fold, device)
     return device
+
+
+def _runtime_settings(options: dict[str, Any]) -> dict[str, bool]:
+    """The trainer's run-time settings among an executor's ``options`` (:class:`mer_bench.runtime.Runtime`)."""
+    return {"channels_last": bool(options.get("channels_last")),
+            "cudnn_benchmark": bool(options.get("cudnn_benchmark")), "compile": bool(options.get("compile")),
+            "kernels": bool(options.get("kernels", True))}
 
 
 #: datasets a worker process has built, by (name, constructor arguments): later folds reuse them
@@ -128,7 +133,7 @@ def _fold_task(payload: dict[str, Any]) -> dict[str, Any]:
     protocol = PROTOCOLS.get(payload["protocol"])(**payload["protocol_kwargs"])
     fold = protocol.folds(dataset.table(), payload["seed"])[payload["fold_index"]]
     device = resolve_device(payload["device"])
-    with runtime.use(device=device):
+    with runtime.use(device=device, **payload.get("runtime", {})):
         rows = fit_predict_fold(method_cls, payload["params"], dataset, payload["representation"], fold,
                                 payload["fold_index"], payload["seed"], payload["selections"])
     return {"rows": rows, "wall_time": time.perf_counter() - t0, "device": device}
@@ -200,13 +205,16 @@ def _connect(address: str | None, num_cpus: int | None, runtime_env: dict | None
     return ray
 
 
-def _payload(prep: Any, seed: int, fold_index: int, specs: list, device: str, threads: int) -> dict[str, Any]:
-    """What a worker needs to rebuild a run's objects and train fold ``fold_index`` (:func:`_fold_task`)."""
+def _payload(prep: Any, seed: int, fold_index: int, specs: list, device: str, threads: int,
+             settings: dict[str, bool] | None = None) -> dict[str, Any]:
+    """What a worker needs to rebuild a run's objects and train fold ``fold_index`` (:func:`_fold_task`),
+    with the trainer's run-time ``settings`` (:func:`_runtime_settings`)."""
     lead = specs[0]
     return {"method": lead.method, "params": lead.params, "dataset": lead.dataset,
             "dataset_kwargs": prep.dataset_kwargs, "protocol": lead.protocol, "protocol_kwargs": prep.protocol_kwargs,
             "representation": prep.representation, "seed": seed, "fold_index": fold_index,
-            "selections": sorted({s.selection for s in specs}), "device": device, "threads": threads}
+            "selections": sorted({s.selection for s in specs}), "device": device, "threads": threads,
+            "runtime": dict(settings or {})}
 
 
 def run_folds_in_workers(prep: Any, seed: int, work: list, write: FoldWriter, device: str,
@@ -234,7 +242,8 @@ def run_folds_in_workers(prep: Any, seed: int, work: list, write: FoldWriter, de
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {}
         for i, fold, todo in work:
-            futures[pool.submit(_fold_task, _payload(prep, seed, i, todo, device, threads))] = (i, fold, todo)
+            futures[pool.submit(_fold_task, _payload(prep, seed, i, todo, device, threads,
+                                                     _runtime_settings(options)))] = (i, fold, todo)
             write.started(todo[0], i, fold)
         for future in as_completed(futures):
             i, fold, todo = futures[future]

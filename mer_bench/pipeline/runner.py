@@ -77,7 +77,7 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
             on_fold=None, on_progress=None, executor: str = "local",
             ray_options: dict[str, Any] | None = None, channels_last: bool = False,
             stack_folds: int = 1, cudnn_benchmark: bool = False, compile: bool = False,
-            workers: int | str | None = None) -> list[RunResult]:
+            workers: int | str | None = None, kernels: bool = True) -> list[RunResult]:
     """Run (or resume, or reuse) every spec of ``prep``; returns one :class:`RunResult` per seed.
 
     Args:
@@ -97,6 +97,8 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
         workers: local worker processes that train folds at once (:func:`choose_workers`;
             ``None``: ``$MER_BENCH_WORKERS``, else ``"auto"``). A run-time setting: the run's
             identity is the same, the thread count per fold (recorded) can change the last bits.
+        kernels: allow mer-bench's CPU fast paths (:mod:`mer_bench.kernels`; recorded with the
+            run as ``on``/``off``): a run-time setting, the same results up to floating-point noise.
 
     Raises:
         ValueError: an unknown executor or an unavailable device.
@@ -123,7 +125,7 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
         for seed, specs in groups.items():
             results += _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_fold, on_progress,
                                      executor, ray_options, channels_last, stack_folds, cudnn_benchmark, compile,
-                                     workers)
+                                     workers, kernels)
     except BaseException:
         for write_id in held:  # a start that failed before its first fold leaves no "running" row
             with contextlib.suppress(Exception):
@@ -208,7 +210,8 @@ def pending_id(run_id: str) -> str:
 
 
 def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_fold, on_progress, executor,
-                  ray_options, channels_last, stack_folds, cudnn_benchmark, compile, workers) -> list[RunResult]:
+                  ray_options, channels_last, stack_folds, cudnn_benchmark, compile, workers,
+                  kernels=True) -> list[RunResult]:
     folds = prep.folds.get(seed) or prep.protocol.folds(table, seed)
     results = []
     pending, done, status, write = [], {}, {}, {}
@@ -247,7 +250,8 @@ def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_
     if work:
         options = dict(ray_options or {}) if executor == "ray" else {
             "stack_folds": stack_folds, "progress": on_progress, "channels_last": channels_last,
-            "cudnn_benchmark": cudnn_benchmark, "compile": compile, "workers": n_workers, "threads": threads}
+            "cudnn_benchmark": cudnn_benchmark, "compile": compile, "workers": n_workers, "threads": threads,
+            "kernels": kernels}
         dev = EXECUTORS[executor](prep, seed, work, writer, dev if executor == "local" else device, options)
     n_test = sum(len(f.test) for f in folds)
     for spec in pending:
@@ -257,7 +261,8 @@ def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_
         if executor == "ray":
             threads = int((ray_options or {}).get("num_cpus") or 1)
         store.finish_run(wid, wall_time=wall, device=dev, package_version=__version__, git_commit=git_commit(),
-                         torch_version=torch.__version__, cpu=cpu_description(), threads=threads)
+                         torch_version=torch.__version__, cpu=cpu_description(), threads=threads,
+                         kernels=_kernels_label(kernels, dev))
         if wid != spec.run_id:
             store.release(wid)
             held.remove(wid)
@@ -266,6 +271,15 @@ def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_
         results.append(RunResult(spec, status[spec.run_id], len(folds), wall,
                                  run_metrics(preds, prep.dataset.classes), dev))
     return results
+
+
+def _kernels_label(allowed: bool, device: str) -> str:
+    """``on`` where mer-bench's CPU fast paths were allowed for a CPU run (:mod:`mer_bench.kernels`), else ``off``."""
+    from mer_bench import kernels as cpu_kernels
+    from mer_bench import runtime
+
+    with runtime.use(kernels=allowed):
+        return "on" if cpu_kernels.enabled() and str(device).endswith("cpu") else "off"
 
 
 def _check_complete(store: Store, write_id: str, spec: RunSpec, n_folds: int, n_test: int, n_classes: int) -> None:

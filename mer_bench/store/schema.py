@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS runs (
     selection_code TEXT,
     representation TEXT,
     cpu TEXT,
-    threads INTEGER
+    threads INTEGER,
+    kernels TEXT
 );
 CREATE TABLE IF NOT EXISTS folds (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -71,8 +72,9 @@ APPLICATION_ID = 0x4D455242
 #: ``PRAGMA user_version``: 1 = the first stores (no id, no lease columns), 2 = leases, 3 = this layout
 #: (the facts a board needs, stored at run time: ``overrides``, ``trains_epochs``, ``selection_code``,
 #: ``representation``; NULL in runs made before), 4 = the CPU (model, instruction set, bf16) and
-#: threads per fold worker of each run
-SCHEMA_VERSION = 4
+#: threads per fold worker of each run, 5 = ``kernels``: whether mer-bench's own CPU kernels were allowed
+#: (``on``/``off``, :mod:`mer_bench.kernels`)
+SCHEMA_VERSION = 5
 _OUR_TABLES = {"runs": {"run_id", "config_hash", "method", "dataset", "protocol", "seed", "params", "status",
                         "n_folds"},
                "folds": {"run_id", "fold_index", "fold_name"},
@@ -129,6 +131,6 @@ class SchemaMixin:
         for col, decl in (("selection", "TEXT NOT NULL DEFAULT 'last epoch'"), ("lease_owner", "TEXT"),
                           ("lease_until", "REAL"), ("overrides", "TEXT"), ("trains_epochs", "INTEGER"),
                           ("selection_code", "TEXT"), ("representation", "TEXT"), ("cpu", "TEXT"),
-                          ("threads", "INTEGER")):
+                          ("threads", "INTEGER"), ("kernels", "TEXT")):
             if col not in have:
                 self._db.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")

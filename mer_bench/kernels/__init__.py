@@ -1,0 +1,99 @@
+"""mer-bench's own CPU kernels: fused training blocks for networks too small to keep a CPU busy
+through PyTorch's one-operator-at-a-time path (STSTNet: :mod:`mer_bench.kernels.stem2d`), and a
+faster way to draw the same dropout masks (:mod:`mer_bench.kernels.dropout`).
+
+Each kernel computes what the plain PyTorch layers compute, up to floating-point rounding (tested
+against them), so it is a run-time choice like the thread count: not part of a run's identity,
+recorded in its provenance. The C++ source is compiled on first use with PyTorch's extension
+builder (a C++ compiler and ``ninja``; about 30 s, once per machine and PyTorch version, cached in
+``$MER_BENCH_KERNEL_CACHE`` or ``~/.cache/mer-bench/kernels``), for this CPU's instruction set
+(``-march=native``; the cache is keyed by the CPU's flags). Where the build fails, training warns
+once and uses the plain layers. ``MER_BENCH_KERNELS=0`` (or ``mer-bench run --no-kernels``) turns
+the kernels off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import threading
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+__all__ = ["load", "enabled", "KernelWarning", "cache_dir"]
+
+_LOCK = threading.Lock()
+_LOADED: dict[str, ModuleType | None] = {}
+
+
+class KernelWarning(RuntimeWarning):
+    """A mer-bench CPU kernel could not be built; the plain PyTorch layers are used instead."""
+
+
+def enabled() -> bool:
+    """``False`` when ``MER_BENCH_KERNELS`` is ``0``/``off``/``false``, or the runtime says
+    ``kernels=False`` (:class:`mer_bench.runtime.Runtime`)."""
+    from mer_bench import runtime
+
+    if os.environ.get("MER_BENCH_KERNELS", "1").strip().lower() in ("0", "off", "false", "no"):
+        return False
+    return runtime.current().kernels
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept: ``$MER_BENCH_KERNEL_CACHE`` or ``~/.cache/mer-bench/kernels``."""
+    root = os.environ.get("MER_BENCH_KERNEL_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "mer-bench" / "kernels"
+
+
+def _cpu_key() -> str:
+    """A key of this CPU's instruction set (the build uses ``-march=native``)."""
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = line
+                break
+    except OSError:
+        pass
+    return flags or platform.processor() or platform.machine()
+
+
+def load(name: str) -> ModuleType | None:
+    """The compiled kernel module ``name`` (``mer_bench/kernels/<name>.cpp``), built on first use;
+    ``None`` (with one :class:`KernelWarning` naming the reason) where it cannot be built."""
+    with _LOCK:
+        if name in _LOADED:
+            return _LOADED[name]
+        _LOADED[name] = module = _build(name)
+        return module
+
+
+def _build(name: str) -> ModuleType | None:
+    import torch
+
+    source = Path(__file__).with_name(f"{name}.cpp")
+    text = source.read_bytes()
+    key = hashlib.sha256(b"\0".join([text, torch.__version__.encode(), _cpu_key().encode(),
+                                     sys.version.encode()])).hexdigest()[:12]
+    module_name = f"mer_bench_{name}_{key}"
+    build = cache_dir() / module_name
+    try:
+        from torch.utils.cpp_extension import load as load_extension
+
+        build.mkdir(parents=True, exist_ok=True)
+        if not any(build.glob(f"{module_name}*.so")):
+            print(f"mer-bench: building the {name} CPU kernel for this machine (once, about 30 s) in {build}",
+                  file=sys.stderr, flush=True)
+        return load_extension(module_name, [str(source)], build_directory=str(build),
+                              extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
+                              verbose=False)
+    except Exception as exc:  # no compiler, no ninja, a build error: train with the plain layers
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        warnings.warn(f"mer-bench's {name} CPU kernel could not be built ({first}); training uses the plain "
+                      f"PyTorch layers (the same results, slower). It needs a C++ compiler and ninja "
+                      f"(pip install ninja); MER_BENCH_KERNELS=0 silences this.", KernelWarning, stacklevel=3)
+        return None

@@ -1,0 +1,358 @@
+// mer-bench: STSTNet's stem on the CPU, fused, forward and backward.
+//
+//   Conv2d(Cin -> C, 3x3, stride 1) on an input already zero-padded by the convolution's padding
+//   -> ReLU -> BatchNorm2d with batch statistics (training) -> MaxPool2d(3, stride 3, padding 1)
+//
+// The network of Liong et al., STSTNet (FG 2019; christy1206/STSTNet, main.py), whose three
+// streams mer-bench runs as one C = 16 channel convolution (methods/ststnet.py). Plain PyTorch runs
+// this block as seven passes over the (N, C, 30, 30) activation; here the forward is two passes
+// (conv + ReLU + the batch statistics; normalise + pool) and the backward one (the convolution's
+// weight gradient accumulated straight from dL/dconv, never written to memory). Layout: NHWC,
+// channels innermost, so the channel loops are SIMD vectors (C = 16: one AVX-512 register, two AVX2).
+// Threads: at::parallel_for over the batch (torch's intra-op threads); per-thread partial sums are
+// reduced in thread order, so a thread count gives the same bits every time.
+// The Python side (mer_bench/kernels/stem2d.py) computes the BatchNorm parameter gradients and the
+// coefficients a, b of dL/dconv = [r > 0] (a + b r + [argmax] k dL/dpooled) from small tensors.
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace {
+
+template <int C>
+std::vector<torch::Tensor> forward_conv_relu(torch::Tensor xpad, torch::Tensor wt, torch::Tensor bias) {
+  const int64_t N = xpad.size(0), Cin = xpad.size(1), HP = xpad.size(2), WP = xpad.size(3);
+  const int64_t OH = HP - 2, OW = WP - 2;
+  auto r = torch::empty({N, OH, OW, C}, xpad.options());
+  const float* xp_ = xpad.data_ptr<float>();
+  const float* wp_ = wt.data_ptr<float>();
+  const float* bp_ = bias.data_ptr<float>();
+  float* rp_ = r.data_ptr<float>();
+  const int nt = at::get_num_threads();
+  std::vector<double> part(static_cast<size_t>(nt) * 2 * C, 0.0);
+  at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
+    double* s = part.data() + static_cast<size_t>(at::get_thread_num()) * 2 * C;
+    const float* __restrict xp = xp_;
+    const float* __restrict wp = wp_;
+    const float* __restrict bp = bp_;
+    float* __restrict rp = rp_;
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* xn = xp + n * Cin * HP * WP;
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        float s1[C], s2[C];
+        for (int c = 0; c < C; ++c) { s1[c] = 0.f; s2[c] = 0.f; }
+        float* out = rp + (n * OH + oh) * OW * C;
+        // P output pixels at a time: P independent accumulator chains
+        constexpr int P = 5;
+        int64_t ow0 = 0;
+        for (; ow0 + P <= OW; ow0 += P) {
+          float acc[P][C];
+          for (int q = 0; q < P; ++q)
+#pragma omp simd
+            for (int c = 0; c < C; ++c) acc[q][c] = bp[c];
+          for (int64_t ci = 0; ci < Cin; ++ci)
+            for (int kh = 0; kh < 3; ++kh) {
+              const float* __restrict xrow = xn + (ci * HP + oh + kh) * WP + ow0;
+              const float* __restrict wk = wp + (ci * 3 + kh) * 3 * C;
+              for (int kw = 0; kw < 3; ++kw)
+                for (int q = 0; q < P; ++q) {
+                  const float v = xrow[q + kw];
+#pragma omp simd
+                  for (int c = 0; c < C; ++c) acc[q][c] += v * wk[kw * C + c];
+                }
+            }
+          for (int q = 0; q < P; ++q)
+#pragma omp simd
+            for (int c = 0; c < C; ++c) {
+              const float v = acc[q][c] > 0.f ? acc[q][c] : 0.f;
+              out[(ow0 + q) * C + c] = v;
+            }
+        }
+        for (int64_t ow = ow0; ow < OW; ++ow) {
+          float acc[C];
+#pragma omp simd
+          for (int c = 0; c < C; ++c) acc[c] = bp[c];
+          for (int64_t ci = 0; ci < Cin; ++ci)
+            for (int kh = 0; kh < 3; ++kh) {
+              const float* __restrict xrow = xn + (ci * HP + oh + kh) * WP + ow;
+              const float* __restrict wk = wp + (ci * 3 + kh) * 3 * C;
+              for (int kw = 0; kw < 3; ++kw) {
+                const float v = xrow[kw];
+#pragma omp simd
+                for (int c = 0; c < C; ++c) acc[c] += v * wk[kw * C + c];
+              }
+            }
+#pragma omp simd
+          for (int c = 0; c < C; ++c) {
+            const float v = acc[c] > 0.f ? acc[c] : 0.f;
+            out[ow * C + c] = v;
+          }
+        }
+        // the row's statistics, shifted by its first value (no cancellation in E[r^2] - E[r]^2)
+        float sh[C];
+#pragma omp simd
+        for (int c = 0; c < C; ++c) sh[c] = out[c];
+        for (int64_t ow = 0; ow < OW; ++ow)
+#pragma omp simd
+          for (int c = 0; c < C; ++c) {
+            const float d = out[ow * C + c] - sh[c];
+            s1[c] += d;
+            s2[c] += d * d;
+          }
+        for (int c = 0; c < C; ++c) {
+          const double k = sh[c];
+          s[c] += s1[c] + OW * k;
+          s[C + c] += s2[c] + 2.0 * k * s1[c] + OW * k * k;
+        }
+      }
+    }
+  });
+  auto sums = torch::zeros({2, C}, xpad.options().dtype(torch::kFloat64));
+  double* sp = sums.data_ptr<double>();
+  for (int t = 0; t < nt; ++t)
+    for (int j = 0; j < 2 * C; ++j) sp[j] += part[static_cast<size_t>(t) * 2 * C + j];
+  return {r, sums};
+}
+
+template <int C>
+std::vector<torch::Tensor> forward_bn_pool(torch::Tensor r, torch::Tensor scale, torch::Tensor shift) {
+  const int64_t N = r.size(0), OH = r.size(1), OW = r.size(2);
+  const int64_t PH = (OH + 2 - 3) / 3 + 1, PW = (OW + 2 - 3) / 3 + 1;
+  auto p = torch::empty({N, PH, PW, C}, r.options());
+  auto rarg = torch::empty({N, PH, PW, C}, r.options());
+  auto idx = torch::empty({N, PH, PW, C}, r.options());  // window offset 0..8 as float (vectorises)
+  const float* rp_ = r.data_ptr<float>();
+  const float* sc_ = scale.data_ptr<float>();
+  const float* sh_ = shift.data_ptr<float>();
+  float* pp_ = p.data_ptr<float>();
+  float* ap_ = rarg.data_ptr<float>();
+  float* ip_ = idx.data_ptr<float>();
+  at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
+    const float* __restrict rp = rp_;
+    const float* __restrict sc = sc_;
+    const float* __restrict sh = sh_;
+    float* __restrict pp = pp_;
+    float* __restrict ap = ap_;
+    float* __restrict ip = ip_;
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t ph = 0; ph < PH; ++ph)
+        for (int64_t pw = 0; pw < PW; ++pw) {
+          float best[C], barg[C];
+          float bi[C];
+          bool first = true;
+          for (int kh = 0; kh < 3; ++kh) {
+            const int64_t h = ph * 3 - 1 + kh;
+            if (h < 0 || h >= OH) continue;
+            for (int kw = 0; kw < 3; ++kw) {
+              const int64_t w = pw * 3 - 1 + kw;
+              if (w < 0 || w >= OW) continue;
+              const float* rv = rp + ((n * OH + h) * OW + w) * C;
+              const float k = static_cast<float>(kh * 3 + kw);
+              if (first) {
+                for (int c = 0; c < C; ++c) { best[c] = rv[c] * sc[c] + sh[c]; barg[c] = rv[c]; bi[c] = k; }
+                first = false;
+                continue;
+              }
+#pragma omp simd
+              for (int c = 0; c < C; ++c) {
+                const float y = rv[c] * sc[c] + sh[c];
+                // ATen's rule: the first maximum in scan order; a NaN wins
+                const bool take = (y > best[c]) | (y != y);
+                best[c] = take ? y : best[c];
+                barg[c] = take ? rv[c] : barg[c];
+                bi[c] = take ? k : bi[c];
+              }
+            }
+          }
+          const int64_t o = ((n * PH + ph) * PW + pw) * C;
+          for (int c = 0; c < C; ++c) { pp[o + c] = best[c]; ap[o + c] = barg[c]; ip[o + c] = bi[c]; }
+        }
+  });
+  return {p, idx, rarg};
+}
+
+// p (N, PH, PW, C) max-pooled; noise (N, PH, PW, C): the dropout factors (0 or 1 / (1 - p));
+// AvgPool2d(2) of p * noise -> (N, PH / 2, PW / 2, C), summed in ATen's order, then divided by 4
+template <int C>
+torch::Tensor forward_dropout_avgpool(torch::Tensor p, torch::Tensor noise) {
+  const int64_t N = p.size(0), PH = p.size(1), PW = p.size(2), AH = PH / 2, AW = PW / 2;
+  auto out = torch::empty({N, AH, AW, C}, p.options());
+  const float* pp_ = p.data_ptr<float>();
+  const float* np_ = noise.data_ptr<float>();
+  float* op_ = out.data_ptr<float>();
+  at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
+    const float* __restrict pp = pp_;
+    const float* __restrict nz = np_;
+    float* __restrict op = op_;
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t ah = 0; ah < AH; ++ah)
+        for (int64_t aw = 0; aw < AW; ++aw) {
+          float sum[C];
+#pragma omp simd
+          for (int c = 0; c < C; ++c) sum[c] = 0.f;
+          for (int kh = 0; kh < 2; ++kh)
+            for (int kw = 0; kw < 2; ++kw) {
+              const int64_t o = ((n * PH + 2 * ah + kh) * PW + 2 * aw + kw) * C;
+#pragma omp simd
+              for (int c = 0; c < C; ++c) sum[c] += pp[o + c] * nz[o + c];
+            }
+          float* dst = op + ((n * AH + ah) * AW + aw) * C;
+#pragma omp simd
+          for (int c = 0; c < C; ++c) dst[c] = sum[c] / 4.f;
+        }
+  });
+  return out;
+}
+
+template <int C>
+std::vector<torch::Tensor> backward(torch::Tensor xpad, torch::Tensor r, torch::Tensor idx, torch::Tensor gpk,
+                                    torch::Tensor a, torch::Tensor b) {
+  const int64_t N = xpad.size(0), Cin = xpad.size(1), HP = xpad.size(2), WP = xpad.size(3);
+  const int64_t OH = r.size(1), OW = r.size(2), PH = idx.size(1), PW = idx.size(2);
+  const int64_t K = Cin * 9;
+  const float* xp_ = xpad.data_ptr<float>();
+  const float* rp_ = r.data_ptr<float>();
+  const float* ip_ = idx.data_ptr<float>();
+  const float* gp_ = gpk.data_ptr<float>();
+  const float* ap_ = a.data_ptr<float>();
+  const float* bp_ = b.data_ptr<float>();
+  const int nt = at::get_num_threads();
+  std::vector<double> part(static_cast<size_t>(nt) * (K + 1) * C, 0.0);
+  at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
+    double* dst = part.data() + static_cast<size_t>(at::get_thread_num()) * (K + 1) * C;
+    // local copies: pointers read through the lambda's captures would defeat vectorisation
+    const float* __restrict xp = xp_;
+    const float* __restrict rp = rp_;
+    const float* __restrict ip = ip_;
+    const float* __restrict gp = gp_;
+    const float* __restrict ap = ap_;
+    const float* __restrict bp = bp_;
+    std::vector<float> gwv(static_cast<size_t>(K + 1) * C);
+    std::vector<float> grow(static_cast<size_t>(OW) * C);
+    float* gw = gwv.data();
+    for (int64_t n = n0; n < n1; ++n) {
+      std::fill(gwv.begin(), gwv.end(), 0.f);
+      const float* xn = xp + n * Cin * HP * WP;
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const int64_t ph = (oh + 1) / 3, kh0 = (oh + 1) % 3;
+        // dL/dconv of this output row, (OW, C)
+        float* __restrict g = grow.data();
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t pw = (ow + 1) / 3;
+          const float k = static_cast<float>(kh0 * 3 + (ow + 1) % 3);
+          const float* __restrict rv = rp + ((n * OH + oh) * OW + ow) * C;
+          float* __restrict go = g + ow * C;
+          if (ph < PH && pw < PW) {  // the last row/column may lie outside every pooling window
+            const int64_t po = ((n * PH + ph) * PW + pw) * C;
+#pragma omp simd
+            for (int c = 0; c < C; ++c) {
+              const float extra = ip[po + c] == k ? gp[po + c] : 0.f;
+              const float v = ap[c] + bp[c] * rv[c] + extra;
+              go[c] = rv[c] > 0.f ? v : 0.f;
+            }
+          } else {
+#pragma omp simd
+            for (int c = 0; c < C; ++c) {
+              const float v = ap[c] + bp[c] * rv[c];
+              go[c] = rv[c] > 0.f ? v : 0.f;
+            }
+          }
+        }
+        // dL/dweight: the 9 taps of one input channel at once (9 independent accumulator chains)
+        for (int64_t ci = 0; ci < Cin; ++ci) {
+          const float* __restrict x0 = xn + (ci * HP + oh) * WP;
+          const float* __restrict x1 = x0 + WP;
+          const float* __restrict x2 = x1 + WP;
+          float acc[9][C];
+          for (int t = 0; t < 9; ++t)
+#pragma omp simd
+            for (int c = 0; c < C; ++c) acc[t][c] = 0.f;
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const float* __restrict gv = g + ow * C;
+            const float v0 = x0[ow], v1 = x0[ow + 1], v2 = x0[ow + 2];
+            const float v3 = x1[ow], v4 = x1[ow + 1], v5 = x1[ow + 2];
+            const float v6 = x2[ow], v7 = x2[ow + 1], v8 = x2[ow + 2];
+#pragma omp simd
+            for (int c = 0; c < C; ++c) {
+              const float gc = gv[c];
+              acc[0][c] += v0 * gc; acc[1][c] += v1 * gc; acc[2][c] += v2 * gc;
+              acc[3][c] += v3 * gc; acc[4][c] += v4 * gc; acc[5][c] += v5 * gc;
+              acc[6][c] += v6 * gc; acc[7][c] += v7 * gc; acc[8][c] += v8 * gc;
+            }
+          }
+          float* __restrict gk = gw + ci * 9 * C;
+          for (int t = 0; t < 9; ++t)
+#pragma omp simd
+            for (int c = 0; c < C; ++c) gk[t * C + c] += acc[t][c];
+        }
+        float* __restrict gb = gw + K * C;
+        for (int64_t ow = 0; ow < OW; ++ow)
+#pragma omp simd
+          for (int c = 0; c < C; ++c) gb[c] += g[ow * C + c];
+      }
+      for (int64_t j = 0; j < (K + 1) * C; ++j) dst[j] += gw[j];
+    }
+  });
+  auto out = torch::zeros({K + 1, C}, xpad.options().dtype(torch::kFloat64));
+  double* op = out.data_ptr<double>();
+  for (int t = 0; t < nt; ++t)
+    for (int64_t j = 0; j < (K + 1) * C; ++j) op[j] += part[static_cast<size_t>(t) * (K + 1) * C + j];
+  return {out};
+}
+
+}  // namespace
+
+#define MB_DISPATCH(C_, CALL)                                                         \
+  switch (C_) {                                                                       \
+    case 8: { constexpr int C = 8; return CALL; }                                     \
+    case 16: { constexpr int C = 16; return CALL; }                                   \
+    case 32: { constexpr int C = 32; return CALL; }                                   \
+    default: TORCH_CHECK(false, "stem2d kernel: ", C_, " channels (built for 8, 16, 32)"); \
+  }
+
+static void check_f32(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous(), "stem2d kernel: ",
+              name, " must be a contiguous float32 CPU tensor");
+}
+
+// xpad (N, Cin, H + 2p, W + 2p), wt (Cin * 9, C) [tap (ci, kh, kw) major], bias (C)
+// -> r (N, OH, OW, C) = relu(conv), sums (2, C) float64: sum r, sum r^2
+std::vector<torch::Tensor> conv_relu(torch::Tensor xpad, torch::Tensor wt, torch::Tensor bias) {
+  check_f32(xpad, "input"); check_f32(wt, "weight"); check_f32(bias, "bias");
+  TORCH_CHECK(xpad.dim() == 4 && wt.size(0) == xpad.size(1) * 9 && bias.size(0) == wt.size(1) &&
+              xpad.size(2) >= 3 && xpad.size(3) >= 3, "stem2d kernel: shapes do not match");
+  MB_DISPATCH(wt.size(1), forward_conv_relu<C>(xpad, wt, bias));
+}
+
+// r (N, OH, OW, C); y = r * scale + shift; MaxPool2d(3, 3, padding 1) -> pooled (N, PH, PW, C),
+// the argmax's offset in its window (0..8, float32), r at the argmax
+std::vector<torch::Tensor> bn_pool(torch::Tensor r, torch::Tensor scale, torch::Tensor shift) {
+  check_f32(r, "activation"); check_f32(scale, "scale"); check_f32(shift, "shift");
+  TORCH_CHECK(r.dim() == 4 && r.size(1) >= 2 && r.size(2) >= 2, "stem2d kernel: activation too small to pool");
+  MB_DISPATCH(r.size(3), forward_bn_pool<C>(r, scale, shift));
+}
+
+torch::Tensor dropout_avgpool(torch::Tensor p, torch::Tensor noise) {
+  check_f32(p, "pooled"); check_f32(noise, "noise");
+  TORCH_CHECK(p.sizes() == noise.sizes() && p.dim() == 4, "stem2d kernel: dropout factors of another shape");
+  MB_DISPATCH(p.size(3), forward_dropout_avgpool<C>(p, noise));
+}
+
+// -> (Cin * 9 + 1, C) float64: dL/dweight (rows = taps) and, last, dL/dbias
+std::vector<torch::Tensor> backward_weight(torch::Tensor xpad, torch::Tensor r, torch::Tensor idx, torch::Tensor gpk,
+                                           torch::Tensor a, torch::Tensor b) {
+  check_f32(xpad, "input"); check_f32(r, "activation"); check_f32(idx, "argmax"); check_f32(gpk, "gradient");
+  check_f32(a, "a"); check_f32(b, "b");
+  MB_DISPATCH(r.size(3), backward<C>(xpad, r, idx, gpk, a, b));
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("conv_relu", &conv_relu, "conv 3x3 + ReLU + batch statistics (NHWC out)");
+  m.def("bn_pool", &bn_pool, "BatchNorm apply + MaxPool2d(3, 3, 1) with argmax");
+  m.def("dropout_avgpool", &dropout_avgpool, "dropout (given factors) + AvgPool2d(2)");
+  m.def("backward_weight", &backward_weight, "dL/dweight and dL/dbias of the convolution");
+}

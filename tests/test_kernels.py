@@ -1,0 +1,192 @@
+"""mer-bench's CPU fast paths compute what the plain PyTorch layers compute (mer_bench.kernels):
+the fused STSTNet features, the dropout masks, fused Adam; and a run records whether they were on."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mer_bench import kernels, runtime
+from mer_bench.kernels.dropout import SameMaskDropout, draws_like_bernoulli, same_mask_dropout
+from mer_bench.kernels.stem2d import conv_relu_bn_maxpool, stem_dropout_avgpool, why_not_fused
+
+
+@pytest.fixture(scope="module")
+def stem_kernel():
+    if kernels.load("stem2d") is None:
+        pytest.skip("the stem2d CPU kernel could not be built here (no C++ compiler or ninja)")
+    return kernels.load("stem2d")
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.1])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_same_mask_dropout_draws_nn_dropouts_masks_and_leaves_the_generator_as_it(p, channels_last):
+    x = torch.randn(8, 16, 10, 10)
+    torch.manual_seed(7)
+    want = F.dropout(x, p, True)  # on the contiguous batch
+    after_want = torch.rand(5)
+    xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    torch.manual_seed(7)
+    got = SameMaskDropout(p).train()(xin)
+    after_got = torch.rand(5)
+    assert torch.equal(got, want) and torch.equal(after_got, after_want)
+    assert draws_like_bernoulli(p)
+    assert torch.equal(SameMaskDropout(p).eval()(x), x)
+
+
+def test_same_mask_dropout_is_swapped_in_for_training_only_and_restored():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Dropout(0.0))
+    with same_mask_dropout(model) as n:
+        assert n == 1 and type(model[1]) is SameMaskDropout and type(model[2]) is nn.Dropout
+    assert type(model[1]) is nn.Dropout
+
+
+def _stem_layers(seed=0, bias=0.0):
+    torch.manual_seed(seed)
+    conv, bn = nn.Conv2d(3, 16, 3, padding=2), nn.BatchNorm2d(16)
+    with torch.no_grad():
+        conv.bias.add_(bias)  # bias far from 0: E[r^2] - E[r]^2 cancels in float32 if done naively
+        bn.weight.uniform_(-1.0, 2.0)  # negative scales reverse the max-pool's order
+        bn.bias.normal_()
+    return conv, bn, nn.MaxPool2d(3, 3, 1)
+
+
+def _grads(x, conv, bn, pool, g, block):
+    out = block(x, conv, bn, pool)
+    (out * g).sum().backward()
+    return [out.detach(), conv.weight.grad, conv.bias.grad, bn.weight.grad, bn.bias.grad, bn.running_mean,
+            bn.running_var]
+
+
+@pytest.mark.parametrize("bias", [0.0, 300.0])
+def test_fused_stem_equals_the_plain_layers_up_to_rounding(stem_kernel, bias):
+    """Output, every parameter's gradient and the running statistics: the fused kernel's distance
+    to the plain layers computed in float64 is within a few times that of the plain float32 layers."""
+    x = torch.rand(37, 3, 28, 28) * 255  # STSTNet's raw 0..255 flow values; an odd batch
+    conv, bn, pool = _stem_layers(bias=bias)
+    g = torch.randn(37, 16, 10, 10)
+    assert why_not_fused(x, conv, bn, pool) is None
+    plain = lambda x, c, b, p: p(b(torch.relu(c(x))))  # noqa: E731
+    exact = _grads(x.double(), copy.deepcopy(conv).double(), copy.deepcopy(bn).double(), pool, g.double(), plain)
+    f32 = _grads(x, copy.deepcopy(conv), copy.deepcopy(bn), pool, g, plain)
+    bn2 = copy.deepcopy(bn)
+    fused = _grads(x, copy.deepcopy(conv), bn2, pool, g, conv_relu_bn_maxpool)
+    names = ["output", "conv.weight grad", "conv.bias grad", "bn.weight grad", "bn.bias grad", "running_mean",
+             "running_var"]
+    for name, e, a, b in zip(names, exact, f32, fused):
+        assert b.shape == e.shape, name
+        err_plain = float((a.double() - e).abs().max())
+        err_fused = float((b.double() - e).abs().max())
+        scale = float(e.abs().max()) or 1.0
+        assert err_fused <= 4 * err_plain + 1e-6 * scale, (name, err_fused, err_plain, scale)
+    assert int(bn2.num_batches_tracked) == 1
+
+
+def test_fused_features_with_dropout_and_average_pool_equal_the_layers(stem_kernel):
+    x = torch.rand(20, 3, 28, 28) * 255
+    conv, bn, pool = _stem_layers(seed=3)
+    conv2, bn2 = copy.deepcopy(conv), copy.deepcopy(bn)
+    drop, avg = nn.Dropout(0.5).train(), nn.AvgPool2d(2)
+    g = torch.randn(20, 16, 5, 5)
+    torch.manual_seed(11)
+    want = avg(drop(pool(bn(torch.relu(conv(x))))))
+    (want * g).sum().backward()
+    after_want = torch.rand(3)
+    torch.manual_seed(11)
+    got = stem_dropout_avgpool(x, conv2, bn2, pool, drop, avg)
+    (got * g).sum().backward()
+    after_got = torch.rand(3)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(after_got, after_want)  # the same dropout draws
+    torch.testing.assert_close(conv2.weight.grad, conv.weight.grad, rtol=1e-3,
+                               atol=1e-4 * float(conv.weight.grad.abs().max()))
+
+
+def test_the_block_runs_as_layers_where_the_kernel_does_not_apply(stem_kernel):
+    x = torch.rand(4, 3, 28, 28)
+    conv, bn, pool = _stem_layers()
+    assert why_not_fused(x, conv, bn.eval(), pool) == "not training"
+    bn.train()
+    assert why_not_fused(x.requires_grad_(), conv, bn, pool) == "the input needs a gradient"
+    x = x.detach()
+    with runtime.use(kernels=False):
+        assert why_not_fused(x, conv, bn, pool) == "kernels turned off"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert why_not_fused(x, conv, bn, pool) == "autocast"
+    assert "max-pool" in why_not_fused(x, conv, bn, nn.MaxPool2d(2))
+    assert "convolution" in why_not_fused(x, nn.Conv2d(3, 16, 5, padding=2), bn, pool)
+
+
+def test_kernels_off_by_environment(monkeypatch):
+    monkeypatch.setenv("MER_BENCH_KERNELS", "0")
+    assert not kernels.enabled()
+    monkeypatch.setenv("MER_BENCH_KERNELS", "1")
+    assert kernels.enabled()
+
+
+def _tiny_ststnet_fit(on: bool):
+    from mer_bench.data import Samples
+    from mer_bench.registry import METHODS
+
+    rng = np.random.default_rng(0)
+    n = 120
+    X = rng.random((n, 3, 28, 28), dtype=np.float32)
+    y = np.arange(n) % 3
+    X[y == 1, 0] += 0.3
+    mk = lambda X, y, s: Samples(X=X, y=y, subject=np.full(len(X), s), sample_id=np.arange(len(X)).astype(str),  # noqa: E731
+                                 classes=("a", "b", "c"), representation="flow")
+    with runtime.use(device="cpu", kernels=on):
+        m = METHODS.get("ststnet")(epochs=6, batch_size=32, random_state=1).fit(mk(X, y, "s"))
+        test = mk(X[:40], None, "t")
+        return m.predict(test), m.predict_proba(test), m.model_.state_dict()
+
+
+def test_ststnet_fit_with_and_without_the_fast_paths_agrees(stem_kernel):
+    pred_on, proba_on, state_on = _tiny_ststnet_fit(True)
+    pred_off, proba_off, state_off = _tiny_ststnet_fit(False)
+    assert (pred_on == pred_off).all()
+    np.testing.assert_allclose(proba_on, proba_off, atol=1e-4)
+    for k in state_off:
+        torch.testing.assert_close(state_on[k].float(), state_off[k].float(), rtol=1e-3, atol=1e-3)
+
+
+def test_fused_adam_matches_the_plain_update():
+    from mer_bench.trainer import TrainConfig, make_optimizer
+
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    b = copy.deepcopy(a)
+    opt_a = make_optimizer(a.parameters(), TrainConfig(lr=1e-2, weight_decay=1e-3), "cpu")
+    with runtime.use(kernels=False):
+        opt_b = make_optimizer(b.parameters(), TrainConfig(lr=1e-2, weight_decay=1e-3), "cpu")
+    assert opt_a.defaults["fused"] and not opt_b.defaults["fused"]
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    for _ in range(20):
+        for m, o in ((a, opt_a), (b, opt_b)):
+            o.zero_grad()
+            F.cross_entropy(m(x), y).backward()
+            o.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_run_records_whether_the_fast_paths_were_on(tmp_path, on):
+    from mer_bench.pipeline import execute, prepare
+    from mer_bench.store import Store
+
+    prep = prepare("majority", "loso", "synthetic", [0],
+                   dataset_options={"n_subjects": 4, "min_clips": 6, "max_clips": 8})
+    with Store(tmp_path / "s.sqlite") as store:
+        (res,) = execute(prep, store, device="cpu", kernels=on)
+        assert store.get_run(res.spec.run_id)["kernels"] == ("on" if on else "off")
+
+
+def test_worker_processes_get_the_trainers_run_time_settings():
+    from mer_bench.pipeline.executors import _runtime_settings
+
+    assert _runtime_settings({"channels_last": True, "kernels": False}) == {
+        "channels_last": True, "cudnn_benchmark": False, "compile": False, "kernels": False}
