@@ -156,7 +156,8 @@ def train_throughput(name: str, path: str, preset: str | None = None, overrides:
 
 def measured_peak_tflops(device: str = "auto", seconds: float = 1.0, n: int = 1024) -> dict[str, float]:
     """The dense matrix-multiply throughput this device reaches now, in the same process: square
-    ``n`` x ``n`` products (2 n^3 FLOP each) for about ``seconds``, after one warm-up, in fp32 and,
+    ``n`` x ``n`` products (2 n^3 FLOP each) for about ``seconds``, after one warm-up, the best of
+    eight short trials (on a shared machine others' load only ever slows a trial), in fp32 and,
     where it is native (a GPU that has it, a CPU with AVX-512 BF16 or AMX), bf16. A practical
     peak to hold a training throughput against: ``{"fp32": TFLOP/s[, "bf16": TFLOP/s]}``."""
     import torch
@@ -171,12 +172,15 @@ def measured_peak_tflops(device: str = "auto", seconds: float = 1.0, n: int = 10
         a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
         a @ b
         sync()
-        k, t0 = 0, time.perf_counter()
-        while k < 3 or time.perf_counter() - t0 < seconds:
-            a @ b
-            k += 1
-        sync()
-        out[name] = 2 * n ** 3 * k / (time.perf_counter() - t0) / 1e12
+        best, t_end = 0.0, time.perf_counter() + seconds
+        while best == 0.0 or time.perf_counter() < t_end:  # the best of short trials: a shared machine's
+            k, t0 = 0, time.perf_counter()                 # neighbours only ever slow a trial down
+            while k < 2 or time.perf_counter() - t0 < seconds / 8:
+                a @ b
+                k += 1
+            sync()
+            best = max(best, 2 * n ** 3 * k / (time.perf_counter() - t0) / 1e12)
+        out[name] = best
     return out
 
 
@@ -294,8 +298,10 @@ def describe_paths(res: dict) -> str:
     if res["plain"]["device"].startswith("cpu"):
         from mer_bench.runtime import cpu_description
 
-        note = "" if res["optimised"]["precision"] == "bf16" else \
-            " (bf16 is not native here, or measured slower than fp32, so it is not used)"
+        peak = res.get("measured_peak_tflops") or {}
+        note = "" if res["optimised"]["precision"] == "bf16" else (
+            " (bf16 is native here but its matmul measured slower than fp32's, so it is not used)" if "bf16" in peak
+            else " (bf16 is not native here, so it is not used)")
         lines.append(f"CPU: {cpu_description()}; the optimised path ran in {res['optimised']['precision']}{note}")
     if res["cpu_allocator_tuned"]:
         lines.append("both paths ran with the CPU allocator tuning that training uses "

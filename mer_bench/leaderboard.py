@@ -195,7 +195,8 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
         row = {
             "_preds": preds, "_classes": tuple(first["classes"]), "_finished": str(first.get("finished") or ""),
             "_device": str(first.get("device") or ""), "_torch": str(first.get("torch_version") or ""),
-            "_cpu": "" if _fact(first, "cpu") is None else f"{first['cpu']}, {int(first['threads'])} thread(s)",
+            "_cpu": "" if _fact(first, "cpu") is None else f"{first['cpu']}, {int(first['threads'])} thread(s)"
+                    + ("" if _fact(first, "kernels") is None else f", mer-bench CPU kernels {first['kernels']}"),
             "method": first["method"],
             "source": "imported" if first["imported"] else "measured",
             "dataset": first["dataset"], "protocol": first["protocol"],

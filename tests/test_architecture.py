@@ -15,7 +15,8 @@ LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imp
 #: what a built-in method or protocol may import from mer-bench: the public contract
 PUBLIC = {"mer_bench.method", "mer_bench.torch_method", "mer_bench.data", "mer_bench.protocol", "mer_bench.registry",
           "mer_bench.testing", "mer_bench._compat", "mer_bench.trainer", "mer_bench.runtime",
-          "mer_bench.datasets.megc2019", "mer_bench.preprocess", "mer_bench.kernels.stem2d", "mer_bench.kernels.dropout"}
+          "mer_bench.datasets.megc2019", "mer_bench.preprocess", "mer_bench.kernels.stem2d",
+          "mer_bench.kernels.dropout"}
 
 
 def _lint(cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess:
