@@ -7,8 +7,10 @@ against them), so it is a run-time choice like the thread count: not part of a r
 recorded in its provenance. The C++ source is compiled on first use with PyTorch's extension
 builder (a C++ compiler and ``ninja``; about 30 s, once per machine and PyTorch version, cached in
 ``$MER_BENCH_KERNEL_CACHE`` or ``~/.cache/mer-bench/kernels``), for this CPU's instruction set
-(``-march=native``; the cache is keyed by the CPU's flags). Where the build fails, training warns
-once and uses the plain layers. ``MER_BENCH_KERNELS=0`` (or ``mer-bench run --no-kernels``) turns
+(``-march=native``; the cache is keyed by the CPU's flags; ``MER_BENCH_KERNEL_MARCH=x86-64-v3``
+builds for AVX2 only, e.g. to measure on an AVX-512 machine what an AVX2 one gets, together with
+PyTorch's ``ATEN_CPU_CAPABILITY=avx2`` and oneDNN's ``DNNL_MAX_CPU_ISA=AVX2``). Where the build
+fails, training warns once and uses the plain layers. ``MER_BENCH_KERNELS=0`` (or ``mer-bench run --no-kernels``) turns
 the kernels off.
 """
 
@@ -77,7 +79,8 @@ def _build(name: str) -> ModuleType | None:
 
     source = Path(__file__).with_name(f"{name}.cpp")
     text = source.read_bytes()
-    key = hashlib.sha256(b"\0".join([text, torch.__version__.encode(), _cpu_key().encode(),
+    march = os.environ.get("MER_BENCH_KERNEL_MARCH", "native")
+    key = hashlib.sha256(b"\0".join([text, torch.__version__.encode(), _cpu_key().encode(), march.encode(),
                                      sys.version.encode()])).hexdigest()[:12]
     module_name = f"mer_bench_{name}_{key}"
     build = cache_dir() / module_name
@@ -89,7 +92,7 @@ def _build(name: str) -> ModuleType | None:
             print(f"mer-bench: building the {name} CPU kernel for this machine (once, about 30 s) in {build}",
                   file=sys.stderr, flush=True)
         return load_extension(module_name, [str(source)], build_directory=str(build),
-                              extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
+                              extra_cflags=["-O3", f"-march={march}", "-fopenmp"], extra_ldflags=["-fopenmp"],
                               verbose=False)
     except Exception as exc:  # no compiler, no ninja, a build error: train with the plain layers
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
