@@ -250,9 +250,11 @@ std::vector<torch::Tensor> backward(torch::Tensor xpad, torch::Tensor r, torch::
             const int64_t po = ((n * PH + ph) * PW + pw) * C;
 #pragma omp simd
             for (int c = 0; c < C; ++c) {
-              const float extra = ip[po + c] == k ? gp[po + c] : 0.f;
-              const float v = ap[c] + bp[c] * rv[c] + extra;
-              go[c] = rv[c] > 0.f ? v : 0.f;
+              // every operand loaded unconditionally, so the selects vectorise without masked loads (AVX2)
+              const float gv = gp[po + c], iv = ip[po + c], rr = rv[c];
+              const float extra = iv == k ? gv : 0.f;
+              const float v = ap[c] + bp[c] * rr + extra;
+              go[c] = rr > 0.f ? v : 0.f;
             }
           } else {
 #pragma omp simd
