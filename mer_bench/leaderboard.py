@@ -28,7 +28,8 @@ from mer_bench.commands import mer_bench_command
 from mer_bench.metrics import run_metrics
 from mer_bench.store import Store, StoreWarning
 
-__all__ = ["board_name", "leaderboard_rows", "render_markdown", "write_leaderboard", "SUBSET_NAMES"]
+__all__ = ["board_name", "leaderboard_rows", "render_markdown", "write_leaderboard", "check_publishable",
+           "UnpublishableError", "SUBSET_NAMES"]
 
 #: display names of breakdown subsets
 SUBSET_NAMES = {"Full": "Full", "smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
@@ -111,9 +112,10 @@ def _legacy_overrides(run: pd.Series) -> list[str]:
     return [f"{k}={_text(v)}" for k, v in params.items() if k not in same]
 
 
-def _command(run: pd.Series) -> str:
+def _command(run: pd.Series, seeds: list[int] | None = None) -> str:
     """The command line that reproduces a stored run (or re-imports an imported one), every
-    argument shell-quoted (:func:`mer_bench.commands.mer_bench_command`)."""
+    argument shell-quoted (:func:`mer_bench.commands.mer_bench_command`); with ``seeds``, the
+    whole row: one ``--seed`` each (none for seed 0 alone, the default)."""
 
     params = run["params"]
     if run["imported"]:
@@ -134,9 +136,37 @@ def _command(run: pd.Series) -> str:
         args += ["--protocol-set", f"{key}={value}"]
     if _selection_code(run) != "last":
         args += ["--select-epoch", _selection_code(run)]
-    if int(run["seed"]) != 0:
-        args += ["--seed", int(run["seed"])]
+    seeds = sorted({int(s) for s in seeds}) if seeds else [int(run["seed"])]
+    if seeds != [0]:
+        for s in seeds:
+            args += ["--seed", s]
     return mer_bench_command(*args)
+
+
+class UnpublishableError(ValueError):
+    """A board would publish rows measured with uncommitted (``-dirty``) or unknown code."""
+
+
+def _clean_commit(commit) -> bool:
+    return isinstance(commit, str) and bool(commit) and commit != "unknown" and not commit.endswith("-dirty")
+
+
+def check_publishable(df: pd.DataFrame, allow_dirty: bool = False) -> None:
+    """Refuse to publish measured rows whose commit is ``-dirty`` (the code had uncommitted
+    changes) or unknown (e.g. installed from a wheel): nobody could check out the code that made
+    them. ``allow_dirty=True`` lets them through; the board then marks them.
+
+    Raises:
+        UnpublishableError: naming the rows and the way out.
+    """
+    if df.empty or allow_dirty or "_unclean" not in df:
+        return
+    bad = df[df["_unclean"].fillna(False).astype(bool)]
+    if len(bad):
+        rows = "; ".join(f"{r['method']} ({r['config']}, commit {r['commit'] or 'unknown'})" for _, r in bad.iterrows())
+        raise UnpublishableError(f"{len(bad)} row(s) were measured with uncommitted or unknown code: {rows}. Commit "
+                                 f"the code and re-run them with --force, or publish with --allow-dirty (the board "
+                                 f"then marks them)")
 
 
 def board_name(dataset: str | None, protocol: str | None) -> str:
@@ -206,7 +236,8 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
             "folds": int(first["n_folds"]), "seeds": len(group),
             "leaky": "**yes**" if first["leaky"] else "no",
             "config": cfg, "commit": first["git_commit"] or ("" if first["imported"] else "unknown"),
-            "command": _command(first),
+            "command": _command(first, list(group["seed"])),
+            "_unclean": not first["imported"] and not _clean_commit(first["git_commit"]),
             "_uf1": float(np.mean([s["uf1"] for s in full])),
             "_note": f"absent classes excluded: {', '.join(absent)}" if absent else "",
         }
@@ -331,6 +362,12 @@ def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard",
             lines += ["", "Inflation from choosing the epoch on the test subject (same trainings, last epoch -> "
                           "best epoch on the test subject):", "", *pairs]
         notes = [f"- `{r['config']}`: {r['_note']}" for _, r in df.iterrows() if r["_note"]]
+        if "_unclean" in df and df["_unclean"].fillna(False).astype(bool).any():
+            unclean = df[df["_unclean"].fillna(False).astype(bool)]
+            which = ", ".join(f"{r['method']} (`{r['config']}`, {r['commit'] or 'unknown'})"
+                              for _, r in unclean.iterrows())
+            notes.append("- **measured with uncommitted or unknown code** (published with --allow-dirty; the "
+                         f"commit cannot reproduce them exactly): {which}")
         single = df[(df["source"] == "measured") & (df["seeds"] == 1)
                     & ~df["selection"].astype(str).str.startswith("n/a")]
         if len(single):

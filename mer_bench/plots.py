@@ -64,11 +64,13 @@ def _label(row) -> str:
 
 
 def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "leaderboards",
-                 name: str | None = None, n_resamples: int = 10_000) -> list[Path]:
+                 name: str | None = None, n_resamples: int = 10_000, allow_dirty: bool = False) -> list[Path]:
     """Write the board markdown and its plots into ``out_dir``; returns the paths written.
 
     Raises:
         ValueError: no completed run with predictions for this dataset and protocol.
+        UnpublishableError: rows measured with uncommitted or unknown code, unless ``allow_dirty``
+            (:func:`mer_bench.leaderboard.check_publishable`); nothing is written.
     """
     import matplotlib
 
@@ -77,10 +79,11 @@ def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "lead
     import seaborn as sns
 
     from mer_bench import stats
-    from mer_bench.leaderboard import leaderboard_rows, render_markdown, write_leaderboard
+    from mer_bench.leaderboard import check_publishable, leaderboard_rows, render_markdown, write_leaderboard
     from mer_bench.metrics import confusion_matrix
 
     rows = leaderboard_rows(store, protocol, dataset, n_resamples=n_resamples)
+    check_publishable(rows, allow_dirty)  # before anything is written
     measured = rows[rows["_preds"].apply(lambda v: isinstance(v, list))] if not rows.empty else rows
     if measured.empty:
         raise ValueError(f"no completed runs with predictions for dataset {dataset!r} and protocol {protocol!r}; "

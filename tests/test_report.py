@@ -1,8 +1,12 @@
 """``mer-bench report``: the board and its plots, linked; leaderboard --write keeps the links and
 regenerates byte-identically."""
 
+import pytest
+
 from mer_bench.cli import main
 from mer_bench.plots import cd_cliques
+
+SMALL = ["--dataset-set", "n_subjects=4", "--dataset-set", "min_clips=6", "--dataset-set", "max_clips=8"]
 
 
 def test_report_writes_board_and_plots(tmp_path, capsys):
@@ -47,3 +51,27 @@ def test_leaderboard_explains_what_it_cannot_test(tmp_path, capsys):
     md = capsys.readouterr().out
     assert "n/a (1 test subject(s))" in md  # no interval from one subject
     assert "n/a (other samples)" in md and "| leader |" in md  # seeds 0 and 1 hold out different subjects
+
+
+@pytest.mark.parametrize("commit", ["0123456789ab-dirty", "unknown"])
+def test_publishing_refuses_rows_from_uncommitted_code_unless_allowed_and_then_marks_them(tmp_path, monkeypatch,
+                                                                                         capsys, commit):
+    import mer_bench.pipeline.runner as runner
+
+    monkeypatch.setattr(runner, "git_commit", lambda: commit)
+    store = str(tmp_path / "s.sqlite")
+    assert main(["run", "--method", "majority", "--protocol", "loso", "--dataset", "synthetic", "--seed", "0",
+                 "--seed", "1", "--store", store, *SMALL]) == 0
+    out = tmp_path / "lb"
+    args = ["leaderboard", "--dataset", "synthetic", "--protocol", "loso", "--store", store, "--write", "--out",
+            str(out)]
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "uncommitted or unknown code" in capsys.readouterr().err and not out.exists()
+    assert main(["report", "--dataset", "synthetic", "--protocol", "loso", "--store", store, "--out", str(out)]) == 2
+    assert not out.exists()
+    assert main([*args, "--allow-dirty"]) == 0
+    board = (out / "synthetic-loso.md").read_text()
+    assert "**measured with uncommitted or unknown code**" in board and commit in board
+    # the row's reproduce command reproduces both seeds
+    assert "--seed 0 --seed 1" in board

@@ -14,16 +14,27 @@ def add_parser(sub) -> None:
     add_store(lb, read=True)
     lb.add_argument("--write", action="store_true", help="publish into leaderboards/<dataset>-<protocol>.md")
     lb.add_argument("--out", default="leaderboards", help="folder for --write (default: leaderboards)")
+    lb.add_argument("--allow-dirty", action="store_true",
+                    help="with --write: publish rows measured with uncommitted (-dirty) or unknown code, marked as "
+                         "such (refused by default)")
     lb.set_defaults(handler=main)
 
 
 def main(args) -> int:
-    from mer_bench.leaderboard import board_name, leaderboard_rows, render_markdown, write_leaderboard
+    from mer_bench.leaderboard import (
+        board_name,
+        check_publishable,
+        leaderboard_rows,
+        render_markdown,
+        write_leaderboard,
+    )
     from mer_bench.plots import plot_files
     from mer_bench.store import Store
 
     with Store(args.store, readonly=True) as store:
         rows = leaderboard_rows(store, args.protocol, args.dataset)
+    if args.write:
+        check_publishable(rows, args.allow_dirty)
     scope = " / ".join(x for x in (args.dataset, args.protocol) if x)
     name = board_name(args.dataset, args.protocol)
     # plots written by `mer-bench report` beside the board stay linked

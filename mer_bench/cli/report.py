@@ -13,6 +13,9 @@ def add_parser(sub) -> None:
     rp.add_argument("--protocol", required=True)
     add_store(rp, read=True)
     rp.add_argument("--out", default="leaderboards", help="folder (default: leaderboards)")
+    rp.add_argument("--allow-dirty", action="store_true",
+                    help="publish rows measured with uncommitted (-dirty) or unknown code, marked as such "
+                         "(refused by default)")
     rp.set_defaults(handler=main)
 
 
@@ -24,7 +27,8 @@ def main(args) -> int:
     if not args.dataset or not args.protocol:
         raise ValueError("mer-bench report needs --dataset and --protocol")
     with Store(args.store, readonly=True) as store:
-        paths = write_report(store, args.dataset, args.protocol, args.out, board_name(args.dataset, args.protocol))
+        paths = write_report(store, args.dataset, args.protocol, args.out, board_name(args.dataset, args.protocol),
+                             allow_dirty=args.allow_dirty)
     for p in paths:
         print(f"wrote {p}")
     return 0
