@@ -47,6 +47,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from mer_bench.kernels import enabled as kernels_enabled
+from mer_bench.kernels.conv3d import conv3d_as_conv2d
 from mer_bench.method import MethodInfo, ParameterError, register_method
 from mer_bench.torch_method import TorchClipMethod
 
@@ -116,8 +118,15 @@ class SpatioTemporalAttention3d(nn.Module):
         self.conv = nn.Conv3d(2, 1, kernel_size, padding=kernel_size // 2)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """The map A_st, shape ``(N, 1, T, H, W)``, values in [0, 1] (Eq. 3)."""
+        """The map A_st, shape ``(N, 1, T, H, W)``, values in [0, 1] (Eq. 3).
+
+        On the CPU (with mer-bench's fast paths, :mod:`mer_bench.kernels`) the 2 -> 1 channel
+        convolution runs as one banded 2D convolution with the frames as channels
+        (:func:`mer_bench.kernels.conv3d.conv3d_as_conv2d`: the same function and gradients up
+        to rounding, about 10x faster there); ``--no-kernels`` uses ``nn.Conv3d`` itself."""
         desc = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        if desc.device.type == "cpu" and kernels_enabled():
+            return torch.sigmoid(conv3d_as_conv2d(desc, self.conv.weight, self.conv.bias, self.conv.padding[0]))
         return torch.sigmoid(self.conv(desc))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

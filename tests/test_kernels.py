@@ -190,3 +190,32 @@ def test_worker_processes_get_the_trainers_run_time_settings():
 
     assert _runtime_settings({"channels_last": True, "kernels": False}) == {
         "channels_last": True, "cudnn_benchmark": False, "compile": False, "kernels": False}
+
+
+@pytest.mark.parametrize("shape,k,pad", [((3, 2, 8, 12, 12), 5, 2), ((2, 2, 4, 9, 9), 3, 1), ((2, 3, 6, 8, 8), 7, 3),
+                                         ((2, 2, 5, 8, 8), 3, 0)])
+def test_conv3d_as_a_banded_conv2d_equals_conv3d(shape, k, pad):
+    from mer_bench.kernels.conv3d import conv3d_as_conv2d
+
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, shape[1], k, k, k, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    want = F.conv3d(x, w, b, padding=pad)
+    got = conv3d_as_conv2d(x, w, b, pad)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want)
+    g = torch.randn_like(want)
+    for a, c in zip(torch.autograd.grad(want, (x, w, b), g), torch.autograd.grad(got, (x, w, b), g)):
+        torch.testing.assert_close(c, a)
+
+
+def test_meranet_attention_with_and_without_the_fast_path_agrees():
+    from mer_bench.methods.meranet import SpatioTemporalAttention3d
+
+    torch.manual_seed(0)
+    sta = SpatioTemporalAttention3d(5)
+    x = torch.randn(2, 8, 6, 10, 10)
+    with runtime.use(kernels=False):
+        plain = sta(x)
+    torch.testing.assert_close(sta(x), plain, rtol=1e-5, atol=1e-6)
