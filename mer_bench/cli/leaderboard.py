@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_bench.cli.options import add_store
+from mer_bench.cli.options import add_publishing, add_store
 
 
 def add_parser(sub) -> None:
@@ -13,10 +13,7 @@ def add_parser(sub) -> None:
     lb.add_argument("--dataset", default=None)
     add_store(lb, read=True)
     lb.add_argument("--write", action="store_true", help="publish into leaderboards/<dataset>-<protocol>.md")
-    lb.add_argument("--out", default="leaderboards", help="folder for --write (default: leaderboards)")
-    lb.add_argument("--allow-dirty", action="store_true",
-                    help="with --write: publish rows measured with uncommitted (-dirty) or unknown code, marked as "
-                         "such (refused by default)")
+    add_publishing(lb, "folder for --write (default: leaderboards)")
     lb.set_defaults(handler=main)
 
 

@@ -35,6 +35,14 @@ def add_json(p) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
 
 
+def add_publishing(p, folder_help: str) -> None:
+    """``--out`` and ``--allow-dirty`` of the commands that publish boards (leaderboard, report)."""
+    p.add_argument("--out", default="leaderboards", help=folder_help)
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="publish rows measured with uncommitted (-dirty) or unknown code, marked as such on the "
+                        "board (refused by default)")
+
+
 def kv_options(items, flag: str = "--set") -> dict:
     """``KEY=VALUE`` items of ``flag`` as a dict (:func:`mer_bench.method.parse_overrides`)."""
     from mer_bench.method import parse_overrides

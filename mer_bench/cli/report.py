@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mer_bench.cli.options import add_store
+from mer_bench.cli.options import add_publishing, add_store
 
 
 def add_parser(sub) -> None:
@@ -12,10 +12,7 @@ def add_parser(sub) -> None:
     rp.add_argument("--dataset", required=True)
     rp.add_argument("--protocol", required=True)
     add_store(rp, read=True)
-    rp.add_argument("--out", default="leaderboards", help="folder (default: leaderboards)")
-    rp.add_argument("--allow-dirty", action="store_true",
-                    help="publish rows measured with uncommitted (-dirty) or unknown code, marked as such "
-                         "(refused by default)")
+    add_publishing(rp, "folder (default: leaderboards)")
     rp.set_defaults(handler=main)
 
 
