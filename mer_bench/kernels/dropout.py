@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-__all__ = ["SameMaskDropout", "same_mask_dropout", "draws_like_bernoulli"]
+__all__ = ["SameMaskDropout", "same_mask_dropout", "swap_in_same_mask_dropout", "draws_like_bernoulli"]
 
 
 class SameMaskDropout(nn.Dropout):
@@ -55,15 +55,21 @@ def draws_like_bernoulli(p: float = 0.5) -> bool:
     return bool(torch.equal(a, b) and torch.equal(after_a, after_b))
 
 
-@contextlib.contextmanager
-def same_mask_dropout(model: nn.Module) -> Iterator[int]:
-    """Within the block, every ``nn.Dropout`` of ``model`` (the exact class, not subclasses) whose
-    masks :func:`draws_like_bernoulli` confirms is a :class:`SameMaskDropout`; restored afterwards.
-    Yields how many were swapped."""
+def swap_in_same_mask_dropout(model: nn.Module) -> list[nn.Module]:
+    """Make every ``nn.Dropout`` of ``model`` (the exact class, not subclasses) whose masks
+    :func:`draws_like_bernoulli` confirms a :class:`SameMaskDropout`; returns the modules swapped."""
     swapped = [m for m in model.modules()
                if type(m) is nn.Dropout and 0.0 < m.p < 1.0 and draws_like_bernoulli(float(m.p))]
     for m in swapped:
         m.__class__ = SameMaskDropout
+    return swapped
+
+
+@contextlib.contextmanager
+def same_mask_dropout(model: nn.Module) -> Iterator[int]:
+    """Within the block, :func:`swap_in_same_mask_dropout`; restored afterwards. Yields how many
+    were swapped."""
+    swapped = swap_in_same_mask_dropout(model)
     try:
         yield len(swapped)
     finally:
