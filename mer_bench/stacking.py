@@ -18,6 +18,7 @@ from torch import nn
 from mer_bench.trainer import (
     TrainConfig,
     autocast,
+    epoch_order,
     fit_classifier,
     lr_schedule,
     make_optimizer,
@@ -151,7 +152,7 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
                 fold = setup.folds[k]
                 j = step % fold.steps_per_epoch
                 if j == 0:
-                    orders[k] = torch.randperm(len(fold.X), generator=fold.gen)
+                    orders[k] = epoch_order(len(fold.X), cfg, fold.gen)
                 idx = orders[k][j * cfg.batch_size:(j + 1) * cfg.batch_size].to(fold.X.device)
                 xb, yb = fold.X[idx].to(device, non_blocking=True), fold.y[idx].to(device, non_blocking=True)
                 if augments[k] is not None:

@@ -116,6 +116,7 @@ class TorchClipMethod(Method):
         need("precision", params.get("precision") in ("auto", "fp32", "bf16"), "one of auto, fp32, bf16")
         need("schedule", params.get("schedule", "cosine") in ("cosine", "constant"), "'cosine' or 'constant'")
         need("optimizer", params.get("optimizer", "adam") in ("adam", "sgd"), "'adam' or 'sgd'")
+        need("shuffle", isinstance(params.get("shuffle", True), bool), "true or false")
         need("input_scale", isinstance(params.get("input_scale", 1.0), (int, float)) and params.get("input_scale", 1.0)
              > 0, "a positive number")
         for key in ("frames", "size", "width"):
@@ -177,7 +178,8 @@ class TorchClipMethod(Method):
         cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                           weight_decay=self.weight_decay, warmup=self.warmup, precision=self.precision,
                           seed=self.random_state, schedule=getattr(self, "schedule", "cosine"),
-                          optimizer=getattr(self, "optimizer", "adam"), momentum=getattr(self, "momentum", 0.0))
+                          optimizer=getattr(self, "optimizer", "adam"), momentum=getattr(self, "momentum", 0.0),
+                          shuffle=getattr(self, "shuffle", True))
         return x, model, cfg
 
     @staticmethod

@@ -35,7 +35,7 @@ from mer_bench.kernels.dropout import same_mask_dropout
 
 __all__ = ["TrainConfig", "fit_classifier", "predict_logits", "lr_factor", "autocast_dtype", "autocast", "FoldData",
            "FoldsSetup", "setup_folds", "lr_schedule", "training_mode", "make_optimizer", "check_settings",
-           "report_epoch"]
+           "report_epoch", "epoch_order"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,9 @@ class TrainConfig:
         optimizer: ``"adam"`` (default) or ``"sgd"`` (plain SGD with ``momentum``, e.g. Keras'
             default optimiser ``SGD(lr=0.01)`` of MicroExpSTCNN's code).
         momentum: SGD momentum (>= 0).
+        shuffle: a fresh permutation of the training clips every epoch (default); ``False``
+            keeps the training set's order in every epoch, as a ``DataLoader`` without
+            ``shuffle`` does (STSTNet's released ``main.py``).
     """
 
     epochs: int = 10
@@ -66,6 +69,7 @@ class TrainConfig:
     schedule: str = "cosine"
     optimizer: str = "adam"
     momentum: float = 0.0
+    shuffle: bool = True
 
     def warmup_steps(self) -> int:
         if self.warmup == "untuned":
@@ -347,9 +351,16 @@ class _Loop:
     monitor: _EpochSelector | None = None
 
 
+def epoch_order(n: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """The order ``(n,)`` int64 in which one epoch visits the training clips: a fresh permutation
+    from ``gen`` when ``cfg.shuffle``, else ``0 .. n-1`` (and ``gen`` is not advanced)."""
+    return torch.randperm(n, generator=gen) if cfg.shuffle else torch.arange(n)
+
+
 def _train_loop(loop: _Loop) -> None:
-    """Train ``loop.model`` for ``cfg.epochs`` epochs: per epoch a fresh permutation from the fold's
-    generator, batches moved to the device (channels-last where the runtime asks), augmented,
+    """Train ``loop.model`` for ``cfg.epochs`` epochs: per epoch the order of
+    :func:`epoch_order` (a fresh permutation from the fold's generator unless
+    ``cfg.shuffle`` is off), batches moved to the device (channels-last where the runtime asks), augmented,
     one optimiser and schedule step each; a non-finite loss stops with the step that made it.
 
     Raises:
@@ -361,7 +372,7 @@ def _train_loop(loop: _Loop) -> None:
     step = 0
     fmt = _memory_format(fold.X.ndim)
     for epoch in range(cfg.epochs):
-        order = torch.randperm(n, generator=fold.gen)
+        order = epoch_order(n, cfg, fold.gen)
         for start in range(0, n, cfg.batch_size):
             idx = order[start:start + cfg.batch_size].to(fold.X.device)
             xb = fold.X[idx].to(device, non_blocking=True)

@@ -11,6 +11,10 @@ Micro-expression Recognition", FG 2019 (arXiv:1902.03634); the released PyTorch 
   Despite the name, the released code uses 2D convolutions on the 3-channel image.
 * Adam, lr 5e-5 (constant), batch 256, 800 epochs, the last epoch's weights; re-initialised for
   every LOSO subject.
+* no shuffling: ``main.py`` builds its ``DataLoader`` without ``shuffle``, so every epoch visits
+  the training clips in the same order (here: the fold's training order, the dataset's clip
+  order less the test subject) and cuts the same batches; ``--set shuffle=true`` draws a fresh
+  permutation every epoch instead (mer-bench's default for other methods).
 
 Here the three streams are one 16-channel convolution (and one 16-channel BatchNorm): the same
 function, the same parameters and the same initial distribution (every stream's fan-in is 27),
@@ -75,7 +79,7 @@ class STSTNet(TorchImageMethod):
     Input: flow images ``(N, 3, 28, 28)`` in [0, 1] (u, v, strain), multiplied by ``input_scale``.
     Hyper-parameters: ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``schedule``,
     ``warmup``, ``flip``, ``input_scale``, ``standardise``, ``size`` (must stay None or 28),
-    ``precision``.
+    ``precision``, ``shuffle`` (default ``False``, as released).
     """
 
     info: ClassVar[MethodInfo] = MethodInfo(
@@ -90,7 +94,7 @@ class STSTNet(TorchImageMethod):
     def __init__(self, epochs: int = 800, batch_size: int = 256, lr: float = 5e-5, weight_decay: float = 0.0,
                  schedule: str = "constant", warmup: int | str = 0, flip: bool = False, input_scale: float = 255.0,
                  standardise: bool = False, size: int | None = None, precision: str = "fp32",
-                 random_state: int = 0) -> None:
+                 shuffle: bool = False, random_state: int = 0) -> None:
         self._store_params(locals())  # hyper-parameters only (scikit-learn style)
 
     def build_model(self, in_channels: int, num_classes: int) -> nn.Module:

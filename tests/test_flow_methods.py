@@ -27,6 +27,12 @@ def test_ststnet_defaults_are_the_released_settings():
     p = resolve_params(METHODS.get("ststnet"))
     assert (p["lr"], p["batch_size"], p["epochs"], p["schedule"], p["input_scale"]) == (5e-5, 256, 800, "constant",
                                                                                          255.0)
+    assert p["shuffle"] is False  # main.py's DataLoader has no shuffle
+    from mer_bench.data import Samples
+    train = Samples(np.zeros((4, 3, 28, 28), np.float32), np.array([0, 1, 2, 0]), np.array(["a"] * 4),
+                    np.array(list("wxyz")), ("n", "p", "s"), "flow")
+    assert METHODS.get("ststnet")(**p)._setup_fit(train)[2].shuffle is False
+    assert METHODS.get("ststnet")(**{**p, "shuffle": True})._setup_fit(train)[2].shuffle is True
     with pytest.raises(ParameterError, match="'cosine' or 'constant'"):
         resolve_params(METHODS.get("ststnet"), None, {"schedule": "step"})
 

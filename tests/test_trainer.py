@@ -42,6 +42,30 @@ def test_trainer_learns_tiny_problem_and_is_seeded():
     assert np.array_equal(a, b)
 
 
+def test_without_shuffle_every_epoch_visits_the_clips_in_order():
+    # no dropout, no augmentation: with shuffle off the seed only drives the batch order, so two
+    # seeds give the same network; with shuffle on they differ (STSTNet's DataLoader has no shuffle)
+    x, y = _blobs(40)
+
+    def train(seed, shuffle):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05, seed=seed, shuffle=shuffle)
+        with runtime.use(device="cpu"):
+            return fit_classifier(model, x, y, cfg)[2].weight.detach()
+
+    assert torch.equal(train(1, False), train(2, False))
+    assert not torch.equal(train(1, True), train(2, True))
+    # in order: the same as training on the clips with the first batch's 16 moved last differs
+    order = np.r_[16:40, 0:16]
+    torch.manual_seed(0)
+    moved = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    with runtime.use(device="cpu"):
+        moved = fit_classifier(moved, x[order], y[order], TrainConfig(epochs=3, batch_size=16, lr=0.05, seed=1,
+                                                                      shuffle=False))[2].weight.detach()
+    assert not torch.equal(moved, train(1, False))
+
+
 def test_trainer_reports_progress_and_rejects_bad_settings():
     x, y = _blobs(16)
     seen = []
@@ -108,11 +132,12 @@ def _init(seed):
     return _SmallNet()
 
 
-def test_stacked_folds_equal_fold_by_fold_training():
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_stacked_folds_equal_fold_by_fold_training(shuffle):
     # three folds of different sizes: short last batches (1, 0 and 3 clips at batch 4), hence
     # different step counts and cosine schedules; augmentation, dropout and BatchNorm per fold
     sets = _fold_sets()
-    cfgs = [TrainConfig(epochs=4, batch_size=4, lr=1e-2, warmup=3, seed=s) for s in (7, 8, 9)]
+    cfgs = [TrainConfig(epochs=4, batch_size=4, lr=1e-2, warmup=3, seed=s, shuffle=shuffle) for s in (7, 8, 9)]
     weights = [np.array([1.0, 2.0, 0.5], np.float32)] * 3
     with runtime.use(device="cpu"):
         alone = [fit_classifier(_init(c.seed), x, y, c, augment=_flip, class_weight=w)
