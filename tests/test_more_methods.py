@@ -33,6 +33,20 @@ def test_learnet_branches_accrete_and_keep_the_keras_widths():
     assert [m[0].out_channels for m in model.branches[0]] == [16, 32, 64]
     assert [m[0].kernel_size for m in model.branches[0]] == [(1, 1), (3, 3), (5, 5)]
     assert set(model.accretion) == {"1", "3"}  # branches 2 and 4 receive the accretion
+    # ... after the 1x1 and 3x3 convolutions only, as LEARNet_Model.py adds them
+    assert [bn.num_features for bn in model.accretion["1"]] == [16, 32]
+    assert [bn.num_features for bn in LEARNetModel(3, 5, accretion_depths=3).accretion["3"]] == [16, 32, 64]
+    with torch.no_grad():  # branch 1's 5x5 output no longer reaches branch 2
+        x = torch.rand(2, 3, 112, 112)
+        feats = {}
+        model.eval()
+        model.bn.register_forward_hook(lambda m, inp, out: feats.setdefault("cat", inp[0].clone()))
+        model(x)
+        model.branches[0][2][0].weight.zero_()
+        feats_before = feats.pop("cat")
+        model(x)
+        assert torch.equal(feats["cat"][:, 64:128], feats_before[:, 64:128])   # branch 2 unchanged
+        assert not torch.equal(feats["cat"][:, :64], feats_before[:, :64])     # branch 1 changed
     assert model.fc.in_features == 256 * 4 * 4  # five stride-2 convolutions: 112 -> 4
     assert model.eval()(torch.zeros(2, 3, 112, 112)).shape == (2, 5)
 
