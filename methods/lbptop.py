@@ -26,6 +26,11 @@ linear SVM (scikit-learn ``SVC``) on standardised features, with ``C`` chosen by
 cross-validation over the *training* subjects only (``GroupKFold``, macro F1), never on the test
 fold, and ``class_weight="balanced"`` (a named choice, for the imbalanced MER classes).
 
+Deviation (raw datasets): the MEGC baseline interpolates the **whole clip** (onset to offset) to
+10 frames by TIM; mer-bench's raw datasets hand every clip method a 16-frame window around the apex
+(``frames`` of the dataset), and TIM interpolates that window. ``--dataset-set clip_rule=tim``
+(onset..offset by TIM) or ``clip_rule=uniform`` gives the whole clip, the baseline's input.
+
 :func:`lbp_top` is the vectorised implementation (about 15 ms for a 16 x 112 x 112 clip on one
 core); :func:`lbp_top_reference` is a straightforward per-voxel loop that must give identical
 histograms (tested; ``benchmarks/bench_lbptop.py`` compares their speed).

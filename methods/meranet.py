@@ -15,7 +15,9 @@ Network (input ``(N, C, T, H, W)``, float32, per-sample standardised):
 
 A residual *attention* block (paper Eqs. 10-12) computes ``I_conv`` with two 3x3x3 convolutions
 (BN, ReLU between), then channel attention (Eq. 8: average- and max-pooled descriptors through
-a shared ``1x1x1 conv (C -> C/r) -> ReLU -> 1x1x1 conv (C/r -> C)`` bottleneck, summed, sigmoid),
+a shared ``1x1x1 conv (C -> C/r) -> ReLU -> 1x1x1 conv (C/r -> C)`` bottleneck, summed, sigmoid;
+Eq. 8 sums the two descriptors where the paper's text says "concatenating": mer-bench follows the
+equation),
 then spatio-temporal attention (Eqs. 1-5: channel-wise average and max maps, concatenated,
 one ``k x k x k`` convolution with same padding, sigmoid), and finally ``ReLU(I_st + d(I))``.
 
@@ -38,6 +40,17 @@ cross-entropy, batch 8, 100 epochs, lr 0.1 as written. These are the ``paper`` p
 ``fast`` preset (width 16, fewer epochs, lr 1e-3) is what the embedded synthetic dataset uses by
 default so that a full LOSO runs on two CPU cores in minutes; it is a narrower MERANet, not the
 paper's network, and every result records the parameters it ran with.
+
+Deviations from the paper's setup (section 4.2-4.3), declared:
+
+* temporal depth: the paper uses 32 frames for CASME / CASME II and 64 for SAMM and keeps only
+  clips of at least 16 frames; mer-bench's raw datasets give every method 16 frames around the
+  apex (``--dataset-set frames=32`` for the paper's depth) and keep every clip, replicating edge
+  frames where a clip is shorter (as the paper does below its minimum).
+* validation: the paper splits its training part 80/20 into train and validation once; mer-bench
+  trains on the whole training fold and evaluates the last epoch (no validation-based selection).
+* on the MEGC 2019 composite the input is the 28x28 flow image taken as a one-frame clip
+  ``(3, 1, 28, 28)`` (the paper trains on frame clips); boards show it in the input column.
 """
 
 from __future__ import annotations

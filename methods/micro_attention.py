@@ -2,19 +2,21 @@
 Neurocomputing 410:354-362, 2020; arXiv 1811.02360; code
 ``CodeShareBot/Micro-Attention-for-Micro-Expression``, a Caffe prototxt only).
 
-Input: one grey apex frame; the paper resizes to 240 and crops 224 at random for training, 224 at
-test (``size=224``; the ``fast`` preset uses 64). Network: a ResNet (timm ``resnet18`` by default,
-``backbone`` takes any timm ResNet) with a micro-attention unit after each of its four stages. The
-paper's unit is an attention branch over multi-scale features of the residual stage; its exact
-layers are only in the prototxt, so mer-bench's unit is a named choice (``micro-attention-v1``):
-``mask = sigmoid(conv1x1(upsample(relu(conv3x3(maxpool2(x))))))`` (no batch norm: the last
-stage can be 1 x 1) (a bottom-up / top-down
-branch at half resolution) and ``out = x * (1 + mask)`` (attention residual learning, Wang et
-al., CVPR 2017), so a unit starts close to the identity.
+Input: one grey apex frame resized to ``size`` x ``size`` (224; the ``fast`` preset uses 64). The
+paper resizes to 240 and crops 224 at random for training (224 centre at test); **mer-bench does not
+crop**: training augments with horizontal flips only (a declared deviation). Network: a ResNet
+(timm ``resnet18`` by default, ``backbone`` takes any timm ResNet) with a micro-attention unit
+after each of its four stages. The paper's unit is an attention branch over multi-scale features
+of the residual stage; its exact layers are only in the prototxt, so mer-bench's unit is a named
+choice (``micro-attention-v1``): ``mask = sigmoid(conv1x1(upsample(relu(conv3x3(maxpool2(x))))))``
+(no batch norm: the last stage can be 1 x 1) (a bottom-up / top-down branch at half resolution)
+and ``out = x * (1 + mask)`` (attention residual learning, Wang et al., CVPR 2017), so a unit
+starts close to the identity.
 
 Not reproduced: the macro-expression transfer learning (no weights are published and none can be
 downloaded offline; the network is trained from scratch) and the paper's Train/Test lists.
-Training: Adam 1e-3, batch 32, 40 epochs, cosine annealing, horizontal flips (generic defaults).
+Training: Adam 1e-3, weight decay 1e-4, batch 32, 40 epochs, cosine annealing, horizontal flips
+(generic defaults, not the paper's).
 """
 
 from __future__ import annotations

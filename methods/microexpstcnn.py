@@ -13,6 +13,10 @@ temporal kernel is ``min(15, frames)``), standardised per clip. The paper's prot
 sample-level 80/20 split with the checkpoint chosen on the test 20 %) is not reproduced: mer-bench
 evaluates the last epoch under the chosen protocol. The CAS(ME)^2 set of the paper (206 videos)
 cannot be rebuilt from the micro-expression list (which holds 57 MEs).
+
+Deviations from the released code, declared: PyTorch's default initialisation (Kaiming-uniform with
+``a = sqrt(5)``), not Keras' Glorot-uniform; and the clip is the apex window resampled to
+``frames`` frames, where the released code takes the first 18 frames of each video.
 """
 
 from __future__ import annotations
