@@ -29,7 +29,7 @@ from mer_bench.atomic import save_figure
 from mer_bench.commands import mer_bench_command
 
 __all__ = ["Arm", "leakage_arms", "method_ablations", "DEFAULT_METHOD", "expand_grid", "arms_for", "ablation_table",
-           "render_ablation", "plot_ablation"]
+           "render_ablation", "plot_ablation", "ablation_provenance"]
 
 
 @dataclass(frozen=True)
@@ -183,10 +183,31 @@ def plot_ablation(table: pd.DataFrame, title: str, path) -> None:
     plt.close(fig)
 
 
+def ablation_provenance(store, arms: list[Arm], run_ids: list[list[str]]) -> list[dict[str, Any]]:
+    """Per arm, from the store: ``arm``, ``input`` (what the method saw), ``commit``,
+    ``unclean`` (a ``-dirty`` or unknown commit: refused by ``ablate --write`` unless
+    ``--allow-dirty``), ``device``, ``cpu`` and ``wall`` (mean seconds per seed), as boards
+    give them (:mod:`mer_bench.leaderboard`)."""
+    from mer_bench.provenance import clean_commit, cpu_text, input_label
+
+    runs = store.runs("complete").set_index("run_id", drop=False)
+    out = []
+    for arm, ids in zip(arms, run_ids):
+        part = runs.loc[[i for i in ids if i in runs.index]]
+        first = part.iloc[0]
+        commits = sorted({str(c) for c in part["git_commit"].fillna("unknown")})
+        walls = [float(w) for w in part["wall_time"] if w is not None and w == w]
+        out.append({"arm": arm.label, "input": input_label(first), "commit": ", ".join(commits),
+                    "unclean": not all(clean_commit(c) for c in commits), "device": str(first.get("device") or ""),
+                    "cpu": cpu_text(first), "wall": sum(walls) / len(walls) if walls else None})
+    return out
+
+
 def render_ablation(table: pd.DataFrame, title: str, commands: list[str], note: str = "",
-                    figure: str | None = None) -> str:
-    """Markdown for an ablation table, with the commands that reproduce its arms."""
-    cols = [c for c in ("arm", "method", "protocol", "seeds", "UF1", "UAR", "ΔUF1", "vs reference",
+                    figure: str | None = None, provenance: list[dict[str, Any]] | None = None) -> str:
+    """Markdown for an ablation table, with the commands that reproduce its arms (every seed) and,
+    given :func:`ablation_provenance`, each arm's commit, device, CPU and wall time per seed."""
+    cols = [c for c in ("arm", "method", "protocol", "input", "seeds", "UF1", "UAR", "ΔUF1", "vs reference",
                         "acc. P(better) / P(equiv.) / P(worse)") if c in table.columns]
     lines = [f"# {title}", "", note, "",
              "UF1 / UAR: pooled over folds, seed mean, 95 % subject-cluster bootstrap interval (B = 10,000; † fewer "
@@ -203,5 +224,14 @@ def render_ablation(table: pd.DataFrame, title: str, commands: list[str], note: 
                       "randomness; run several --seed values to include it."]
     if figure:
         lines += ["", f"![UF1 per arm]({figure})"]
-    lines += ["", "Reproduce (each arm; `mer-bench ablate` runs them all):", "", *[f"- `{c}`" for c in commands], ""]
+    lines += ["", "Reproduce (each arm; `mer-bench ablate` runs them all):", "", *[f"- `{c}`" for c in commands]]
+    if provenance:
+        from mer_bench.provenance import wall_text
+
+        lines += ["", "Provenance:", ""]
+        for p in provenance:
+            mark = " (**uncommitted or unknown code**, published with --allow-dirty)" if p["unclean"] else ""
+            lines.append(f"- {p['arm']}: commit {p['commit']}{mark}; on {p['device'] or 'n/a'}"
+                         + (f" ({p['cpu']})" if p["cpu"] else "") + f"; wall time {wall_text(p['wall'])} per seed")
+    lines.append("")
     return "\n".join(lines)

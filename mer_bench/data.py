@@ -109,6 +109,10 @@ class Dataset:
     representations: ClassVar[tuple[str, ...]]
     #: the method preset used when the user names none (``None``: the method's defaults)
     suggested_preset: ClassVar[str | None] = None
+    #: the per-sample array shape of each representation where it is fixed (e.g. ``{"flow": (3, 28,
+    #: 28)}``), for boards' *input* column (:meth:`mer_bench.method.Method.describe_input`); raw
+    #: datasets whose frame size depends on the files leave it out
+    sample_shapes: ClassVar[dict[str, tuple[int, ...]]] = {}
 
     def options(self) -> dict[str, Any]:
         """Constructor options, recorded with every run."""

@@ -26,10 +26,15 @@ from mer_bench import __version__
 from mer_bench.atomic import atomic_write_text
 from mer_bench.commands import mer_bench_command
 from mer_bench.metrics import run_metrics
+from mer_bench.provenance import clean_commit as _clean_commit
+from mer_bench.provenance import cpu_text
+from mer_bench.provenance import fact as _fact
+from mer_bench.provenance import input_label as _input_label
+from mer_bench.provenance import wall_text as _minutes
 from mer_bench.store import Store, StoreWarning
 
 __all__ = ["board_name", "leaderboard_rows", "render_markdown", "write_leaderboard", "check_publishable",
-           "UnpublishableError", "SUBSET_NAMES"]
+           "UnpublishableError", "SUBSET_NAMES", "TABLES"]
 
 #: display names of breakdown subsets
 SUBSET_NAMES = {"Full": "Full", "smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
@@ -44,12 +49,6 @@ def _text(v) -> str:
     import json
 
     return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, tuple, dict)) else str(v)
-
-
-def _fact(run: pd.Series, column: str):
-    """A fact recorded with the run (store layout 3), or ``None`` for runs made before."""
-    v = run.get(column)
-    return None if v is None or (isinstance(v, float) and v != v) else v
 
 
 def _has_epochs(run: pd.Series) -> bool:
@@ -88,6 +87,23 @@ def _legacy_has_epochs(method: str) -> bool:
         return bool(METHODS.get(method).info.supports_epoch_selection)
     except Exception:  # a plugin not installed here
         return True
+
+
+def _is_placeholder(method: str) -> bool:
+    """Whether a registered method declares itself a placeholder (``MethodInfo.placeholder``),
+    read from its source where possible (no torch import); ``False`` for names not registered
+    here (imported logs, plugins not installed)."""
+    from mer_bench.registry import METHODS
+
+    try:
+        if not METHODS.names(method):
+            return False
+        static = METHODS.static_attrs(method)
+        if static is not None:
+            return bool(static["info"].get("placeholder", False))
+        return bool(getattr(METHODS.get(method).info, "placeholder", False))
+    except Exception:
+        return False
 
 
 def _legacy_overrides(run: pd.Series) -> list[str]:
@@ -145,10 +161,6 @@ def _command(run: pd.Series, seeds: list[int] | None = None) -> str:
 
 class UnpublishableError(ValueError):
     """A board would publish rows measured with uncommitted (``-dirty``) or unknown code."""
-
-
-def _clean_commit(commit) -> bool:
-    return isinstance(commit, str) and bool(commit) and commit != "unknown" and not commit.endswith("-dirty")
 
 
 def check_publishable(df: pd.DataFrame, allow_dirty: bool = False) -> None:
@@ -217,29 +229,39 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
                 return ""
             return f"{v.mean():.4f}" + (f" ± {v.std(ddof=1):.4f}" if len(v) > 1 else "")
 
-        absent = sorted({c for s in full for c in s["absent_classes"]})
+        absent = {subset: sorted({c for s in per_seed for c in s.get(subset, {}).get("absent_classes", [])})
+                  for subset in per_seed[0]}
+        absent = {k: v for k, v in absent.items() if v}
         selection = first.get("selection", "last epoch")
         if not first["imported"] and selection == "last epoch" and not _has_epochs(first):
             selection = "n/a (no training epochs)"
         preds = [store.predictions(r["run_id"]) for _, r in group.iterrows()]
+        walls = [float(w) for w in group["wall_time"] if w is not None and w == w] if "wall_time" in group else []
         row = {
             "_preds": preds, "_classes": tuple(first["classes"]), "_finished": str(first.get("finished") or ""),
             "_device": str(first.get("device") or ""), "_torch": str(first.get("torch_version") or ""),
-            "_cpu": "" if _fact(first, "cpu") is None else f"{first['cpu']}, {int(first['threads'])} thread(s)"
-                    + ("" if _fact(first, "kernels") is None else f", mer-bench CPU kernels {first['kernels']}"),
-            "method": first["method"],
+            "_cpu": cpu_text(first),
+            "method": first["method"] + (" (placeholder)" if not first["imported"]
+                                         and _is_placeholder(first["method"]) else ""),
             "source": "imported" if first["imported"] else "measured",
             "dataset": first["dataset"], "protocol": first["protocol"],
             "preset": "" if first["imported"] else ", ".join([_preset_label(first["preset"]), *_overrides(first)]),
+            "input": _input_label(first),
             "selection": selection, "_selection": _selection_code(first),
             "UF1": agg("uf1"), "UAR": agg("uar"), "accuracy": agg("accuracy"),
-            "folds": int(first["n_folds"]), "seeds": len(group),
+            "folds": int(first["n_folds"]), "seeds": len(group), "_seed_list": sorted(int(x) for x in group["seed"]),
             "leaky": "**yes**" if first["leaky"] else "no",
             "config": cfg, "commit": first["git_commit"] or ("" if first["imported"] else "unknown"),
             "command": _command(first, list(group["seed"])),
             "_unclean": not first["imported"] and not _clean_commit(first["git_commit"]),
             "_uf1": float(np.mean([s["uf1"] for s in full])),
-            "_note": f"absent classes excluded: {', '.join(absent)}" if absent else "",
+            "_absent": absent,
+            "_note": "",
+            "_wall": float(np.mean(walls)) if walls else None,
+            "_clips": frozenset(sid for q in preds for sid in q["sample_id"].astype(str)),
+            "_options": _options_key(first),
+            "_arm": bool(not first["imported"] and _overrides(first)),
+            "_preset_name": first["preset"] if isinstance(first["preset"], str) and first["preset"] else None,
         }
         for subset in [k for k in per_seed[0] if k != "Full"]:
             name = SUBSET_NAMES.get(subset, subset)
@@ -247,7 +269,7 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
             row[f"{name} UAR"] = agg("uar", subset)
         rows.append(row)
     if reported:
-        from mer_bench.reported import REPORTED
+        from mer_bench.reported import REPORTED, reported_figures
 
         for (ds, proto), entries in REPORTED.items():
             if (dataset and ds != dataset) or (protocol and proto != protocol):
@@ -256,12 +278,14 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
                 def fmt(v):
                     return "" if v is None else f"{v:.4f}"
 
-                uf1, uar = e["scores"]["Full"]
+                uf1, uar = e.get("scores", {}).get("Full", (None, None))
                 row = {"method": e["method"], "source": "reported", "dataset": ds, "protocol": proto, "preset": "",
-                       "selection": e["selection"], "UF1": fmt(uf1), "UAR": fmt(uar), "accuracy": "",
-                       "folds": "", "seeds": "", "leaky": "**yes**" if e["leaky"] else "no", "config": "",
-                       "commit": "", "command": e["source"], "_uf1": uf1, "_note": "", "_preds": None}
-                for subset, (su, sr) in e["scores"].items():
+                       "input": e.get("input", ""), "selection": e["selection"], "UF1": fmt(uf1), "UAR": fmt(uar),
+                       "accuracy": "", "folds": "", "seeds": "", "leaky": "**yes**" if e["leaky"] else "no",
+                       "config": "", "commit": "", "command": e["source"], "_uf1": -1.0 if uf1 is None else uf1,
+                       "_note": "", "_preds": None, "_absent": {}, "_figures": reported_figures(e, SUBSET_NAMES),
+                       "_metric": e.get("metric", "UF1, UAR (MEGC 2019 definition)")}
+                for subset, (su, sr) in e.get("scores", {}).items():
                     if subset != "Full":
                         name = SUBSET_NAMES.get(subset, subset)
                         row[f"{name} UF1"], row[f"{name} UAR"] = fmt(su), fmt(sr)
@@ -273,121 +297,290 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
     return _add_statistics(df, n_resamples)
 
 
+#: the tables of a board, in the order they are rendered
+TABLES = ("ranked", "inflation", "other settings", "other clips", "reported")
+
+
+def _options_key(run: pd.Series) -> str:
+    import json
+
+    return (json.dumps(run["dataset_options"] or {}, sort_keys=True) + "|"
+            + json.dumps(run["protocol_options"] or {}, sort_keys=True))
+
+
+def _assign_tables(df: pd.DataFrame) -> None:
+    """Column ``table`` (one of :data:`TABLES`), per (dataset, protocol):
+
+    * ``reported``: figures copied from papers (no predictions);
+    * ``inflation``: leaky rows (the model chosen on the test subjects), shown beside their
+      leak-free twin;
+    * ``other clips``: leak-free rows on other clips or other dataset/protocol options than the
+      comparable group (the clips and options most rows share; ties: default options, then the
+      best row);
+    * ``other settings``: rows of the comparable group at non-default hyper-parameters
+      (ablation arms, shown on the ablation boards), and a method's further presets: each
+      method is ranked once, at the dataset's suggested preset, else its defaults, else the row
+      with most seeds;
+    * ``ranked``: the rest: leak-free, with predictions on the same clips, each method once.
+    """
+    from collections import Counter
+
+    from mer_bench.registry import DATASETS
+
+    df["table"] = ""
+    for (dataset, _), idx in df.groupby(["dataset", "protocol"], sort=False).groups.items():
+        idx = list(idx)
+        cand = []
+        for i in idx:
+            if df.at[i, "source"] == "reported":
+                df.at[i, "table"] = "reported"
+            elif df.at[i, "leaky"] != "no":
+                df.at[i, "table"] = "inflation"
+            else:
+                cand.append(i)
+        if not cand:
+            continue
+        keys = {i: (df.at[i, "_options"], df.at[i, "_clips"]) for i in cand}
+        counts = Counter(keys.values())
+        first = {k: min(i for i in cand if keys[i] == k) for k in counts}
+        ref = max(counts, key=lambda k: (counts[k], k[0] == "{}|{}", -first[k]))
+        for i in cand:
+            df.at[i, "table"] = ("other clips" if keys[i] != ref else
+                                 "other settings" if df.at[i, "_arm"] else "ranked")
+        try:
+            suggested = DATASETS.get(dataset).suggested_preset
+        except Exception:
+            suggested = None
+        ranked = [i for i in cand if df.at[i, "table"] == "ranked"]
+        for method in dict.fromkeys(df.at[i, "method"] for i in ranked):
+            rows = [i for i in ranked if df.at[i, "method"] == method]
+            if len(rows) < 2:
+                continue
+            keep = min(rows, key=lambda i: (df.at[i, "_preset_name"] != suggested,
+                                            df.at[i, "_preset_name"] is not None, -int(df.at[i, "seeds"] or 0), i))
+            for i in rows:
+                if i != keep:
+                    df.at[i, "table"] = "other settings"
+
+
+def _p_text(p: float) -> str:
+    """``.01``, ``<.001``: a p-value as the board's short form writes it."""
+    return "<.001" if p < 0.001 else f"{p:.2g}".lstrip("0") if p < 1 else "1"
+
+
 def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
-    """Rank, intervals and the comparison with the leader, per (dataset, protocol)."""
+    """Tables (:func:`_assign_tables`), intervals of every row with predictions, and, per
+    (dataset, protocol), the rank and comparison with the leader of the *ranked* rows only (the
+    leader: the best ranked row), and each leaky row's paired difference from its twin."""
     from mer_bench import stats
 
     df = df.copy()
-    for col in ("rank", "UF1 95% CI", "UAR 95% CI", "vs leader"):
+    _assign_tables(df)
+    for col in ("rank", "UF1 95% CI", "UAR 95% CI", "vs leader", "_vs", "_delta"):
         df[col] = ""
+    for col in ("_twin", "_uf1_ci", "_uar_ci"):  # row labels and (low, high) pairs, None where absent
+        df[col] = pd.Series([None] * len(df), index=df.index, dtype=object)
     df["_few"] = False
-    for _, idx in df.groupby(["dataset", "protocol"], sort=False).groups.items():
-        idx = list(idx)
-        rows: dict[int, stats.RowStatistics] = {}
-        for rank, i in enumerate(idx, start=1):
-            df.at[i, "rank"] = str(rank)
-            preds = df.at[i, "_preds"]
-            if not isinstance(preds, list):
-                df.at[i, "vs leader"] = "n/a (no predictions)"
-                continue
-            row = stats.row_statistics(preds, len(df.at[i, "_classes"]), n_resamples)
-            for metric, col in (("uf1", "UF1 95% CI"), ("uar", "UAR 95% CI")):
-                ci = row.intervals[metric]
-                if row.over_splits:  # seeds on different test sets: an interval of the mean over the splits
-                    df.at[i, col] = ("n/a (a split with 1 test subject)" if isinstance(ci, stats.StatsError) else
-                                     f"[{ci.low:.3f}, {ci.high:.3f}] (over splits)" + (" †" if ci.few_clusters else ""))
-                elif isinstance(ci, stats.StatsError):  # e.g. a hold-out whose test side is one subject
-                    df.at[i, col] = f"n/a ({len(set(row.stacked[2]))} test subject(s))"
-                else:
-                    df.at[i, col] = f"[{ci.low:.3f}, {ci.high:.3f}]" + (" †" if ci.few_clusters else "")
-                    df.at[i, "_few"] = df.at[i, "_few"] or ci.few_clusters
-            if row.over_splits:
-                df.at[i, "vs leader"] = "n/a (seeds on different splits)"
-                continue
-            rows[i] = row
-        honest = [i for i in idx if i in rows and df.at[i, "leaky"] == "no"]
-        leader = honest[0] if honest else next((i for i in idx if i in rows), None)
-        if leader is None:
+    row_stats: dict[int, stats.RowStatistics] = {}
+    for i in df.index:
+        preds = df.at[i, "_preds"]
+        if not isinstance(preds, list):
+            df.at[i, "vs leader"] = "n/a (no predictions)"
             continue
-        df.at[leader, "vs leader"] = "leader"
-        for i, c in stats.compare_with_reference(rows, leader, len(df.at[leader, "_classes"]), n_resamples).items():
-            if isinstance(c, str):
-                df.at[i, "vs leader"] = f"n/a ({c})"
+        row = stats.row_statistics(preds, len(df.at[i, "_classes"]), n_resamples)
+        for metric, col in (("uf1", "UF1 95% CI"), ("uar", "UAR 95% CI")):
+            ci = row.intervals[metric]
+            if row.over_splits:  # seeds on different test sets: an interval of the mean over the splits
+                df.at[i, col] = ("n/a (a split with 1 test subject)" if isinstance(ci, stats.StatsError) else
+                                 f"[{ci.low:.3f}, {ci.high:.3f}] (over splits)" + (" †" if ci.few_clusters else ""))
+            elif isinstance(ci, stats.StatsError):  # e.g. a hold-out whose test side is one subject
+                df.at[i, col] = f"n/a ({len(set(row.stacked[2]))} test subject(s))"
+            else:
+                df.at[i, col] = f"[{ci.low:.3f}, {ci.high:.3f}]" + (" †" if ci.few_clusters else "")
+                df.at[i, "_few"] = df.at[i, "_few"] or ci.few_clusters
+            if not isinstance(ci, stats.StatsError):
+                df.at[i, f"_{metric}_ci"] = (ci.low, ci.high)
+        if row.over_splits:
+            df.at[i, "vs leader"] = "n/a (seeds on different splits)"
+        else:
+            row_stats[i] = row
+    for _, idx in df.groupby(["dataset", "protocol"], sort=False).groups.items():
+        ranked = [i for i in idx if df.at[i, "table"] == "ranked"]
+        for rank, i in enumerate(ranked, start=1):
+            df.at[i, "rank"] = str(rank)
+        comparable = {i: row_stats[i] for i in ranked if i in row_stats}
+        leader = next(iter(comparable), None)
+        if leader is not None:
+            df.at[leader, "vs leader"] = df.at[leader, "_vs"] = "leader"
+            n_classes = len(df.at[leader, "_classes"])
+            for i, c in stats.compare_with_reference(comparable, leader, n_classes, n_resamples).items():
+                if isinstance(c, str):
+                    df.at[i, "vs leader"] = df.at[i, "_vs"] = f"n/a ({c})"
+                    continue
+                verdict = (("above leader" if c.difference > 0 else "below leader") if c.significant
+                           else "tied with leader")
+                df.at[i, "vs leader"] = f"{verdict} (ΔUF1 {c.difference:+.3f}, p_Holm {c.p_value:.3g})"
+                df.at[i, "_vs"] = (f"{c.difference:+.2f}, p {_p_text(c.p_value)}".replace("-", "−")
+                                   if c.significant else "tied")
+        plain = {df.at[i, "command"]: i for i in idx if df.at[i, "source"] == "measured" and df.at[i, "leaky"] == "no"}
+        for i in idx:
+            if df.at[i, "table"] != "inflation":
                 continue
-            verdict = ("above leader" if c.difference > 0 else "below leader") if c.significant else "tied with leader"
-            df.at[i, "vs leader"] = f"{verdict} (ΔUF1 {c.difference:+.3f}, p_Holm {c.p_value:.3g})"
+            base = df.at[i, "command"].replace(f" --select-epoch {df.at[i, '_selection']}", "")
+            twin = plain.get(base) if df.at[i, "source"] == "measured" else None
+            if twin is None:
+                df.at[i, "_delta"] = "n/a (no leak-free twin on this board)"
+                continue
+            df.at[i, "_twin"] = twin
+            a, b = row_stats.get(i), row_stats.get(twin)
+            if a is None or b is None or not np.array_equal(a.stacked[4], b.stacked[4]):
+                df.at[i, "_delta"] = f"{df.at[i, '_uf1'] - df.at[twin, '_uf1']:+.4f}"
+                continue
+            y, yp, clusters, strata, _ = a.stacked
+            layers = strata if len(set(strata)) > 1 else None
+            try:
+                c = stats.paired_comparison(y, yp, b.stacked[1], clusters, len(df.at[i, "_classes"]), "uf1",
+                                            strata=layers, n_resamples=n_resamples, seed=0)
+                df.at[i, "_delta"] = f"{c.difference:+.4f} [{c.low:+.3f}, {c.high:+.3f}]"
+            except stats.StatsError as exc:
+                df.at[i, "_delta"] = f"{df.at[i, '_uf1'] - df.at[twin, '_uf1']:+.4f} (no interval: {exc})"
     return df
+
+
+def _cell(r: pd.Series, metric: str) -> str:
+    """``0.7191 ± 0.0120 [0.660, 0.774]``: the mean (± seed SD) and its interval."""
+    ci = r.get(f"{metric} 95% CI")
+    return f"{r[metric]} {ci}".strip() if isinstance(ci, str) else str(r[metric])
+
+
+def _md_table(cols: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    out += ["| " + " | ".join("" if v is None or (isinstance(v, float) and v != v) else str(v) for v in row) + " |"
+            for row in rows]
+    return out
 
 
 def render_markdown(df: pd.DataFrame, title: str = "mer-bench leaderboard",
                     plots: list[tuple[str, str]] | None = None) -> str:
-    """A markdown document for the rows of :func:`leaderboard_rows`; ``plots``: ``(caption, file)``
-    images beside the markdown (``mer-bench report``) to link."""
-    lines = [f"# {title}", "",
-             "UF1 and UAR are pooled over all folds (MEGC 2019 definition: per-class TP/FP/FN summed over folds, "
-             "then averaged over classes); UAR is mean per-class recall, never macro-precision. Per-database columns "
-             "restrict the pooled predictions to that database. Several seeds: mean ± sample standard deviation.", "",
-             "Source: **measured** rows were run by mer-bench (the command reproduces them; `DATA_ROOT` is the "
-             "dataset folder); **imported** rows are published per-sample predictions re-scored here; **reported** "
-             "rows copy a paper's figures and are not reproduced. Selection: how the evaluated model was chosen. "
-             "`last epoch` is leak-free; any choice made on the test subjects is marked **leaky** and inflates "
-             "the scores.", ""]
+    """A markdown document for the rows of :func:`leaderboard_rows`, one section per table of
+    :data:`TABLES` that has rows, then per-database scores, notes, plots, statistics and
+    provenance. ``plots``: ``(caption, file)`` images beside the markdown (``mer-bench report``)
+    to link; a forest plot (its file name ends in ``-forest.png``) is linked at the top."""
+    plots = list(plots or [])
+    forest = [(c, f) for c, f in plots if f.endswith("-forest.png")]
+    lines = [f"# {title}", ""]
+    lines += [f"![{cap}]({fn})" for cap, fn in forest] + ([""] if forest else [])
+    lines += ["**Ranked** rows are leak-free (the model is fixed before the test subject is seen) and have per-sample "
+              "predictions on the same clips, so they are compared with each other: UF1 and UAR pooled over all folds "
+              "(MEGC 2019 definition: per-class TP/FP/FN summed over folds, then averaged over classes; UAR is mean "
+              "per-class recall, never macro-precision), with 95 % intervals; several seeds: mean ± sample standard "
+              "deviation. **measured**: run by mer-bench (provenance below reproduces each row, every seed); "
+              "**imported**: published per-sample predictions re-scored here. Leaky runs, runs at other settings or "
+              "on other clips, and figures reported in papers are in their own tables below, never ranked.", ""]
     if df.empty:
         lines.append("_No completed runs match._")
+        lines += ["", f"_Generated by mer-bench {__version__} from the results store (`mer-bench leaderboard "
+                      f"--write`)._", ""]
+        return "\n".join(lines)
+    varying = [c for c in ("dataset", "protocol") if df[c].nunique() > 1]  # constant ones are in the title
+    breakdown = [c for c in df.columns if c.endswith((" UF1", " UAR"))]
+    by = {t: df[df["table"] == t] for t in TABLES}
+
+    ranked = by["ranked"]
+    lines += ["## Ranked", ""]
+    if ranked.empty:
+        lines.append("_No leak-free run with predictions._")
     else:
-        breakdown = [c for c in df.columns if c.endswith((" UF1", " UAR"))]
-        varying = [c for c in ("dataset", "protocol") if df[c].nunique() > 1]  # constant ones are in the title
-        cols = ["rank", "method", *varying, "source", "preset", "selection", "UF1", "UF1 95% CI", "UAR",
-                "UAR 95% CI", "vs leader", *breakdown, "accuracy", "folds", "seeds", "leaky", "config", "commit"]
-        lines.append("| " + " | ".join(cols) + " |")
-        lines.append("|" + "|".join("---" for _ in cols) + "|")
-        for _, r in df.iterrows():
-            lines.append("| " + " | ".join("" if pd.isna(r.get(c)) else str(r.get(c)) for c in cols) + " |")
-        lines += ["", "Reproduce:", ""]
-        for _, r in df.iterrows():
-            if r["source"] == "reported":
-                lines.append(f"- {r['method']} (reported): {r['command']}")
-            else:
-                lines.append(f"- {r['method']} (`{r['config']}`): `{r['command']}`")
-        measured = df[df["source"] == "measured"]
-        plain = {r["command"]: r for _, r in measured.iterrows() if r["_selection"] == "last"}
-        pairs = []
-        for _, r in measured.iterrows():
-            base = r["command"].replace(f" --select-epoch {r['_selection']}", "")
-            if r["_selection"] != "last" and base in plain:
-                p = plain[base]
-                pairs.append(f"- {r['method']} ({_preset_label(r['preset'])}): UF1 {p['UF1']} -> {r['UF1']} "
-                             f"({r['_uf1'] - p['_uf1']:+.4f}), UAR {p['UAR']} -> {r['UAR']}")
-        if pairs:
-            lines += ["", "Inflation from choosing the epoch on the test subject (same trainings, last epoch -> "
-                          "best epoch on the test subject):", "", *pairs]
-        notes = [f"- `{r['config']}`: {r['_note']}" for _, r in df.iterrows() if r["_note"]]
-        if "_unclean" in df and df["_unclean"].fillna(False).astype(bool).any():
-            unclean = df[df["_unclean"].fillna(False).astype(bool)]
-            which = ", ".join(f"{r['method']} (`{r['config']}`, {r['commit'] or 'unknown'})"
-                              for _, r in unclean.iterrows())
-            notes.append("- **measured with uncommitted or unknown code** (published with --allow-dirty; the "
-                         f"commit cannot reproduce them exactly): {which}")
-        single = df[(df["source"] == "measured") & (df["seeds"] == 1)
-                    & ~df["selection"].astype(str).str.startswith("n/a")]
-        if len(single):
-            names = ", ".join(sorted(set(single["method"])))
-            notes.append(f"- one seed ({names}): the interval covers the sampling of subjects, not training "
-                         f"randomness; there is no seed standard deviation")
-        if df["_few"].any():
-            notes.append(f"- †: interval from fewer than {FEW} subjects; cluster bootstraps under-cover with few "
-                         f"clusters, read it as optimistic")
-        if notes:
-            lines += ["", "Notes:", *notes]
-        if plots:
-            lines += ["", "Plots:", ""] + [f"![{cap}]({fn})" for cap, fn in plots]
-        lines += ["", "Statistics: intervals are 95 % subject-cluster bootstrap percentile intervals (B = 10,000, "
-                      "subjects resampled with replacement, stratified by database on a composite, the metric pooled "
-                      "again; several seeds: the same subjects for every seed, the seed mean). *vs leader*: paired "
-                      "subject randomisation test on UF1 against the best leak-free row with predictions on the same "
-                      "clips, Holm-adjusted over the rows compared; *tied* means no significant difference at .05, "
-                      "not equality. Reported rows have no predictions and are not tested.", "",
-                  *_provenance(df)]
+        cols = ["rank", "method", *varying, "preset", "input", "source", "UF1 [95 % CI]", "UAR [95 % CI]",
+                "vs leader", "seeds", "config"]
+        lines += _md_table(cols, [[r["rank"], r["method"], *[r[c] for c in varying], r["preset"] or "",
+                                   r["input"], r["source"], _cell(r, "UF1"), _cell(r, "UAR"), r["_vs"],
+                                   r["seeds"], f"`{r['config']}`"] for _, r in ranked.iterrows()])
+        lines += ["", "*vs leader*: paired subject randomisation test on UF1 against the leader (the best ranked "
+                      "row), Holm-adjusted over the ranked rows; `tied` means no significant difference at .05 (not "
+                      "equality), otherwise ΔUF1 and the adjusted p."]
+        if breakdown:
+            lines += ["", "## Per database", "",
+                      "The ranked rows' pooled predictions restricted to each database of the composite.", ""]
+            lines += _md_table(["rank", "method", *varying, *breakdown, "accuracy"],
+                               [[r["rank"], r["method"], *[r[c] for c in varying], *[r.get(c, "") for c in breakdown],
+                                 r["accuracy"]] for _, r in ranked.iterrows()])
+
+    infl = by["inflation"]
+    if len(infl):
+        lines += ["", "## Leaky rows and their inflation (not ranked)", "",
+                  "Runs whose model saw the test subjects: chosen on them (e.g. the best epoch on the test subject) or "
+                  "trained on them (a leaky protocol). Each stands beside its leak-free twin where the board has one "
+                  "(the same trainings: `--select-epoch both` scores every epoch on the test subject and keeps both "
+                  "the last and the best); ΔUF1 is leaky minus leak-free, with a paired 95 % subject-bootstrap "
+                  "interval.", ""]
+        rows = []
+        for _, r in infl.iterrows():
+            t = df.loc[r["_twin"]] if r["_twin"] is not None else None
+            rows.append([r["method"], *[r[c] for c in varying], r["preset"] or r["source"], r["selection"], r["seeds"],
+                         "" if t is None else _cell(t, "UF1"), _cell(r, "UF1"), r["_delta"],
+                         "" if t is None else f"{t['UAR']} -> {r['UAR']}", f"`{r['config']}`"])
+        lines += _md_table(["method", *varying, "settings", "selection", "seeds", "UF1 leak-free", "UF1 leaky",
+                            "ΔUF1 [95 % CI]",
+                            "UAR leak-free -> leaky", "config"], rows)
+
+    for table, heading, text in (
+            ("other settings", "Other settings (not ranked)",
+             "A method at non-default hyper-parameters (an ablation arm, e.g. `kernel_size=3`: see the ablation "
+             "boards) or at a further preset. The ranked table shows each method once."),
+            ("other clips", "Other clips or options (not comparable with the ranked rows)",
+             "Rows on other clips, or with other dataset or protocol options, than the ranked rows: their scores "
+             "are not on the same test set.")):
+        part = by[table]
+        if len(part):
+            lines += ["", f"## {heading}", "", text, ""]
+            lines += _md_table(["method", *varying, "preset", "input", "source", "UF1 [95 % CI]", "UAR [95 % CI]",
+                                "clips", "seeds", "config"],
+                               [[r["method"], *[r[c] for c in varying], r["preset"], r["input"], r["source"],
+                                 _cell(r, "UF1"), _cell(r, "UAR"), len(r["_clips"]), r["seeds"], f"`{r['config']}`"]
+                                for _, r in part.iterrows()])
+
+    rep = by["reported"]
+    if len(rep):
+        lines += ["", "## Reported in papers (not reproduced)", "",
+                  "Copied from the papers: no predictions, so neither ranked nor tested. Read the metric and the model "
+                  "selection before comparing (accuracy is not UF1; a model chosen on the test subjects is leaky).", ""]
+        lines += _md_table(["method", *varying, "figures", "metric", "model selection", "source"],
+                           [[r["method"], *[r[c] for c in varying], r["_figures"], r["_metric"], r["selection"],
+                             r["command"]] for _, r in rep.iterrows()])
+
+    notes = []
+    for _, r in df.iterrows():
+        if r["table"] == "reported" or not r["_absent"]:
+            continue
+        where = "; ".join(f"{SUBSET_NAMES.get(k, k)}: {', '.join(v)}" for k, v in r["_absent"].items())
+        notes.append(f"- {r['method']} (`{r['config']}`): classes without a true sample are excluded from the "
+                     f"means ({where})")
+    if "_unclean" in df and df["_unclean"].fillna(False).astype(bool).any():
+        unclean = df[df["_unclean"].fillna(False).astype(bool)]
+        which = ", ".join(f"{r['method']} (`{r['config']}`, {r['commit'] or 'unknown'})" for _, r in unclean.iterrows())
+        notes.append("- **measured with uncommitted or unknown code** (published with --allow-dirty; the commit "
+                     f"cannot reproduce them exactly): {which}")
+    single = df[(df["source"] == "measured") & (df["seeds"] == 1) & (df["table"] != "reported")
+                & ~df["selection"].astype(str).str.startswith("n/a")]
+    if len(single):
+        names = ", ".join(sorted(set(single["method"])))
+        notes.append(f"- one seed ({names}): the interval covers the sampling of subjects, not training randomness; "
+                     f"there is no seed standard deviation")
+    if df["_few"].any():
+        notes.append(f"- †: interval from fewer than {FEW} subjects; cluster bootstraps under-cover with few clusters, "
+                     f"read it as optimistic")
+    if notes:
+        lines += ["", "## Notes", "", *notes]
+    rest = [(c, f) for c, f in plots if (c, f) not in forest]
+    if rest:
+        lines += ["", "## Plots", ""] + [f"![{cap}]({fn})" for cap, fn in rest]
+    lines += ["", "## Statistics", "",
+              "Intervals are 95 % subject-cluster bootstrap percentile intervals (B = 10,000, subjects resampled with "
+              "replacement, stratified by database on a composite, the metric pooled again; several seeds: the same "
+              "subjects resampled for every seed, the seed mean pooled). Scores exclude a class that has no true "
+              "sample from the means and say so under Notes (per database too).", "",
+              *_provenance(df)]
     lines += ["", f"_Generated by mer-bench {__version__} from the results store (`mer-bench leaderboard --write`)._",
               ""]
     return "\n".join(lines)
@@ -397,6 +590,8 @@ FEW = 24
 
 
 def _provenance(df: pd.DataFrame) -> list[str]:
+    """The provenance section: per row its command (every seed), commit, device and CPU, and wall
+    time per seed; then the versions that rendered the board."""
     import platform
 
     import scipy
@@ -406,14 +601,27 @@ def _provenance(df: pd.DataFrame) -> list[str]:
         return sorted({str(v) for v in df.get(col, pd.Series(dtype=str)).dropna() if str(v) and str(v) != "nan"})
 
     finished = uniq("_finished")
-    cpus = [c for c in uniq("_cpu") if c]  # recorded since store layout 4; older runs have none
-    return ["Provenance:", "",
-            f"- commits: {', '.join(c for c in uniq('commit') if c) or 'n/a'}",
-            f"- measured on: {', '.join(uniq('_device')) or 'n/a'}; torch {', '.join(uniq('_torch')) or 'n/a'}",
-            *([f"- CPUs (results' last bits and times depend on them): {'; '.join(cpus)}"] if cpus else []),
-            f"- rendered with mer-bench {__version__}, numpy {np.__version__}, pandas {pd.__version__}, scipy "
-            f"{scipy.__version__}, statsmodels {statsmodels.__version__}, Python {platform.python_version()}",
-            f"- newest run finished: {finished[-1] if finished else 'n/a'}"]
+    lines = ["## Provenance", ""]
+    for _, r in df.iterrows():
+        if r["source"] == "reported":
+            lines.append(f"- {r['method']} (reported): {r['command']}")
+            continue
+        facts = [r["table"], f"selection: {r['selection']}"]
+        if r["source"] == "measured":
+            facts += [f"commit {r['commit'] or 'unknown'}",
+                      "on " + (r["_device"] or "n/a") + (f" ({r['_cpu']})" if r.get("_cpu") else ""),
+                      f"seeds {', '.join(map(str, r['_seed_list']))}",
+                      f"wall time {_minutes(r['_wall'])} per seed"]
+        settings = f" ({r['preset']})" if r["preset"] else ""
+        lines.append(f"- {r['method']}{settings} `{r['config']}`: {'; '.join(facts)}: `{r['command']}`")
+    lines += ["",
+              f"- torch {', '.join(uniq('_torch')) or 'n/a'}; rendered with mer-bench {__version__}, numpy "
+              f"{np.__version__}, pandas {pd.__version__}, scipy {scipy.__version__}, statsmodels "
+              f"{statsmodels.__version__}, Python {platform.python_version()}",
+              f"- newest run finished: {finished[-1] if finished else 'n/a'}",
+              "- `DATA_ROOT` is the dataset folder; results' last bits and times depend on the CPU's instruction set "
+              "and thread count"]
+    return lines
 
 
 def write_leaderboard(markdown: str, out_dir: str | Path = "leaderboards", name: str = "leaderboard") -> Path:

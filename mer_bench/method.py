@@ -29,7 +29,8 @@ import numpy as np
 from mer_bench.registry import METHODS
 
 __all__ = ["MethodInfo", "Method", "register_method", "clone", "resolve_params", "parse_overrides",
-           "ParameterError", "MethodError", "check_outputs", "check_options", "PROBA_SUM_TOL", "REPRESENTATIONS"]
+           "ParameterError", "MethodError", "check_outputs", "check_options", "PROBA_SUM_TOL", "REPRESENTATIONS",
+           "shape_label"]
 
 #: Input representations a method can ask for, and the array shape a dataset hands it.
 REPRESENTATIONS = {
@@ -41,6 +42,13 @@ REPRESENTATIONS = {
     "features": "(N, D) float32 hand-crafted features",
     "none": "(N, 0) no input: the method uses only the number of samples (floors such as chance)",
 }
+
+
+def shape_label(representation: str, shape: tuple[int, ...] | None) -> str:
+    """``"flow 3x28x28"``: a representation and its per-sample shape (``None``: the name alone)."""
+    name = {"dynamic": "dynamic image", "mesti": "MESTI image", "none": "none (labels only)"}.get(representation,
+                                                                                                 representation)
+    return name if not shape or representation == "none" else f"{name} {'x'.join(str(int(d)) for d in shape)}"
 
 
 class ParameterError(ValueError):
@@ -119,6 +127,8 @@ class MethodInfo:
         summary: one line for ``mer-bench list methods``.
         paper_size: ``(parameters, GFLOPs, source)`` as the method's paper publishes them, which
             ``mer-bench profile`` shows beside its own count; ``None`` when the paper gives none.
+        placeholder: the method is built from an abstract, not a paper's full description or
+            code; every board row names it ``<name> (placeholder)``.
     """
 
     name: str
@@ -129,6 +139,7 @@ class MethodInfo:
     accepts: tuple[str, ...] = ()
     supports_epoch_selection: bool = False
     paper_size: tuple[int, float, str] | None = None
+    placeholder: bool = False
 
     def __post_init__(self) -> None:
         for rep in (self.representation, *self.accepts):
@@ -184,6 +195,21 @@ class Method:
                 raise ParameterError(f"{type(self).__name__} has no hyper-parameter {key!r}; valid: {', '.join(valid)}")
             setattr(self, key, value)
         return self
+
+    @classmethod
+    def describe_input(cls, params: dict[str, Any], representation: str, shape: tuple[int, ...] | None) -> str:
+        """What the method sees, for a board's *input* column, e.g. ``"flow 3x28x28"``.
+
+        Args:
+            params: the run's resolved hyper-parameters.
+            representation: the representation the run used (a key of :data:`REPRESENTATIONS`).
+            shape: the dataset's per-sample shape of it (``Dataset.sample_shapes``), or ``None``
+                where it is not fixed.
+
+        The default names the representation and shape unchanged; methods that resize, select
+        channels or turn images into clips say so (:class:`mer_bench.torch_method.TorchClipMethod`).
+        """
+        return shape_label(representation, shape)
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> None:

@@ -15,9 +15,12 @@ fold; the mean of per-fold scores is a different, lower-variance-free number and
 Absent classes. A class with no true sample has an undefined recall (0/0). ``absent`` chooses,
 explicitly, what happens:
 
-* ``"error"`` (default; headline metrics): raise :class:`AbsentClassError` naming the class;
+* ``"error"`` (the default of :func:`pooled_scores` and :func:`breakdown` called directly, so a
+  caller chooses): raise :class:`AbsentClassError` naming the class;
 * ``"zero"``: score the absent class 0 in both means (the mean still divides by C);
-* ``"exclude"``: average over the present classes only.
+* ``"exclude"``: average over the present classes only. This is the **headline policy**: the
+  runner's printed scores, the store's summaries and every board use it (:func:`run_metrics`), and
+  boards name each excluded class per database (Full, SMIC, CASME II, SAMM) under *Notes*.
 
 Whatever is chosen, the result lists ``absent_classes``, so nothing is dropped silently.
 """
@@ -132,10 +135,11 @@ SUBSET_ORDER = ("smic", "casme2", "samm")
 
 
 def run_metrics(preds, classes: tuple[str, ...]) -> dict[str, dict]:
-    """Pooled scores (``Full``) plus a per-database breakdown when the dataset is a composite.
+    """Pooled scores (``Full``) plus a per-database breakdown when the dataset is a composite,
+    under the headline absent-class policy ``"exclude"``.
 
-    A class absent from the ground truth is excluded from the means and listed in
-    ``absent_classes`` (see :mod:`mer_bench.metrics`).
+    A class absent from the ground truth (of everything, or of one database) is excluded from
+    that mean and listed in its ``absent_classes`` (see :mod:`mer_bench.metrics`).
     """
     groups = preds["dataset"].to_numpy()
     scores = breakdown(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), groups, len(classes), classes,

@@ -2,14 +2,17 @@
 
 For one dataset and protocol (rows with stored predictions only):
 
+* ``<name>-forest.png``: UF1 with its 95 % interval for every ranked row (leak-free, blue) and
+  every leaky row (red), in the board's order; linked at the top of the board;
 * ``<name>-confusion.png``: the pooled confusion matrix of every row (rows = truth, summed over
   seeds), row-normalised, with counts;
 * ``<name>-subjects.png``: the distribution over test subjects of each row's per-subject
   accuracy (every LOSO fold is one subject; the pooled UF1 hides this spread);
-* ``<name>-cd.png``: a critical-difference diagram: average rank of each method over the test
-  subjects (blocks: per-subject accuracy, higher is better), with a bar joining methods that the
-  pairwise Wilcoxon signed-rank tests with Holm (:func:`mer_bench.stats.wilcoxon_holm`) do not
-  separate at .05. Blocking on subjects, not datasets, is stated in the figure title.
+* ``<name>-cd.png``: a critical-difference diagram of the ranked rows only: average rank of each
+  over the test subjects (blocks: per-subject UF1, :func:`per_subject_uf1`, the table's statistic
+  restricted to one subject; higher is better), with a bar joining rows that the pairwise
+  Wilcoxon signed-rank tests with Holm (:func:`mer_bench.stats.wilcoxon_holm`) do not separate
+  at .05. Blocking on subjects, not datasets, is stated in the figure title.
 
 Plots use seaborn/matplotlib with the Agg backend and are linked from the markdown.
 """
@@ -24,14 +27,17 @@ import pandas as pd
 from mer_bench.atomic import save_figure
 from mer_bench.data import subject_key
 
-__all__ = ["write_report", "plot_files", "per_subject_accuracy", "cd_cliques"]
+__all__ = ["write_report", "plot_files", "per_subject_accuracy", "per_subject_uf1", "cd_cliques"]
 
 
 def plot_files(name: str) -> list[tuple[str, str]]:
     """``(caption, file name)`` of the plots of board ``name``."""
-    return [("Confusion matrices (rows: truth; row-normalised, counts in cells)", f"{name}-confusion.png"),
+    return [("Forest plot: UF1 and its 95 % interval per row (blue: ranked, leak-free; red: leaky)",
+             f"{name}-forest.png"),
+            ("Confusion matrices (rows: truth; row-normalised, counts in cells)", f"{name}-confusion.png"),
             ("Per-subject accuracy (one point per test subject)", f"{name}-subjects.png"),
-            ("Critical-difference diagram over test subjects (Wilcoxon signed-rank + Holm)", f"{name}-cd.png")]
+            ("Critical-difference diagram of the ranked rows: average rank of per-subject UF1 over the test "
+             "subjects (Wilcoxon signed-rank + Holm)", f"{name}-cd.png")]
 
 
 def per_subject_accuracy(preds: list[pd.DataFrame]) -> pd.Series:
@@ -40,6 +46,24 @@ def per_subject_accuracy(preds: list[pd.DataFrame]) -> pd.Series:
     for p in preds:
         key = subject_key(p)
         per.append((p["y_true"] == p["y_pred"]).groupby(key).mean())
+    return pd.concat(per, axis=1).mean(axis=1)
+
+
+def per_subject_uf1(preds: list[pd.DataFrame], n_classes: int) -> pd.Series:
+    """UF1 per test subject (``dataset/subject``), averaged over seeds: the macro F1 of that
+    subject's predictions over the classes present in its truth or its predictions (a class
+    neither true nor predicted there has no F1), 0 where nothing is right."""
+    from sklearn.metrics import f1_score
+
+    per = []
+    for p in preds:
+        key = subject_key(p)
+        scores = {}
+        for subject, part in p.groupby(key):
+            labels = sorted(set(part["y_true"]) | set(part["y_pred"]))
+            scores[subject] = f1_score(part["y_true"], part["y_pred"], labels=labels, average="macro",
+                                       zero_division=0)
+        per.append(pd.Series(scores))
     return pd.concat(per, axis=1).mean(axis=1)
 
 
@@ -84,7 +108,8 @@ def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "lead
 
     rows = leaderboard_rows(store, protocol, dataset, n_resamples=n_resamples)
     check_publishable(rows, allow_dirty)  # before anything is written
-    measured = rows[rows["_preds"].apply(lambda v: isinstance(v, list))] if not rows.empty else rows
+    with_preds = rows["_preds"].apply(lambda v: isinstance(v, list)) if not rows.empty else None
+    measured = rows[with_preds & rows["table"].isin(["ranked", "inflation"])] if not rows.empty else rows
     if measured.empty:
         raise ValueError(f"no completed runs with predictions for dataset {dataset!r} and protocol {protocol!r}; "
                          f"run one first (mer-bench run ...) or check --store")
@@ -94,6 +119,24 @@ def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "lead
     files = dict((cap, out / fn) for cap, fn in plot_files(name))
     paths = []
     sns.set_theme(style="whitegrid", context="paper")
+
+    # forest plot: UF1 and its interval, ranked (leak-free) and leaky rows in the board's order
+    shown = measured[measured["_uf1_ci"].apply(lambda v: isinstance(v, tuple))]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * max(len(shown), 1) + 1.2))
+    for pos, (_, r) in enumerate(shown.iterrows()):
+        lo, hi = r["_uf1_ci"]
+        colour = "C0" if r["table"] == "ranked" else "C3"
+        ax.plot([lo, hi], [pos, pos], color=colour, lw=2)
+        ax.plot(r["_uf1"], pos, "o", color=colour, ms=5)
+    ax.set_yticks(range(len(shown)), [_label(r) for _, r in shown.iterrows()], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("UF1 (pooled), 95 % subject-bootstrap interval")
+    ax.set_title(f"{dataset} / {protocol}: blue = ranked (leak-free), red = leaky (not ranked)", fontsize=8)
+    fig.tight_layout()
+    path = files[plot_files(name)[0][0]]
+    save_figure(fig, path)
+    plt.close(fig)
+    paths.append(path)
 
     # confusion matrices
     n = len(measured)
@@ -112,7 +155,7 @@ def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "lead
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     fig.tight_layout()
-    path = files[plot_files(name)[0][0]]
+    path = files[plot_files(name)[1][0]]
     save_figure(fig, path)
     plt.close(fig)
     paths.append(path)
@@ -126,13 +169,16 @@ def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "lead
     ax.set_xlim(-0.02, 1.02)
     ax.set_title(f"{dataset} / {protocol}: accuracy per test subject")
     fig.tight_layout()
-    path = files[plot_files(name)[1][0]]
+    path = files[plot_files(name)[2][0]]
     save_figure(fig, path)
     plt.close(fig)
     paths.append(path)
 
-    # critical-difference diagram over subjects (rows on the same subjects only)
-    table = pd.concat({lab: s for (lab, _), s in acc.items()}, axis=1).dropna()
+    # critical-difference diagram over subjects: the ranked rows, blocks = per-subject UF1
+    ranked = measured[measured["table"] == "ranked"]
+    table = pd.concat({_label(r): per_subject_uf1(r["_preds"], len(r["_classes"])) for _, r in ranked.iterrows()},
+                      axis=1).dropna()
+    n = max(len(ranked), 1)
     fig, ax = plt.subplots(figsize=(7, 0.35 * n + 1.6))
     try:
         p_adj, ranks = stats.wilcoxon_holm(table.to_numpy())
@@ -147,14 +193,14 @@ def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "lead
         for level, (a, b) in enumerate(cd_cliques(p_adj, order)):
             ax.plot([ranks[order[a]], ranks[order[b]]], [0.3 + 0.15 * level] * 2, color="C3", lw=3)
         ax.set_yticks([])
-        ax.set_xlabel("average rank over test subjects (1 = best per-subject accuracy)")
+        ax.set_xlabel("average rank over test subjects (1 = best per-subject UF1)")
         ax.set_title(f"{len(table)} subjects as blocks; bars: no significant difference (Wilcoxon + Holm, .05)",
                      fontsize=8)
     except stats.StatsError as exc:
         ax.axis("off")
         ax.text(0.5, 0.5, f"no critical-difference diagram: {exc}", ha="center", va="center", wrap=True, fontsize=8)
     fig.tight_layout()
-    path = files[plot_files(name)[2][0]]
+    path = files[plot_files(name)[3][0]]
     save_figure(fig, path)
     plt.close(fig)
     paths.append(path)

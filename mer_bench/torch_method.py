@@ -27,7 +27,7 @@ from torch import nn
 
 from mer_bench._compat import ensure_torchvision_importable
 from mer_bench.data import Samples
-from mer_bench.method import Method, ParameterError
+from mer_bench.method import Method, ParameterError, shape_label
 from mer_bench.trainer import TrainConfig, fit_classifier, predict_logits
 
 ensure_torchvision_importable()
@@ -99,6 +99,24 @@ class TorchClipMethod(Method):
 
     def build_model(self, in_channels: int, num_classes: int) -> nn.Module:  # pragma: no cover
         raise NotImplementedError
+
+    @classmethod
+    def describe_input(cls, params: dict[str, Any], representation: str, shape: tuple[int, ...] | None) -> str:
+        """As :meth:`mer_bench.method.Method.describe_input`, with what :meth:`_prepare` does: an
+        image becomes a one-frame clip, ``grey`` averages the channels, ``frames`` / ``size``
+        resample; e.g. ``"flow 3x28x28 as 1-frame clip"`` or ``"clip 3x8x32x32 -> 3x16x112x112"``."""
+        base = shape_label(representation, shape)
+        if shape is None:
+            return base
+        image = len(shape) == 3
+        c, t, h, w = (shape[0], 1, *shape[1:]) if image else shape
+        c = 1 if cls.grey and c > 1 else c
+        size = params.get("size")
+        seen = (c, params.get("frames") or t, size or h, size or w)
+        if image:
+            return f"{base} as 1-frame clip" + ("" if seen == (c, 1, h, w) and c == shape[0]
+                                                  else f" {'x'.join(map(str, seen))}")
+        return base if seen == tuple(shape) else f"{base} -> {'x'.join(map(str, seen))}"
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> None:
@@ -254,6 +272,19 @@ class TorchImageMethod(TorchClipMethod):
     """
 
     input_channels: tuple[int, ...] | None = None
+
+    @classmethod
+    def describe_input(cls, params: dict[str, Any], representation: str, shape: tuple[int, ...] | None) -> str:
+        """As :meth:`mer_bench.method.Method.describe_input`, with the channels used, ``grey`` and
+        ``size``; e.g. ``"flow 3x28x28"`` or ``"flow 3x28x28 -> 2x28x28 (u, v)"``."""
+        base = shape_label(representation, shape)
+        if shape is None or len(shape) != 3:
+            return base
+        c = len(cls.input_channels) if cls.input_channels is not None else shape[0]
+        c = 1 if cls.grey and c > 1 else c
+        size = params.get("size")
+        seen = (c, size or shape[1], size or shape[2])
+        return base if seen == tuple(shape) else f"{base} -> {'x'.join(map(str, seen))}"
 
     def _prepare(self, X: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = _as_tensor(X).float()

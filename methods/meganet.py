@@ -60,6 +60,7 @@ class MEGANet(TorchImageMethod):
         accepts=("apex", "dynamic", "flow"),
         supports_epoch_selection=True,
         practical_on_cpu=False,
+        placeholder=True,
         summary="PLACEHOLDER from the abstract: gradient attention + timm ResNet-18 on mer-bench's MESTI image",
     )
     presets: ClassVar[dict[str, dict]] = {"fast": dict(size=64, epochs=15)}

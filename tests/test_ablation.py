@@ -23,7 +23,8 @@ def test_ablate_cli_compares_arms_on_the_same_clips(tmp_path, capsys):
                  "--dataset-set", "n_subjects=5", "--write", "--out", str(tmp_path), "--name", "abl"]) == 0
     md = (tmp_path / "abl.md").read_text()
     assert "![UF1 per arm](abl.png)" in md and (tmp_path / "abl.png").stat().st_size > 3000
-    assert "| blocks=2 | lbptop-svm | loso | 1 |" in md and "| reference |" in md
+    assert "| blocks=2 | lbptop-svm | loso | clip 3x8x32x32 | 1 |" in md and "| reference |" in md
+    assert "- blocks=3: commit 0123456789ab; on cpu" in md and "per seed" in md  # provenance per arm
     row = next(line for line in md.splitlines() if line.startswith("| blocks=3 "))
     assert "p_Holm" in row and row.count(" / ") >= 2
     assert "--set blocks=3 --seed 0 --dataset-set n_subjects=5" in md
@@ -41,3 +42,17 @@ def test_ablate_leakage_preset_gives_intervals_only_across_protocols(tmp_path, c
 def test_ablate_needs_a_grid_or_a_preset(capsys):
     assert main(["ablate", "--method", "meranet"]) == 2
     assert "either --ablation NAME or --method M --grid" in capsys.readouterr().err
+
+
+def test_ablate_write_refuses_arms_from_uncommitted_code_unless_allowed(tmp_path, monkeypatch, capsys):
+    import mer_bench.pipeline.runner as runner
+
+    monkeypatch.setattr(runner, "git_commit", lambda: "0123456789ab-dirty")
+    store = str(tmp_path / "s.sqlite")
+    args = ["ablate", "--ablation", "leakage", "--method", "chance", "--store", store, "--dataset-set",
+            "n_subjects=6", "--write", "--out", str(tmp_path / "lb"), "--name", "abl"]
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "uncommitted or unknown code" in capsys.readouterr().err and not (tmp_path / "lb" / "abl.md").exists()
+    assert main([*args, "--allow-dirty"]) == 0
+    assert "**uncommitted or unknown code**" in (tmp_path / "lb" / "abl.md").read_text()

@@ -49,8 +49,9 @@ def test_run_json_and_leaderboard(tmp_path, capsys):
     assert main(["leaderboard", "--store", store, "--write", "--out", str(tmp_path / "lb"),
                  "--dataset", "synthetic"]) == 0
     md = (tmp_path / "lb" / "synthetic.md").read_text()
-    assert "| majority | loso | measured | defaults | n/a (no training epochs) |" in md
-    assert "**yes**" in md  # the leaky row is flagged
+    assert "| 1 | majority | loso | defaults | none (labels only) | measured |" in md
+    leaky = md.split("## Leaky rows and their inflation (not ranked)")[1].split("## ")[0]
+    assert "| chance | holdout-sample |" in leaky and "no leak-free twin" in leaky  # the leaky row, not ranked
     assert r["config_hash"] in md
 
 
@@ -101,7 +102,8 @@ def test_help_list_and_leaderboard_never_import_torch(tmp_path):
         assert made.returncode == 0, made.stderr
     res = subprocess.run([sys.executable, "-c", code, store], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert "| majority | synthetic | loso | measured |" in res.stdout and "n/a (no training epochs)" in res.stdout
+    assert "| majority | synthetic | loso | defaults | none (labels only) | measured |" in res.stdout
+    assert "selection: n/a (no training epochs)" in res.stdout
     assert "meranet" in res.stdout and "MERANet-18" in res.stdout  # the summary is read without importing
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_bench.cli.options import add_data_root, add_dataset_options, add_device, add_overrides, add_store, kv_options
+from mer_bench.cli.options import (
+    add_data_root,
+    add_dataset_options,
+    add_device,
+    add_overrides,
+    add_publishing,
+    add_store,
+    kv_options,
+)
 from mer_bench.cli.run import execute_with_progress
 
 
@@ -27,12 +35,12 @@ def add_parser(sub) -> None:
     add_store(ab)
     ab.add_argument("--name", default=None, help="file name for --write (default: ablation-<preset>-<dataset>)")
     ab.add_argument("--write", action="store_true", help="write leaderboards/<name>.md")
-    ab.add_argument("--out", default="leaderboards")
+    add_publishing(ab, "folder for --write (default: leaderboards)")
     ab.set_defaults(handler=main)
 
 
 def main(args) -> int:
-    from mer_bench.ablation import ablation_table, arms_for, expand_grid, render_ablation
+    from mer_bench.ablation import ablation_provenance, ablation_table, arms_for, expand_grid, render_ablation
     from mer_bench.leaderboard import write_leaderboard
     from mer_bench.method import parse_overrides
     from mer_bench.pipeline import prepare
@@ -59,7 +67,7 @@ def main(args) -> int:
         dataset_options["data_root"] = args.data_root
     shared = kv_options(args.overrides)
     device = resolve_device(args.device)
-    preds, commands, dataset, classes = [], [], None, None
+    preds, commands, dataset, classes, run_ids = [], [], None, None, []
     with Store(args.store) as store:
         for arm in arms:
             prep = prepare(arm.method, arm.protocol, args.dataset, seeds, {**shared, **arm.overrides}, args.preset,
@@ -67,21 +75,31 @@ def main(args) -> int:
             dataset = prep.specs[0].dataset
             results = execute_with_progress(prep, store, device, False)
             preds.append([store.predictions(r.spec.run_id) for r in results])
+            run_ids.append([r.spec.run_id for r in results])
             classes = prep.dataset.classes
             commands.append(arm.command(dataset, prep.specs[0].preset, seeds, shared,
                                         kv_options(args.dataset_overrides, "--dataset-set"), bool(args.data_root)))
+        provenance = ablation_provenance(store, arms, run_ids)
     table = ablation_table(arms, preds, len(classes))
+    table["input"] = [p["input"] for p in provenance]
     name = args.name or f"ablation-{args.ablation or 'grid'}-{dataset}"
     title = f"Ablation: {args.ablation or ', '.join(args.grid)} ({dataset})"
     note = (f"Arms: {'; '.join(a.label for a in arms)}. Reference: {arms[0].label}. Seeds: "
             f"{', '.join(map(str, seeds))}.")
     if args.write:
         from mer_bench.ablation import plot_ablation
+        from mer_bench.leaderboard import UnpublishableError
 
+        unclean = [p for p in provenance if p["unclean"]]
+        if unclean and not args.allow_dirty:
+            raise UnpublishableError(f"{len(unclean)} arm(s) were measured with uncommitted or unknown code: "
+                                     + "; ".join(f"{p['arm']} (commit {p['commit']})" for p in unclean)
+                                     + ". Commit the code and re-run them with --force, or publish with --allow-dirty "
+                                       "(the board then marks them)")
         Path(args.out).mkdir(parents=True, exist_ok=True)
         plot_ablation(table, title, Path(args.out) / f"{name}.png")
-        md = render_ablation(table, title, commands, note, figure=f"{name}.png")
+        md = render_ablation(table, title, commands, note, figure=f"{name}.png", provenance=provenance)
         print(f"wrote {write_leaderboard(md, args.out, name)}")
     else:
-        print(render_ablation(table, title, commands, note))
+        print(render_ablation(table, title, commands, note, provenance=provenance))
     return 0

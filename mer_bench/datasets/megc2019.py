@@ -177,6 +177,7 @@ class MEGC2019Flow(Dataset):
                               "on its distributed 28x28 onset-apex flow images (u, v, strain); needs --data-root")
     classes: ClassVar[tuple[str, ...]] = MEGC_CLASSES
     representations: ClassVar[tuple[str, ...]] = ("flow",)
+    sample_shapes: ClassVar[dict[str, tuple[int, ...]]] = {"flow": (3, 28, 28)}
     suggested_preset: ClassVar[str | None] = "fast"
 
     def __init__(self, data_root: str | None = None) -> None:

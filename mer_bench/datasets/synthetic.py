@@ -202,6 +202,9 @@ class SyntheticMER(Dataset):
     summary: ClassVar[str] = "embedded procedural micro-expression clips (no download; the default)"
     classes: ClassVar[tuple[str, ...]] = CLASSES
     representations: ClassVar[tuple[str, ...]] = ("clip", "apex", "flow", "dynamic", "mesti")
+    sample_shapes: ClassVar[dict[str, tuple[int, ...]]] = {"clip": (3, 8, 32, 32), "apex": (3, 32, 32),
+                                                           "flow": (3, 28, 28), "dynamic": (3, 32, 32),
+                                                           "mesti": (3, 32, 32)}
     suggested_preset: ClassVar[str | None] = "fast"
 
     def __init__(self, seed: int = 0, n_subjects: int = 12, min_clips: int = 12, max_clips: int = 20,

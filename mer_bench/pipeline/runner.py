@@ -262,7 +262,7 @@ def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_
             threads = int((ray_options or {}).get("num_cpus") or 1)
         store.finish_run(wid, wall_time=wall, device=dev, package_version=__version__, git_commit=git_commit(),
                          torch_version=torch.__version__, cpu=cpu_description(), threads=threads,
-                         kernels=_kernels_label(kernels, dev))
+                         kernels=_kernels_label(kernels, dev), input=input_label(prep, spec))
         if wid != spec.run_id:
             store.release(wid)
             held.remove(wid)
@@ -271,6 +271,14 @@ def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_
         results.append(RunResult(spec, status[spec.run_id], len(folds), wall,
                                  run_metrics(preds, prep.dataset.classes), dev))
     return results
+
+
+def input_label(prep, spec) -> str:
+    """What the run's method saw, recorded with the run for boards' *input* column:
+    :meth:`mer_bench.method.Method.describe_input` of its parameters, representation and the
+    dataset's per-sample shape (``Dataset.sample_shapes``; the name alone where not fixed)."""
+    shape = getattr(prep.dataset, "sample_shapes", {}).get(prep.representation)
+    return prep.method_cls.describe_input(spec.params, prep.representation, shape)
 
 
 def _kernels_label(allowed: bool, device: str) -> str:

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS runs (
     representation TEXT,
     cpu TEXT,
     threads INTEGER,
-    kernels TEXT
+    kernels TEXT,
+    input TEXT
 );
 CREATE TABLE IF NOT EXISTS folds (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -73,8 +74,9 @@ APPLICATION_ID = 0x4D455242
 #: (the facts a board needs, stored at run time: ``overrides``, ``trains_epochs``, ``selection_code``,
 #: ``representation``; NULL in runs made before), 4 = the CPU (model, instruction set, bf16) and
 #: threads per fold worker of each run, 5 = ``kernels``: whether mer-bench's own CPU kernels were allowed
-#: (``on``/``off``, :mod:`mer_bench.kernels`)
-SCHEMA_VERSION = 5
+#: (``on``/``off``, :mod:`mer_bench.kernels`), 6 = ``input``: what the method saw (e.g. ``flow 3x28x28 as
+#: 1-frame clip``, :meth:`mer_bench.method.Method.describe_input`), for boards' input column
+SCHEMA_VERSION = 6
 _OUR_TABLES = {"runs": {"run_id", "config_hash", "method", "dataset", "protocol", "seed", "params", "status",
                         "n_folds"},
                "folds": {"run_id", "fold_index", "fold_name"},
@@ -131,6 +133,6 @@ class SchemaMixin:
         for col, decl in (("selection", "TEXT NOT NULL DEFAULT 'last epoch'"), ("lease_owner", "TEXT"),
                           ("lease_until", "REAL"), ("overrides", "TEXT"), ("trains_epochs", "INTEGER"),
                           ("selection_code", "TEXT"), ("representation", "TEXT"), ("cpu", "TEXT"),
-                          ("threads", "INTEGER"), ("kernels", "TEXT")):
+                          ("threads", "INTEGER"), ("kernels", "TEXT"), ("input", "TEXT")):
             if col not in have:
                 self._db.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
