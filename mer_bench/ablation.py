@@ -232,6 +232,7 @@ def render_ablation(table: pd.DataFrame, title: str, commands: list[str], note: 
         for p in provenance:
             mark = " (**uncommitted or unknown code**, published with --allow-dirty)" if p["unclean"] else ""
             lines.append(f"- {p['arm']}: commit {p['commit']}{mark}; on {p['device'] or 'n/a'}"
-                         + (f" ({p['cpu']})" if p["cpu"] else "") + f"; wall time {wall_text(p['wall'])} per seed")
+                         + (f" ({p['cpu']})" if p["cpu"] else "")
+                         + f"; fold time {wall_text(p['wall'])} per seed (summed over folds)")
     lines.append("")
     return "\n".join(lines)

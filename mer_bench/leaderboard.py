@@ -590,8 +590,9 @@ FEW = 24
 
 
 def _provenance(df: pd.DataFrame) -> list[str]:
-    """The provenance section: per row its command (every seed), commit, device and CPU, and wall
-    time per seed; then the versions that rendered the board."""
+    """The provenance section: per row its command (every seed), commit, device and CPU, and fold
+    time per seed (the run's recorded ``wall_time``: its folds' times summed, so with parallel
+    workers the elapsed time is shorter); then the versions that rendered the board."""
     import platform
 
     import scipy
@@ -611,7 +612,8 @@ def _provenance(df: pd.DataFrame) -> list[str]:
             facts += [f"commit {r['commit'] or 'unknown'}",
                       "on " + (r["_device"] or "n/a") + (f" ({r['_cpu']})" if r.get("_cpu") else ""),
                       f"seeds {', '.join(map(str, r['_seed_list']))}",
-                      f"wall time {_minutes(r['_wall'])} per seed"]
+                      f"fold time {_minutes(r['_wall'])} per seed (the folds' times summed; parallel workers "
+                      f"finish sooner)"]
         settings = f" ({r['preset']})" if r["preset"] else ""
         lines.append(f"- {r['method']}{settings} `{r['config']}`: {'; '.join(facts)}: `{r['command']}`")
     lines += ["",

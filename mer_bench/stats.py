@@ -36,7 +36,8 @@ from mer_bench.data import subject_key
 
 __all__ = ["StatsError", "Interval", "Comparison", "FEW_CLUSTERS", "cluster_bootstrap_ci", "paired_comparison",
            "stack_runs", "split_mean_ci",
-           "holm", "mcnemar_test", "wilcoxon_holm", "bayesian_signed_rank", "subject_counts", "scores_from_counts"]
+           "holm", "mcnemar_test", "wilcoxon_holm", "pairwise_holm", "bayesian_signed_rank", "subject_counts",
+           "scores_from_counts"]
 
 #: fewer subjects than this: the interval is flagged (cluster bootstraps under-cover with few clusters)
 FEW_CLUSTERS = 24
@@ -331,6 +332,41 @@ def wilcoxon_holm(scores, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         out[i, j] = out[j, i] = p
     ranks = rankdata(-x, axis=1).mean(axis=0)
     return out, ranks
+
+
+def pairwise_holm(stacked: list[tuple], n_classes: int, metric: str = "uf1", n_resamples: int = 10_000,
+                  stratify: bool = True) -> np.ndarray:
+    """Every pair of rows on the same clips compared by :func:`paired_comparison` on the pooled
+    ``metric`` (paired subject randomisation test, seed 0), Holm-adjusted over the ``k(k-1)/2``
+    pairs: the significance matrix of a critical-difference diagram drawn on the board's own
+    statistic (a board's ranked rows; not per-subject ranks, which a majority-class predictor can
+    win on subjects that lack a class).
+
+    Args:
+        stacked: :func:`stack_runs` of each row (``(y, y_pred (R, N), subjects, strata, ids)``).
+
+    Returns:
+        Adjusted p ``(k, k)``, diagonal 1.
+
+    Raises:
+        StatsError: fewer than 2 rows, or rows not on the same clips.
+    """
+    k = len(stacked)
+    if k < 2:
+        raise StatsError(f"need at least 2 rows to compare, got {k}")
+    y, _, subjects, strata, ids = stacked[0]
+    layers = strata if stratify and len(set(strata)) > 1 else None
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    raw = []
+    for i, j in pairs:
+        _aligned(stacked[i][4], stacked[j][4])
+        raw.append(paired_comparison(y, stacked[i][1], stacked[j][1], subjects, n_classes, metric, strata=layers,
+                                     n_resamples=n_resamples, seed=0).p_value)
+    _, adj = holm(raw)
+    out = np.ones((k, k))
+    for (i, j), p in zip(pairs, adj):
+        out[i, j] = out[j, i] = p
+    return out
 
 
 def bayesian_signed_rank(a, b, rope: float = 0.01, n_samples: int = 50_000, seed: int = 0) -> dict[str, float]:

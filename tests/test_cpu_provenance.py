@@ -21,8 +21,8 @@ def test_every_run_records_its_cpu_and_threads_and_the_board_shows_them(tmp_path
     assert run["cpu"] == runtime.cpu_description() and run["threads"] == torch.get_num_threads()
     assert torch.backends.cpu.get_cpu_capability() in run["cpu"] and "bf16" in run["cpu"]
     assert main(["leaderboard", "--store", str(tmp_path / "s.sqlite")]) == 0
-    assert f"- CPUs (results' last bits and times depend on them): {run['cpu']}, {run['threads']} thread(s)" \
-        in capsys.readouterr().out
+    provenance = capsys.readouterr().out.split("## Provenance")[1]
+    assert f"on cpu ({run['cpu']}, {run['threads']} thread(s)" in provenance
 
 
 @pytest.mark.parametrize("native", [False, True])

@@ -210,3 +210,26 @@ def test_placeholder_methods_are_named_so_on_every_board_row():
 
     assert _is_placeholder("meganet") and METHODS.get("meganet").info.placeholder
     assert not _is_placeholder("meranet") and not _is_placeholder("ststnet-published")
+
+
+def test_the_cd_diagram_tests_every_pair_of_ranked_rows_on_pooled_uf1():
+    import numpy as np
+
+    from mer_bench import stats
+
+    rng = np.random.default_rng(0)
+    n, subjects = 120, np.repeat([f"s{i}" for i in range(12)], 10)
+    y = rng.integers(0, 3, n)
+    good = np.where(rng.random(n) < 0.8, y, (y + 1) % 3)
+    ids = np.array([f"c{i}" for i in range(n)])
+    strata = np.array(["d"] * n)
+
+    def st(pred):
+        return (y, np.asarray(pred)[None], subjects, strata, ids)
+
+    p = stats.pairwise_holm([st(good), st(good), st(np.zeros(n, int))], 3, n_resamples=500)
+    assert p.shape == (3, 3) and np.allclose(np.diag(p), 1)
+    assert p[0, 1] == 1.0  # identical predictions: never separated
+    assert p[0, 2] < 0.05 and p[1, 2] < 0.05  # 80 % right vs a majority-class predictor
+    with pytest.raises(stats.StatsError, match="not on the same samples"):
+        stats.pairwise_holm([st(good), (y, good[None], subjects, strata, ids[::-1])], 3, n_resamples=100)
