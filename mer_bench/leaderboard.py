@@ -34,10 +34,16 @@ from mer_bench.provenance import wall_text as _minutes
 from mer_bench.store import Store, StoreWarning
 
 __all__ = ["board_name", "leaderboard_rows", "render_markdown", "write_leaderboard", "check_publishable",
-           "UnpublishableError", "SUBSET_NAMES", "TABLES"]
+           "UnpublishableError", "SUBSET_NAMES", "TABLES", "board_records"]
 
 #: display names of breakdown subsets
 SUBSET_NAMES = {"Full": "Full", "smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
+
+
+def _mean_sd(values) -> tuple[float, float | None]:
+    """``(mean, sample SD)`` of per-seed scores (SD ``None`` for one seed)."""
+    v = np.asarray(values, float)
+    return float(v.mean()), (float(v.std(ddof=1)) if len(v) > 1 else None)
 
 
 def _preset_label(preset) -> str:
@@ -255,6 +261,8 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
             "command": _command(first, list(group["seed"])),
             "_unclean": not first["imported"] and not _clean_commit(first["git_commit"]),
             "_uf1": float(np.mean([s["uf1"] for s in full])),
+            "_scores": {SUBSET_NAMES.get(sub, sub): {k: _mean_sd([s[sub][k] for s in per_seed if sub in s])
+                                                     for k in ("uf1", "uar", "accuracy")} for sub in per_seed[0]},
             "_absent": absent,
             "_note": "",
             "_wall": float(np.mean(walls)) if walls else None,
@@ -378,7 +386,7 @@ def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
     _assign_tables(df)
     for col in ("rank", "UF1 95% CI", "UAR 95% CI", "vs leader", "_vs", "_delta"):
         df[col] = ""
-    for col in ("_twin", "_uf1_ci", "_uar_ci"):  # row labels and (low, high) pairs, None where absent
+    for col in ("_twin", "_uf1_ci", "_uar_ci", "_cmp"):  # row labels, (low, high) pairs...; None where absent
         df[col] = pd.Series([None] * len(df), index=df.index, dtype=object)
     df["_few"] = False
     row_stats: dict[int, stats.RowStatistics] = {}
@@ -417,6 +425,7 @@ def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
                 if isinstance(c, str):
                     df.at[i, "vs leader"] = df.at[i, "_vs"] = f"n/a ({c})"
                     continue
+                df.at[i, "_cmp"] = (c.difference, c.p_value, bool(c.significant))
                 verdict = (("above leader" if c.difference > 0 else "below leader") if c.significant
                            else "tied with leader")
                 df.at[i, "vs leader"] = f"{verdict} (ΔUF1 {c.difference:+.3f}, p_Holm {c.p_value:.3g})"
@@ -445,6 +454,54 @@ def _add_statistics(df: pd.DataFrame, n_resamples: int) -> pd.DataFrame:
             except stats.StatsError as exc:
                 df.at[i, "_delta"] = f"{df.at[i, '_uf1'] - df.at[twin, '_uf1']:+.4f} (no interval: {exc})"
     return df
+
+
+def board_records(df: pd.DataFrame) -> list[dict]:
+    """The rows of :func:`leaderboard_rows` in machine-readable form (``leaderboard --format
+    json|csv``): numbers as numbers, booleans as booleans, intervals as two fields, ``None`` where
+    a value does not exist (a reported row has no interval, an unranked row no rank).
+
+    Fields: ``table`` (one of :data:`TABLES`), ``rank``, ``method``, ``dataset``, ``protocol``,
+    ``source``, ``preset``, ``input``, ``selection``, ``leaky``, ``seeds``, ``uf1``, ``uf1_sd``,
+    ``uf1_low``, ``uf1_high``, the same for ``uar``, ``accuracy``, ``vs_leader`` (``leader``,
+    ``tied``, ``above``, ``below`` or ``None``), ``delta_uf1_vs_leader``, ``p_holm_vs_leader``,
+    ``per_database`` (``{name: {"uf1", "uar"}}`` of a composite), ``figures`` (a reported row's
+    text), ``config``, ``commit``, ``command`` (measured and imported rows), ``citation`` (reported rows),
+    ``fold_time_s`` (per seed, summed over folds). Ordered by table as :data:`TABLES`, then as the
+    board.
+    """
+    out = []
+    for _, r in df.iterrows():
+        scores = r.get("_scores") if isinstance(r.get("_scores"), dict) else None
+        rec: dict = {"table": r["table"], "rank": int(r["rank"]) if r["rank"] else None, "method": r["method"],
+                     "dataset": r["dataset"], "protocol": r["protocol"], "source": r["source"],
+                     "preset": r["preset"] or None, "input": r.get("input") or None, "selection": r["selection"],
+                     "leaky": r["leaky"] != "no", "seeds": int(r["seeds"]) if r["seeds"] != "" else None}
+        for metric in ("uf1", "uar"):
+            if scores is not None:
+                rec[metric], rec[f"{metric}_sd"] = scores["Full"][metric]
+            else:  # a reported row: the published figure
+                text = r["UF1" if metric == "uf1" else "UAR"]
+                rec[metric], rec[f"{metric}_sd"] = (float(text) if text else None), None
+            ci = r.get(f"_{metric}_ci")
+            rec[f"{metric}_low"], rec[f"{metric}_high"] = (float(ci[0]), float(ci[1])) if ci else (None, None)
+        rec["accuracy"] = scores["Full"]["accuracy"][0] if scores is not None else None
+        cmp_ = r.get("_cmp")
+        rec["vs_leader"] = ("leader" if r["_vs"] == "leader" else None if cmp_ is None else
+                            ("above" if cmp_[0] > 0 else "below") if cmp_[2] else "tied")
+        rec["delta_uf1_vs_leader"], rec["p_holm_vs_leader"] = ((float(cmp_[0]), float(cmp_[1])) if cmp_
+                                                               else (None, None))
+        rec["per_database"] = ({k: {"uf1": v["uf1"][0], "uar": v["uar"][0]} for k, v in scores.items() if k != "Full"}
+                               if scores is not None else {})
+        rec["figures"] = r.get("_figures") if r["source"] == "reported" else None
+        rec["config"] = r["config"] or None
+        rec["commit"] = r["commit"] or None
+        rec["command"] = None if r["source"] == "reported" else r["command"]
+        rec["citation"] = r["command"] if r["source"] == "reported" else None
+        wall = r.get("_wall")
+        rec["fold_time_s"] = None if wall is None or wall != wall else float(wall)
+        out.append(rec)
+    return sorted(out, key=lambda rec: TABLES.index(rec["table"]))  # stable: the board's order within a table
 
 
 def _cell(r: pd.Series, metric: str) -> str:

@@ -233,3 +233,28 @@ def test_the_cd_diagram_tests_every_pair_of_ranked_rows_on_pooled_uf1():
     assert p[0, 2] < 0.05 and p[1, 2] < 0.05  # 80 % right vs a majority-class predictor
     with pytest.raises(stats.StatsError, match="not on the same samples"):
         stats.pairwise_holm([st(good), (y, good[None], subjects, strata, ids[::-1])], 3, n_resamples=100)
+
+
+def test_leaderboard_json_and_csv_give_numbers_as_numbers(tmp_path, capsys):
+    import io
+    import json
+
+    import pandas as pd
+
+    store = str(tmp_path / "s.sqlite")
+    assert main(["run", "--method", "chance", "--seed", "0", "--seed", "1", "--protocol", "loso", "--store", store,
+                 *SMALL]) == 0
+    assert main(["run", "--method", "majority", "--protocol", "loso", "--store", store, *SMALL]) == 0
+    capsys.readouterr()
+    base = ["leaderboard", "--dataset", "synthetic", "--protocol", "loso", "--store", store]
+    assert main([*base, "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["rank"] for r in records] == [1, 2] and {r["table"] for r in records} == {"ranked"}
+    chance = next(r for r in records if r["method"] == "chance")
+    assert isinstance(chance["uf1"], float) and isinstance(chance["uf1_sd"], float) and chance["seeds"] == 2
+    assert chance["uf1_low"] <= chance["uf1"] <= chance["uf1_high"] and chance["leaky"] is False
+    assert {r["vs_leader"] for r in records} <= {"leader", "tied", "above", "below"}
+    assert main([*base, "--format", "csv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(table) == 2 and table["uf1"].dtype == float and "uf1_high" in table
+    assert main([*base, "--format", "json", "--write"]) == 2

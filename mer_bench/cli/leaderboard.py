@@ -13,6 +13,9 @@ def add_parser(sub) -> None:
     lb.add_argument("--dataset", default=None)
     add_store(lb, read=True)
     lb.add_argument("--write", action="store_true", help="publish into leaderboards/<dataset>-<protocol>.md")
+    lb.add_argument("--format", choices=["markdown", "json", "csv"], default="markdown",
+                    help="markdown (default; what --write publishes), or the rows as JSON / CSV on stdout: numbers as "
+                         "numbers, intervals as two fields (mer_bench.leaderboard.board_records)")
     add_publishing(lb, "folder for --write (default: leaderboards)")
     lb.set_defaults(handler=main)
 
@@ -30,6 +33,22 @@ def main(args) -> int:
 
     with Store(args.store, readonly=True) as store:
         rows = leaderboard_rows(store, args.protocol, args.dataset)
+    if args.format != "markdown":
+        if args.write:
+            raise ValueError("--write publishes the markdown board; give --format json|csv without --write")
+        import json
+
+        from mer_bench.leaderboard import board_records
+
+        records = board_records(rows) if not rows.empty else []
+        if args.format == "json":
+            print(json.dumps(records, indent=1, ensure_ascii=False))
+        else:
+            import pandas as pd
+
+            flat = pd.json_normalize(records, sep=" ") if records else pd.DataFrame()
+            print(flat.to_csv(index=False), end="")
+        return 0
     if args.write:
         check_publishable(rows, args.allow_dirty)
     scope = " / ".join(x for x in (args.dataset, args.protocol) if x)
