@@ -258,3 +258,13 @@ def test_leaderboard_json_and_csv_give_numbers_as_numbers(tmp_path, capsys):
     table = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert len(table) == 2 and table["uf1"].dtype == float and "uf1_high" in table
     assert main([*base, "--format", "json", "--write"]) == 2
+
+
+def test_leaderboard_suggests_a_name_when_a_misspelt_dataset_matches_nothing(tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    assert main(["run", "--method", "majority", "--protocol", "loso", "--store", store, *SMALL]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--dataset", "synthetc", "--store", store]) == 2
+    assert "Did you mean 'synthetic'" in capsys.readouterr().err
+    assert main(["leaderboard", "--dataset", "synthetic", "--protocol", "holdout", "--store", store]) == 0
+    assert "No completed runs match" in capsys.readouterr().out  # known names, no runs: not an error

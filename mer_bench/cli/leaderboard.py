@@ -9,8 +9,8 @@ from mer_bench.cli.options import add_publishing, add_store
 
 def add_parser(sub) -> None:
     lb = sub.add_parser("leaderboard", help="render the leaderboard markdown from the results store")
-    lb.add_argument("--protocol", default=None)
-    lb.add_argument("--dataset", default=None)
+    lb.add_argument("--protocol", default=None, help="only this protocol's runs (default: every protocol)")
+    lb.add_argument("--dataset", default=None, help="only this dataset's runs (default: every dataset)")
     add_store(lb, read=True)
     lb.add_argument("--write", action="store_true", help="publish into leaderboards/<dataset>-<protocol>.md")
     lb.add_argument("--format", choices=["markdown", "json", "csv"], default="markdown",
@@ -33,6 +33,12 @@ def main(args) -> int:
 
     with Store(args.store, readonly=True) as store:
         rows = leaderboard_rows(store, args.protocol, args.dataset)
+    if rows.empty:  # nothing matched: a misspelt name gets "did you mean", as `run` gives it
+        from mer_bench.registry import DATASETS, PROTOCOLS
+
+        for registry, name in ((DATASETS, args.dataset), (PROTOCOLS, args.protocol)):
+            if name and name not in registry.names():
+                registry.get(name)  # raises UnknownNameError with suggestions, imports nothing
     if args.format != "markdown":
         if args.write:
             raise ValueError("--write publishes the markdown board; give --format json|csv without --write")

@@ -9,8 +9,8 @@ def add_parser(sub) -> None:
     rp = sub.add_parser("report", help="write the leaderboard markdown and its plots (PNG) for one dataset/protocol",
                         description="Write leaderboards/<name>.md with confusion matrices, per-subject score "
                                     "distributions and a critical-difference diagram as PNG files beside it.")
-    rp.add_argument("--dataset", required=True)
-    rp.add_argument("--protocol", required=True)
+    rp.add_argument("--dataset", required=True, help="the board's dataset, e.g. megc2019-flow")
+    rp.add_argument("--protocol", required=True, help="the board's protocol, e.g. megc2019-cde")
     add_store(rp, read=True)
     add_publishing(rp, "folder (default: leaderboards)")
     rp.set_defaults(handler=main)
