@@ -223,17 +223,17 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
     runs = runs[~runs["run_id"].isin(damaged)]
     rows = []
     for cfg, group in runs.groupby("config_hash", sort=False):
-        per_seed = []
-        for _, r in group.iterrows():
-            per_seed.append(run_metrics(store.predictions(r["run_id"]), tuple(r["classes"])))  # noqa: PERF401
+        preds = [store.predictions(r["run_id"]) for _, r in group.iterrows()]  # read once per run
+        per_seed = [run_metrics(q, tuple(r["classes"])) for q, (_, r) in zip(preds, group.iterrows())]
         first = group.iloc[0]
         full = [s["Full"] for s in per_seed]
 
         def agg(key: str, subset: str = "Full", values=per_seed) -> str:
-            v = np.array([s[subset][key] for s in values if subset in s])
-            if not len(v):
+            v = [s[subset][key] for s in values if subset in s]
+            if not v:
                 return ""
-            return f"{v.mean():.4f}" + (f" ± {v.std(ddof=1):.4f}" if len(v) > 1 else "")
+            mean, sd = _mean_sd(v)
+            return f"{mean:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
 
         absent = {subset: sorted({c for s in per_seed for c in s.get(subset, {}).get("absent_classes", [])})
                   for subset in per_seed[0]}
@@ -241,7 +241,6 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
         selection = first.get("selection", "last epoch")
         if not first["imported"] and selection == "last epoch" and not _has_epochs(first):
             selection = "n/a (no training epochs)"
-        preds = [store.predictions(r["run_id"]) for _, r in group.iterrows()]
         walls = [float(w) for w in group["wall_time"] if w is not None and w == w] if "wall_time" in group else []
         row = {
             "_preds": preds, "_classes": tuple(first["classes"]), "_finished": str(first.get("finished") or ""),
@@ -264,7 +263,6 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
             "_scores": {SUBSET_NAMES.get(sub, sub): {k: _mean_sd([s[sub][k] for s in per_seed if sub in s])
                                                      for k in ("uf1", "uar", "accuracy")} for sub in per_seed[0]},
             "_absent": absent,
-            "_note": "",
             "_wall": float(np.mean(walls)) if walls else None,
             "_clips": frozenset(sid for q in preds for sid in q["sample_id"].astype(str)),
             "_options": _options_key(first),
@@ -291,7 +289,7 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
                        "input": e.get("input", ""), "selection": e["selection"], "UF1": fmt(uf1), "UAR": fmt(uar),
                        "accuracy": "", "folds": "", "seeds": "", "leaky": "**yes**" if e["leaky"] else "no",
                        "config": "", "commit": "", "command": e["source"], "_uf1": -1.0 if uf1 is None else uf1,
-                       "_note": "", "_preds": None, "_absent": {}, "_figures": reported_figures(e, SUBSET_NAMES),
+                       "_preds": None, "_absent": {}, "_figures": reported_figures(e, SUBSET_NAMES),
                        "_metric": e.get("metric", "UF1, UAR (MEGC 2019 definition)")}
                 for subset, (su, sr) in e.get("scores", {}).items():
                     if subset != "Full":
