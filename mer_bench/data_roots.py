@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser as the tomli package (a dependency there)
+    import tomli as tomllib
 
 __all__ = ["config_path", "env_var_for", "resolve_data_root", "require_data_root"]
 

@@ -26,6 +26,7 @@ from mer_bench import __version__
 from mer_bench.atomic import atomic_write_text
 from mer_bench.commands import mer_bench_command
 from mer_bench.metrics import run_metrics
+from mer_bench.pipeline.plan import NO_EPOCHS
 from mer_bench.provenance import clean_commit as _clean_commit
 from mer_bench.provenance import cpu_text
 from mer_bench.provenance import fact as _fact
@@ -240,10 +241,11 @@ def leaderboard_rows(store: Store, protocol: str | None = None, dataset: str | N
         absent = {k: v for k, v in absent.items() if v}
         selection = first.get("selection", "last epoch")
         if not first["imported"] and selection == "last epoch" and not _has_epochs(first):
-            selection = "n/a (no training epochs)"
+            selection = NO_EPOCHS
         walls = [float(w) for w in group["wall_time"] if w is not None and w == w] if "wall_time" in group else []
         row = {
-            "_preds": preds, "_classes": tuple(first["classes"]), "_finished": str(first.get("finished") or ""),
+            "_preds": preds, "_run_ids": list(group["run_id"]),
+            "_classes": tuple(first["classes"]), "_finished": str(first.get("finished") or ""),
             "_device": str(first.get("device") or ""), "_torch": str(first.get("torch_version") or ""),
             "_cpu": cpu_text(first),
             "method": first["method"] + (" (placeholder)" if not first["imported"]

@@ -28,7 +28,8 @@ import numpy as np
 
 from mer_bench.registry import METHODS
 
-__all__ = ["MethodInfo", "Method", "register_method", "clone", "resolve_params", "parse_overrides",
+__all__ = ["MethodInfo", "Method", "register_method", "clone", "resolve_params", "check_saves_models",
+           "parse_overrides",
            "ParameterError", "MethodError", "check_outputs", "check_options", "PROBA_SUM_TOL", "REPRESENTATIONS",
            "shape_label"]
 
@@ -218,6 +219,53 @@ class Method:
         Subclasses raise :class:`ParameterError` naming the key and the accepted values.
         """
 
+    #: whether :meth:`get_state` can save a fitted model (``--save-models``, ``mer-bench train``); a
+    #: string: it cannot, and why (refused before any training)
+    saves_models: ClassVar[bool | str] = True
+    #: learned attributes :meth:`get_state` leaves out (caches, not needed to predict)
+    transient_state: ClassVar[tuple[str, ...]] = ()
+
+    def get_state(self) -> dict[str, Any]:
+        """The fitted state, for ``--save-models`` and ``mer-bench train``: every learned
+        attribute (name ending in ``_``) as ``{"arrays": {name: torch tensor}, "values": {name:
+        int / float / str / bool / None / list}}``, which ``torch.load(..., weights_only=True)``
+        reads back without running code (:mod:`mer_bench.models`).
+
+        Raises:
+            MethodError: not fitted, or a learned attribute of another type (e.g. a scikit-learn
+                estimator: it cannot be stored safely); methods with such state override this.
+        """
+        import torch
+
+        learned = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")
+                   and k not in self.transient_state}
+        if "classes_" not in learned:
+            raise MethodError(f"{self.info.name} is not fitted; nothing to save")
+        arrays, values = {}, {}
+        for key, v in learned.items():
+            if isinstance(v, np.ndarray) and v.dtype != object:
+                arrays[key] = torch.from_numpy(np.ascontiguousarray(v))
+            elif isinstance(v, np.generic):
+                values[key] = v.item()
+            elif v is None or isinstance(v, (bool, int, float, str)) or (
+                    isinstance(v, (list, tuple)) and all(isinstance(x, (bool, int, float, str)) for x in v)):
+                values[key] = list(v) if isinstance(v, tuple) else v
+            else:
+                raise MethodError(f"{self.info.name} cannot save its fitted model: {key} is a {type(v).__name__}, "
+                                  f"which cannot be stored as tensors and plain values (the method would need its own "
+                                  f"get_state/set_state)")
+        return {"arrays": arrays, "values": values, "tuples": [k for k, v in learned.items() if isinstance(v, tuple)]}
+
+    def set_state(self, state: dict[str, Any]) -> Method:
+        """Restore what :meth:`get_state` returned (on an instance built with the run's
+        hyper-parameters); returns self."""
+        for key, t in state.get("arrays", {}).items():
+            setattr(self, key, t.numpy())
+        tuples = set(state.get("tuples", ()))
+        for key, v in state.get("values", {}).items():
+            setattr(self, key, tuple(v) if key in tuples else v)
+        return self
+
     def fit(self, train):  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -375,6 +423,14 @@ def check_options(cls: type, options: dict[str, Any] | None, flag: str) -> dict[
                                  f"{', '.join(params) or 'none'}")
         _check_type(f"{flag} {key}", value, params[key].annotation, params[key].default, convert=False)
     return dict(options or {})
+
+
+def check_saves_models(cls: type[Method]) -> None:
+    """Raise :class:`ParameterError` when ``cls`` cannot save fitted models (its ``saves_models``)."""
+    why = getattr(cls, "saves_models", True)
+    if why is not True:
+        raise ParameterError(f"method {cls.info.name!r} cannot save trained models"
+                             + (f": {why}" if isinstance(why, str) else ""))
 
 
 def resolve_params(cls: type[Method], preset: str | None = None,

@@ -13,6 +13,10 @@ For one dataset and protocol (rows with stored predictions only):
   randomisation tests on UF1, Holm-adjusted over all pairs (:func:`mer_bench.stats.pairwise_holm`),
   do not separate at .05. (Average ranks of a per-subject score would disagree with the table:
   on subjects that lack a class a majority-class predictor out-ranks chance.)
+* ``<name>-curves.png``: learning curves of every row that trains in epochs: the mean training
+  cross-entropy and training accuracy per epoch over its folds and seeds, with the range over
+  folds shaded (stored per fold since store layout 7; older runs have none). These are training
+  figures only: a fixed-epoch protocol chooses nothing on them.
 
 Plots use seaborn/matplotlib with the Agg backend and are linked from the markdown.
 """
@@ -27,7 +31,7 @@ import pandas as pd
 from mer_bench.atomic import save_figure
 from mer_bench.data import subject_key
 
-__all__ = ["write_report", "plot_files", "per_subject_accuracy", "cd_cliques"]
+__all__ = ["write_report", "plot_files", "per_subject_accuracy", "cd_cliques", "learning_curves_figure"]
 
 
 def plot_files(name: str) -> list[tuple[str, str]]:
@@ -37,7 +41,9 @@ def plot_files(name: str) -> list[tuple[str, str]]:
             ("Confusion matrices (rows: truth; row-normalised, counts in cells)", f"{name}-confusion.png"),
             ("Per-subject accuracy (one point per test subject)", f"{name}-subjects.png"),
             ("Critical-difference diagram of the ranked rows at their pooled UF1 (bars: no significant difference, "
-             "paired subject randomisation tests + Holm)", f"{name}-cd.png")]
+             "paired subject randomisation tests + Holm)", f"{name}-cd.png"),
+            ("Learning curves: training loss and accuracy per epoch (mean over folds and seeds; shaded: range over "
+             "folds)", f"{name}-curves.png")]
 
 
 def per_subject_accuracy(preds: list[pd.DataFrame]) -> pd.Series:
@@ -61,6 +67,42 @@ def cd_cliques(p_adjusted: np.ndarray, order: list[int], alpha: float = 0.05) ->
         if j > i and not any(a <= i and j <= b for a, b in runs):
             runs.append((i, j))
     return runs
+
+
+def learning_curves_figure(store, rows: pd.DataFrame):
+    """Training loss and accuracy per epoch for each row of ``rows`` (board rows with ``_run_ids``)
+    whose runs have stored curves (:meth:`mer_bench.store.Store.curves`): the mean over folds and
+    seeds, shaded between the lowest and highest fold. A figure saying so when no row has any."""
+    import matplotlib.pyplot as plt
+
+    curves = []
+    for _, r in rows.iterrows():
+        frames = [store.curves(run_id).assign(run=run_id) for run_id in r.get("_run_ids") or []]
+        frames = [f for f in frames if not f.empty]
+        if frames:
+            curves.append((_label(r), pd.concat(frames)))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    if not curves:
+        for ax in axes:
+            ax.axis("off")
+        axes[0].text(0.5, 0.5, "no learning curves stored: methods without epochs, or runs made before store "
+                               "layout 7", ha="center", va="center", fontsize=8, transform=fig.transFigure)
+        return fig
+    for k, (label, df) in enumerate(curves):
+        for ax, col in zip(axes, ("loss", "accuracy")):
+            by = df.groupby("epoch")[col]
+            mean = by.mean()
+            ax.plot(mean.index, mean.to_numpy(), color=f"C{k % 10}", lw=1.2, label=label)
+            ax.fill_between(mean.index, by.min().to_numpy(), by.max().to_numpy(), color=f"C{k % 10}", alpha=0.15,
+                            lw=0)
+    axes[0].set_ylabel("training cross-entropy (mean over the epoch)")
+    axes[1].set_ylabel("training accuracy")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    axes[1].legend(fontsize=6, loc="lower right")
+    fig.suptitle("learning curves (training clips only; the evaluated model is the last epoch's)", fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def _label(row) -> str:
@@ -187,6 +229,12 @@ def write_report(store, dataset: str, protocol: str, out_dir: str | Path = "lead
         ax.text(0.5, 0.5, f"no critical-difference diagram: {exc}", ha="center", va="center", wrap=True, fontsize=8)
     fig.tight_layout()
     path = files[plot_files(name)[3][0]]
+    save_figure(fig, path)
+    plt.close(fig)
+    paths.append(path)
+
+    path = files[plot_files(name)[4][0]]
+    fig = learning_curves_figure(store, rows[with_preds])  # every measured row, ablation arms included
     save_figure(fig, path)
     plt.close(fig)
     paths.append(path)

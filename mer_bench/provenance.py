@@ -16,7 +16,8 @@ def fact(run: pd.Series, column: str):
 
 
 def clean_commit(commit) -> bool:
-    """Whether a recorded commit can be checked out: known and not ``-dirty`` (uncommitted changes)."""
+    """Whether the recorded source can be had again: a commit without ``-dirty`` (uncommitted
+    changes), or ``release <version>`` (an index release); not ``unknown``."""
     return isinstance(commit, str) and bool(commit) and commit != "unknown" and not commit.endswith("-dirty")
 
 

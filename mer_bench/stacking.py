@@ -140,9 +140,11 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
     def fold_loss(p, b, masks, xb, yb, w):
         feed["masks"], feed["next"] = masks, 0
         logits = functional_call(template, (p, b), (xb,))
-        return nn.functional.cross_entropy(logits, yb, weight=w)
+        return nn.functional.cross_entropy(logits, yb, weight=w), (logits.argmax(1) == yb).sum()
 
     orders: list = [None] * K
+    tallies = [[0.0, 0, 0] for _ in range(K)]  # per fold: loss sum, correct, clips of the epoch so far
+    curves: list[list] = [[] for _ in range(K)]
     with training_mode(device, rt):
         for step in range(max(totals)):
             batches: dict[int, list] = {}
@@ -171,7 +173,7 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
                 w = None if weights[0] is None else torch.stack(weights)
                 try:
                     with autocast(device, amp):
-                        losses = torch.vmap(fold_loss, in_dims=(0, 0, 0, 0, 0, None if w is None else 0))(
+                        losses, correct = torch.vmap(fold_loss, in_dims=(0, 0, 0, 0, 0, None if w is None else 0))(
                             p, bf, mk, xs, ys_, w)
                 except RuntimeError as exc:
                     if "random" in str(exc).lower():
@@ -189,12 +191,23 @@ def fit_classifiers_stacked(models: list[nn.Module], Xs: list, ys: list[np.ndarr
                     raise FloatingPointError(f"{description}: loss of stacked fold {bad[0]} became non-finite at "
                                              f"step {step + 1}; lower lr or use fp32")
                 total_loss = total_loss + losses.sum()
+                for j, k in enumerate(ks):  # the learning curves, as fit_classifier's (EpochTally)
+                    n_b = int(ys_.shape[1])
+                    tallies[k][0] += float(losses[j].detach()) * n_b
+                    tallies[k][1] += int(correct[j])
+                    tallies[k][2] += n_b
+                    if (step + 1) % setup.folds[k].steps_per_epoch == 0:
+                        t = tallies[k]
+                        curves[k].append(((step + 1) // setup.folds[k].steps_per_epoch, t[0] / t[2], t[1] / t[2]))
+                        tallies[k] = [0.0, 0, 0]
             opt.zero_grad(set_to_none=True)
             total_loss.backward()
             opt.step()
             sched.step()
             if (step + 1) % setup.folds[0].steps_per_epoch == 0:
                 report_epoch(rt, f"{description} x{K}", (step + 1) // setup.folds[0].steps_per_epoch, cfg.epochs)
+    for m, curve in zip(models, curves):
+        m.training_curve = curve
     return [m.eval() for m in models]
 
 

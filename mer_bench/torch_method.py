@@ -183,6 +183,7 @@ class TorchClipMethod(Method):
         self.model_ = fit_classifier(model, x, train.y, cfg, augment=self._augment,
                                      description=self.info.name, select_on=sel).cpu()
         self.selected_epoch_ = getattr(self.model_, "selected_epoch", self.epochs)
+        self.training_curve_ = list(getattr(self.model_, "training_curve", []))
         return self
 
     def _setup_fit(self, train: Samples) -> tuple[torch.Tensor, nn.Module, TrainConfig]:
@@ -228,6 +229,7 @@ class TorchClipMethod(Method):
         for m, model in zip(methods, models):
             m.model_ = model.cpu()
             m.selected_epoch_ = m.epochs
+            m.training_curve_ = list(getattr(model, "training_curve", []))
         return methods
 
     def last_epoch(self) -> TorchClipMethod:
@@ -245,6 +247,32 @@ class TorchClipMethod(Method):
         other.model_.load_state_dict(state)
         other.selected_epoch_ = self.epochs
         return other
+
+    transient_state = ("training_curve_",)
+
+    def get_state(self) -> dict[str, Any]:
+        """As :meth:`mer_bench.method.Method.get_state`, with the network as its ``state_dict``
+        (tensors on the CPU) under ``"model"``."""
+        if not hasattr(self, "model_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        model = self.model_
+        try:
+            del self.model_
+            state = super().get_state()
+        finally:
+            self.model_ = model
+        state["model"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> TorchClipMethod:
+        """Restore :meth:`get_state`: the learned attributes, then the network built by
+        ``build_model`` for ``input_shape_`` and ``classes_`` with the saved weights (eval mode)."""
+        super().set_state({k: v for k, v in state.items() if k != "model"})
+        self.input_shape_ = tuple(int(d) for d in self.input_shape_)
+        model = self.build_model(int(self.input_shape_[0]), len(self.classes_))
+        model.load_state_dict(state["model"])
+        self.model_ = model.eval()
+        return self
 
     def predict_proba(self, test: Samples) -> np.ndarray:
         """Class probabilities ``(N, n_classes)`` (softmax of the logits)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -218,6 +218,9 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
             and the last epoch's weights as ``model.last_epoch_state`` (the leak-free model of
             the same training run, for measuring the inflation).
 
+    The learning curve, ``[(epoch, mean training loss, training accuracy), ...]`` (:class:`EpochTally`),
+    is stored as ``model.training_curve``.
+
     Raises:
         ValueError: an empty training set or invalid settings.
     """
@@ -237,6 +240,7 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
         loop.monitor = None if select_on is None else _EpochSelector(model, select_on, cfg.precision)
         loop.forward = _compiled(model) if setup.rt.compile else model
         _train_loop(loop)
+        model.training_curve = list(loop.curve)
         if loop.monitor is not None:
             model.last_epoch_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             model.load_state_dict(loop.monitor.best_state)
@@ -349,6 +353,33 @@ class _Loop:
     setup: FoldsSetup
     description: str
     monitor: _EpochSelector | None = None
+    #: ``(epoch, mean training loss, training accuracy)`` per epoch, filled by :func:`_train_loop`
+    curve: list = field(default_factory=list)
+
+
+class EpochTally:
+    """Sums of one epoch's training batches for the learning curve: the mean cross-entropy
+    (weighted by batch size: the mean over the epoch's clips, with their augmentation and dropout
+    as trained) and the accuracy of the logits the step computed (before its update). The sums
+    stay on the device; :meth:`epoch` reads them once per epoch."""
+
+    def __init__(self) -> None:
+        self.loss, self.correct, self.n = None, None, 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        b = len(y)
+        loss_sum = loss.float() * b
+        correct = (logits.argmax(1) == y).sum()
+        self.loss = loss_sum if self.loss is None else self.loss + loss_sum
+        self.correct = correct if self.correct is None else self.correct + correct
+        self.n += b
+
+    def epoch(self, epoch: int) -> tuple[int, float, float]:
+        """``(epoch, mean loss, accuracy)`` of the batches added since the last call; resets."""
+        out = (epoch, float(self.loss) / self.n, float(self.correct) / self.n) if self.n else (epoch, float("nan"),
+                                                                                               float("nan"))
+        self.loss, self.correct, self.n = None, None, 0
+        return out
 
 
 def epoch_order(n: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -371,6 +402,7 @@ def _train_loop(loop: _Loop) -> None:
     n = len(fold.X)
     step = 0
     fmt = _memory_format(fold.X.ndim)
+    seen = EpochTally()
     for epoch in range(cfg.epochs):
         order = epoch_order(n, cfg, fold.gen)
         for start in range(0, n, cfg.batch_size):
@@ -383,7 +415,8 @@ def _train_loop(loop: _Loop) -> None:
                 xb = loop.augment(xb, fold.dev_gen)
             with autocast(device, amp):
                 try:
-                    loss = loop.loss_fn(loop.forward(xb), yb)
+                    logits = loop.forward(xb)
+                    loss = loop.loss_fn(logits, yb)
                 except Exception as exc:
                     if loop.forward is model or step > 0:
                         raise
@@ -398,6 +431,8 @@ def _train_loop(loop: _Loop) -> None:
             loop.opt.step()
             loop.sched.step()
             step += 1
+            seen.add(loss.detach(), logits.detach(), yb)
+        loop.curve.append(seen.epoch(epoch + 1))
         if loop.monitor is not None:
             loop.monitor(epoch + 1)
         report_epoch(loop.setup.rt, loop.description, epoch + 1, cfg.epochs)

@@ -205,6 +205,10 @@ class LBPTOPSVM(Method):
         summary="LBP-TOP (MEGC 2019 baseline parameters) + linear SVM, C chosen inside the training folds",
     )
     presets: ClassVar[dict[str, dict]] = {"p8": dict(neighbours=8, radii=(1, 1, 1))}
+    #: ``--save-models`` / ``mer-bench train``: not yet; a scikit-learn pipeline cannot be stored as the
+    #: tensors and plain values that load without running code (:mod:`mer_bench.models`)
+    saves_models: ClassVar[bool | str] = ("its scikit-learn SVM pipeline cannot be stored as tensors and plain values "
+                                          "that load without running code")
 
     def __init__(self, radii: tuple = (1, 1, 4), neighbours: int = 4, blocks: int = 5, tim_frames: int | None = 10,
                  C: float | str = "search", C_grid: tuple = (0.01, 0.1, 1.0, 10.0, 100.0),

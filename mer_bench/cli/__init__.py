@@ -11,7 +11,21 @@ import argparse
 import os
 
 from mer_bench import __version__
-from mer_bench.cli import ablate, bench, data, importing, leaderboard, listing, profile, report, run, saliency
+from mer_bench.cli import (
+    ablate,
+    bench,
+    data,
+    export,
+    importing,
+    leaderboard,
+    listing,
+    predict,
+    profile,
+    report,
+    run,
+    saliency,
+    train,
+)
 from mer_bench.cli.options import err
 
 __all__ = ["main", "build_parser"]
@@ -19,7 +33,8 @@ __all__ = ["main", "build_parser"]
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: subcommands in the order ``--help`` lists them
-COMMANDS = (run, importing, listing, data, profile, ablate, saliency, report, bench, leaderboard)
+COMMANDS = (run, train, predict, importing, export, listing, data, profile, ablate, saliency, report, bench,
+            leaderboard)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,15 +7,26 @@ from mer_bench.cli.options import add_data_root, add_dataset_options, kv_options
 
 def add_parser(sub) -> None:
     dc = sub.add_parser("data", help="check a dataset tree against its coding sheet, or count its classes",
-                        description="mer-bench data check --dataset NAME --data-root PATH: report every problem of "
-                                    "a dataset folder at once (exit status 0: usable; 1: problems found). "
-                                    "mer-bench data stats --dataset NAME (--data-root PATH | --dataset-set sheet=FILE):"
-                                    " clips, subjects and class counts under every class scheme.")
-    dc.add_argument("action", choices=["check", "stats"])
-    dc.add_argument("--dataset", required=True)
-    add_data_root(dc)
-    add_dataset_options(dc)
-    dc.set_defaults(handler=main)
+                        description="Inspect a dataset before running on it: `mer-bench data check` reports every "
+                                    "problem of its folder, `mer-bench data stats` counts clips, subjects and "
+                                    "classes. See `mer-bench data check --help`.")
+    actions = dc.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check", help="report every problem of a dataset folder at once",
+        description="Check a dataset folder against its coding sheet and report every problem at once: missing "
+                    "clip folders, missing or unreadable frames, frame numbers that disagree with onset/offset, apex "
+                    "outside [onset, offset], duplicate clips. Exit status 0: usable; 1: problems found.",
+        epilog="e.g. mer-bench data check --dataset casme2 --data-root /data/CASME2")
+    stats = actions.add_parser(
+        "stats", help="clips, subjects and class counts under every class scheme",
+        description="Count a dataset's clips, subjects and classes under every class scheme of its coding sheet "
+                    "(the frames are not needed: --dataset-set sheet=FILE reads the sheet alone).",
+        epilog="e.g. mer-bench data stats --dataset samm --dataset-set sheet=SAMM_micro_only.xlsx")
+    for p in (check, stats):
+        p.add_argument("--dataset", required=True, help="registered dataset (see `mer-bench list datasets`)")
+        add_data_root(p)
+        add_dataset_options(p)
+        p.set_defaults(handler=main)
 
 
 def main(args) -> int:

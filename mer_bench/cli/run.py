@@ -82,6 +82,12 @@ def add_parser(sub) -> None:
     r.add_argument("--ray-retries", type=int, default=2,
                    help="times Ray re-runs a fold whose worker died (default 2); a fold that still fails is "
                         "reported, and the others are stored")
+    r.add_argument("--folds", dest="max_folds", type=int, default=None, metavar="K",
+                   help="smoke run: train only the first K folds (the run is stored as partial, never shown on a "
+                        "board, and the same command without --folds resumes it)")
+    r.add_argument("--save-models", default=None, metavar="DIR",
+                   help="save each fold's trained model as DIR/<run_id>/fold-<k>.pt (weights and metadata; "
+                        "apply one with mer-bench predict --model)")
     add_json(r)
     r.set_defaults(handler=main)
 
@@ -106,19 +112,23 @@ def main(args) -> int:
         results = execute_with_progress(prep, store, device, args.force, quiet=args.json, executor=args.executor,
                                         ray_options=ray_options, channels_last=args.channels_last,
                                         stack_folds=args.stack_folds, cudnn_benchmark=args.cudnn_benchmark,
-                                        compile=args.compile, workers=args.workers, kernels=not args.no_kernels)
+                                        compile=args.compile, workers=args.workers, kernels=not args.no_kernels,
+                                        max_folds=args.max_folds, save_models=args.save_models)
     finally:
         store.close()
     if args.json:
         print(json.dumps({"store": str(store.path), "results": [r.as_dict() for r in results]}, indent=2))
     else:
-        print_results(results, store.path)
+        print_results(results, store.path, dataset_options)
+        if args.save_models:
+            print(f"models: {args.save_models}/<run_id>/fold-<k>.pt (apply one: mer-bench predict --model "
+                  f"{args.save_models}/{results[0].spec.run_id}/fold-000.pt)")
     return 0
 
 
 def execute_with_progress(prep, store, device, force, quiet=False, executor="local", ray_options=None,
                           channels_last=False, stack_folds=1, cudnn_benchmark=False, compile=False, workers=None,
-                          kernels=True):
+                          kernels=True, max_folds=None, save_models=None):
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -126,7 +136,6 @@ def execute_with_progress(prep, store, device, force, quiet=False, executor="loc
         Progress,
         TextColumn,
         TimeElapsedColumn,
-        TimeRemainingColumn,
     )
 
     from mer_bench.pipeline import execute
@@ -134,7 +143,7 @@ def execute_with_progress(prep, store, device, force, quiet=False, executor="loc
     console = Console(stderr=True)
     spec0 = prep.specs[0]
     n_folds = len(prep.folds[spec0.seed])
-    total = n_folds * len({s.seed for s in prep.specs})
+    total = min(n_folds, max_folds or n_folds) * len({s.seed for s in prep.specs})
     if not quiet:
         leak = ""
         if any(s.selection != "last" for s in prep.specs):
@@ -143,67 +152,137 @@ def execute_with_progress(prep, store, device, force, quiet=False, executor="loc
             leak = " [red](LEAKY protocol)[/]"
         console.print(f"[bold]{spec0.method}[/] on [bold]{spec0.dataset}[/] under [bold]{spec0.protocol}[/]"
                       f"{leak}: {len({s.seed for s in prep.specs})} seed(s) x {n_folds} "
-                      f"folds on {device}; preset {spec0.preset or 'none (defaults)'}; params {spec0.params}",
+                      f"folds on {device}; preset {spec0.preset or 'none (defaults)'}; {params_text(spec0.params)}",
                       highlight=False)
         if stack_folds > 1 and str(device).startswith("cpu"):
             console.print("[yellow]note:[/] --stack-folds is meant for a GPU that one fold cannot fill; on the "
                           "development CPU, stacked training was slower than fold by fold (measure it here: "
                           f"mer-bench bench --method {spec0.method} --stack-folds {stack_folds} --device cpu)",
                           highlight=False)
+    import time
+
+    clock = {"t0": None, "trained": 0, "skipped": 0, "epoch": 0.0}
+
+    def eta_text() -> str:
+        """``ETA 1:02:03`` from the wall time so far and the share of the folds still to train done
+        (the current fold's epochs included), so it appears during the first fold; ``ETA --`` before."""
+        to_train = total - clock["skipped"]
+        done = clock["trained"] + clock["epoch"]
+        if clock["t0"] is None or to_train <= 0 or done <= 0:
+            return "ETA --"
+        left = (time.monotonic() - clock["t0"]) * max(0.0, to_train - done) / done
+        return f"ETA {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
+
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(),
+                  TextColumn("{task.fields[eta]}"),
                   console=console, transient=False, disable=quiet) as progress:
-        folds_task = progress.add_task("folds", total=total)
-        epoch_task = progress.add_task("", total=1, visible=False)
+        folds_task = progress.add_task("folds", total=total, eta="ETA --")
+        epoch_task = progress.add_task("", total=1, visible=False, eta="")
 
         def on_fold(spec, i, n, name, status):
             if status == "start":
+                if clock["t0"] is None:
+                    clock["t0"] = time.monotonic()
                 what = f"fold {i + 1}/{n} ({name})" if stack_folds == 1 else f"folds up to {i + 1}/{n} (stacked)"
                 progress.update(folds_task, description=f"seed {spec.seed} {what}")
                 progress.reset(epoch_task, total=1, description="", visible=False)
             else:
+                clock["skipped" if status == "skipped" else "trained"] += 1
+                clock["epoch"] = 0.0
                 progress.advance(folds_task)
+            progress.update(folds_task, eta=eta_text())
 
         def on_progress(desc, done, of):
+            clock["epoch"] = min(1.0, done / of) if of else 0.0
             progress.update(epoch_task, description=f"  {desc}", completed=done, total=of, visible=True)
+            progress.update(folds_task, eta=eta_text())
 
         try:
             return execute(prep, store, device=device, force=force, on_fold=on_fold, on_progress=on_progress,
                            executor=executor, ray_options=ray_options, channels_last=channels_last,
                            stack_folds=stack_folds, cudnn_benchmark=cudnn_benchmark, compile=compile,
-                           workers=workers, kernels=kernels)
+                           workers=workers, kernels=kernels, max_folds=max_folds, save_models=save_models)
         finally:
             progress.update(epoch_task, visible=False)
 
 
-def print_results(results, store_path) -> None:
+def _folds_of(result) -> range:
+    """The protocol's folds of a result's run (``n_folds`` of a partial result is what it trained)."""
+    return range(getattr(result, "total_folds", None) or result.n_folds)
+
+
+def params_text(params: dict) -> str:
+    """``"params epochs=800, lr=5e-05"`` for a run header (``"no hyper-parameters"`` when empty)."""
+    if not params:
+        return "no hyper-parameters"
+    return "params " + ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def floor_hint(results, dataset_options: dict | None = None) -> str | None:
+    """The ``chance level ...; for the empirical floor run ...`` line under a run's scores: the
+    chance run of the same dataset, its options and protocol (``None`` for a run of a floor
+    itself, i.e. a method that sees no input)."""
+    from mer_bench.commands import mer_bench_command
+    from mer_bench.registry import METHODS
+
+    r0 = results[0]
+    s0 = r0.spec
+    n_classes = len(r0.scores["Full"]["per_class"]) if "Full" in r0.scores else 0
+    if not n_classes:
+        return None
+    line = f"chance level: UAR {1 / n_classes:.4f}"
+    if METHODS.get(s0.method).info.representation == "none":
+        return line + "."
+    args = ["run", "--method", "chance", "--protocol", s0.protocol, "--dataset", s0.dataset]
+    for key, value in sorted((dataset_options if dataset_options is not None else s0.dataset_options).items()):
+        args += ["--data-root", value] if key == "data_root" else ["--dataset-set", f"{key}={value}"]
+    for key, value in sorted(s0.protocol_options.items()):
+        args += ["--protocol-set", f"{key}={value}"]
+    seeds = sorted({r.spec.seed for r in results})
+    for seed in seeds if seeds != [0] else []:
+        args += ["--seed", seed]
+    return line + f"; for the empirical floor run `{mer_bench_command(*args)}`."
+
+
+def print_results(results, store_path, dataset_options: dict | None = None) -> None:
+    """The scores of a run as a table that fits 80 columns (the selection, when every row shares
+    it, goes in the title), then the chance level, the run ids and the store.
+
+    ``dataset_options``: the options given on the command line (for the floor's command; default:
+    those recorded in the run's identity)."""
     from rich.console import Console
     from rich.table import Table
 
     from mer_bench.leaderboard import SUBSET_NAMES
-    from mer_bench.registry import METHODS
 
     console = Console()
     s0 = results[0].spec
     leaky = " — LEAKY protocol: subjects in both train and test" if s0.leaky and s0.selection == "last" else ""
-    table = Table(title=f"{s0.method} on {s0.dataset}, {s0.protocol}: pooled over {results[0].n_folds} folds{leaky}")
-    for col in ("seed", "selection", "subset", "UF1", "UAR", "accuracy", "n", "status"):
-        table.add_column(col, justify="left" if col in ("selection", "subset", "status") else "right")
+    selections = {r.selection for r in results}
+    one = len(selections) == 1
+    partial = any(r.status == "partial" for r in results)
+    what = (f"PARTIAL smoke run, {results[0].n_folds} of {len(_folds_of(results[0]))} folds" if partial
+            else f"pooled over {results[0].n_folds} folds")
+    title = (f"{s0.method} on {s0.dataset}, {s0.protocol}: {what}{leaky}"
+             + (f"\nselection: {next(iter(selections))}" if one else ""))
+    table = Table(title=title)
+    cols = ("seed", *(() if one else ("selection",)), "subset", "UF1", "UAR", "accuracy", "n", "status")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("selection", "subset", "status") else "right", no_wrap=True)
     for r in results:
-        sel = "last epoch" if r.spec.selection == "last" else "best on test (LEAKY)"
-        if r.spec.selection == "last" and not METHODS.get(r.spec.method).info.supports_epoch_selection:
-            sel = "n/a (no epochs)"
         for subset, sc in r.scores.items():
-            table.add_row(str(r.spec.seed), sel, SUBSET_NAMES.get(subset, subset), f"{sc['uf1']:.4f}",
-                          f"{sc['uar']:.4f}", f"{sc['accuracy']:.4f}", str(sc["n"]), r.status)
+            table.add_row(str(r.spec.seed), *(() if one else (r.selection,)), SUBSET_NAMES.get(subset, subset),
+                          f"{sc['uf1']:.4f}", f"{sc['uar']:.4f}", f"{sc['accuracy']:.4f}", str(sc["n"]), r.status)
     console.print(table)
     absent = {c for r in results for sc in r.scores.values() for c in sc["absent_classes"]}
     if absent:
         console.print(f"[yellow]note:[/] classes absent from the ground truth were excluded from the means: "
                       f"{sorted(absent)}")
-    n_classes = len(results[0].scores["Full"]["per_class"]) if results else 0
-    if n_classes:
-        console.print(f"chance level: UAR {1 / n_classes:.4f}; for the empirical floor run "
-                      f"`mer-bench run --method chance --protocol {results[0].spec.protocol}`.", highlight=False)
+    hint = floor_hint(results, dataset_options)
+    if hint:
+        console.print(hint, highlight=False, markup=False)
+    if partial:
+        console.print("[yellow]note:[/] a partial run is never shown on a board; run the same command without "
+                      "--folds to complete it (the trained folds are kept).", highlight=False)
     console.print(f"run ids: {', '.join(r.spec.run_id for r in results)}; store: {store_path}; wall time "
                   f"{sum(r.wall_time for r in results):.1f} s", highlight=False)

@@ -63,7 +63,7 @@ from mer_bench.data import Dataset, DatasetError
 from mer_bench.data_roots import require_data_root
 from mer_bench.datasets.schemes import CLASS_SCHEMES, KNOWN_EMOTIONS, SCHEME_COLUMNS
 
-__all__ = ["FrameTreeDataset", "frame_number", "list_frames", "preprocessing_options"]
+__all__ = ["FrameTreeDataset", "frame_number", "list_frames", "preprocessing_options", "folder_representation"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -95,6 +95,50 @@ def preprocessing_options(ds: Any, for_identity: bool = True) -> dict[str, Any]:
     if not for_identity or ds.clip_rule != "apex":
         opts["clip_rule"] = ds.clip_rule
     return opts
+
+
+def folder_representation(folder: str | Path, representation: str, apex: int | None = None,
+                          **preprocessing: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """One clip's representation from a folder of its frames (``mer-bench predict --clip``),
+    computed as the raw loaders compute theirs (:func:`_compute`), every frame of the folder
+    being onset..offset.
+
+    Args:
+        folder: images whose names carry their frame number (``img46.jpg``), sorted by it.
+        representation: ``flow``, ``apex``, ``clip``, ``dynamic`` or ``mesti``.
+        apex: the apex frame number (the nearest frame is used); ``None``: the middle frame.
+        preprocessing: ``flow_method``, ``face_crop``, ``frames``, ``size``, ``clip_rule``
+            (defaults: those of :class:`FrameTreeDataset`).
+
+    Returns:
+        ``(array, facts)``: the representation as the datasets give it (e.g. flow ``(3, 28, 28)``
+        in [0, 1]) and what was done (frames, apex frame, face found, preprocessing).
+
+    Raises:
+        DatasetError: no frames in the folder, unreadable frames, an unknown representation.
+    """
+    import inspect
+
+    folder = Path(folder)
+    reps = FrameTreeDataset.representations
+    if representation not in reps:
+        raise DatasetError(f"a folder of frames gives {', '.join(reps)}, not {representation!r}")
+    frames = list_frames(folder) if folder.is_dir() else []
+    if not frames:
+        raise DatasetError(f"no frames in {folder} (image files whose names end in their frame number, e.g. "
+                           f"img46.jpg)")
+    sig = inspect.signature(FrameTreeDataset.__init__).parameters
+    params = {k: sig[k].default for k in ("flow_method", "face_crop", "frames", "size", "clip_rule")}
+    unknown = set(preprocessing) - set(params)
+    if unknown:
+        raise DatasetError(f"unknown preprocessing option(s) {sorted(unknown)}; known: {', '.join(params)}")
+    params.update(preprocessing)
+    numbers = [n for n, _ in frames]
+    target = numbers[len(numbers) // 2] if apex is None else int(apex)
+    apex_pos = int(np.argmin([abs(n - target) for n in numbers]))
+    arr, found = _compute((representation, [p for _, p in frames], apex_pos, params))
+    return arr, {"frames": len(frames), "onset": numbers[0], "apex": numbers[apex_pos], "offset": numbers[-1],
+                 "face_found": bool(found), **params}
 
 
 def _read_cached(path: Path) -> np.ndarray | None:

@@ -9,8 +9,18 @@ Each module imports only those after it (checked by the import-linter contract i
 ``pyproject.toml``), and none imports torch at import time.
 """
 
-from mer_bench.pipeline.plan import SELECTIONS, Prepared, RunSpec, Selection, config_hash, default_dataset, prepare
+from mer_bench.pipeline.plan import (
+    NO_EPOCHS,
+    SELECTIONS,
+    Prepared,
+    RunSpec,
+    Selection,
+    config_hash,
+    default_dataset,
+    prepare,
+    selection_label,
+)
 from mer_bench.pipeline.runner import RunResult, execute, git_commit, pending_id, run
 
 __all__ = ["prepare", "execute", "run", "RunSpec", "RunResult", "Prepared", "Selection", "SELECTIONS", "config_hash",
-           "default_dataset", "git_commit", "pending_id"]
+           "default_dataset", "git_commit", "pending_id", "NO_EPOCHS", "selection_label"]

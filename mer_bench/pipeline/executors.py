@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mer_bench import runtime
-from mer_bench.pipeline.folds import fit_predict_fold, fit_predict_folds_stacked
+from mer_bench.pipeline.folds import FoldResult, fit_predict_fold, fit_predict_folds_stacked
 
 __all__ = ["FoldWriter", "run_folds_locally", "run_folds_in_workers", "run_folds_on_ray", "EXECUTORS", "ExecutorError"]
 
@@ -52,19 +52,26 @@ class FoldWriter:
     """
 
     def __init__(self, store: Any, write_ids: dict[str, str], n_folds: int,
-                 on_fold: Callable[..., None] | None = None) -> None:
+                 on_fold: Callable[..., None] | None = None, save_model: Callable[..., None] | None = None) -> None:
         self.store, self.write_ids, self.n_folds, self.on_fold = store, write_ids, n_folds, on_fold
+        #: ``save_model(spec, fold_index, fold, state)`` for each selection's fitted state (``--save-models``)
+        self.save_model = save_model
 
     def started(self, spec: Any, fold_index: int, fold: Any) -> None:
         if self.on_fold:
             self.on_fold(spec, fold_index, self.n_folds, fold.name, "start")
 
-    def __call__(self, fold_index: int, fold: Any, specs: list, rows: dict[str, list[tuple]], wall_time: float,
+    def __call__(self, fold_index: int, fold: Any, specs: list, result: FoldResult, wall_time: float,
                  device: str) -> None:
-        """Write ``rows[spec.selection]`` of fold ``fold_index`` for each of ``specs``."""
+        """Write ``result.rows[spec.selection]`` (and the learning curve) of fold ``fold_index`` for
+        each of ``specs``; with ``save_model``, save the fold's models first (a fold whose model
+        cannot be saved is not marked done)."""
+        if self.save_model is not None:
+            for spec in specs:
+                self.save_model(spec, fold_index, fold, result.states[spec.selection])
         for spec in specs:
             self.store.write_fold(self.write_ids.get(spec.run_id, spec.run_id), fold_index, fold.name,
-                                  len(fold.train), wall_time, device, rows[spec.selection])
+                                  len(fold.train), wall_time, device, result.rows[spec.selection], result.curve)
         if self.on_fold:
             self.on_fold(specs[0], fold_index, self.n_folds, fold.name, "done")
 
@@ -88,13 +95,14 @@ def run_folds_locally(prep: Any, seed: int, work: list, write: FoldWriter, devic
             for i, fold, todo in chunk:
                 write.started(todo[0], i, fold)
             t0 = time.perf_counter()
+            save = bool(options.get("save_models"))
             if len(chunk) > 1:
                 rows = fit_predict_folds_stacked(prep.method_cls, params, prep.dataset, prep.representation,
-                                                 [(i, f) for i, f, _ in chunk], seed)
+                                                 [(i, f) for i, f, _ in chunk], seed, save)
             else:
                 i, fold, todo = chunk[0]
                 rows = {i: fit_predict_fold(prep.method_cls, params, prep.dataset, prep.representation, fold, i,
-                                            seed, sorted({s.selection for s in todo}))}
+                                            seed, sorted({s.selection for s in todo}), save)}
             per_fold = (time.perf_counter() - t0) / len(chunk)  # a stacked group's time, shared
             for i, fold, todo in chunk:
                 write(i, fold, todo, rows[i], per_fold, device)
@@ -134,9 +142,10 @@ def _fold_task(payload: dict[str, Any]) -> dict[str, Any]:
     fold = protocol.folds(dataset.table(), payload["seed"])[payload["fold_index"]]
     device = resolve_device(payload["device"])
     with runtime.use(device=device, **payload.get("runtime", {})):
-        rows = fit_predict_fold(method_cls, payload["params"], dataset, payload["representation"], fold,
-                                payload["fold_index"], payload["seed"], payload["selections"])
-    return {"rows": rows, "wall_time": time.perf_counter() - t0, "device": device}
+        result = fit_predict_fold(method_cls, payload["params"], dataset, payload["representation"], fold,
+                                  payload["fold_index"], payload["seed"], payload["selections"],
+                                  bool(payload.get("save_models")))
+    return {"result": result, "wall_time": time.perf_counter() - t0, "device": device}
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -206,7 +215,7 @@ def _connect(address: str | None, num_cpus: int | None, runtime_env: dict | None
 
 
 def _payload(prep: Any, seed: int, fold_index: int, specs: list, device: str, threads: int,
-             settings: dict[str, bool] | None = None) -> dict[str, Any]:
+             settings: dict[str, bool] | None = None, save_models: bool = False) -> dict[str, Any]:
     """What a worker needs to rebuild a run's objects and train fold ``fold_index`` (:func:`_fold_task`),
     with the trainer's run-time ``settings`` (:func:`_runtime_settings`)."""
     lead = specs[0]
@@ -214,7 +223,7 @@ def _payload(prep: Any, seed: int, fold_index: int, specs: list, device: str, th
             "dataset_kwargs": prep.dataset_kwargs, "protocol": lead.protocol, "protocol_kwargs": prep.protocol_kwargs,
             "representation": prep.representation, "seed": seed, "fold_index": fold_index,
             "selections": sorted({s.selection for s in specs}), "device": device, "threads": threads,
-            "runtime": dict(settings or {})}
+            "runtime": dict(settings or {}), "save_models": save_models}
 
 
 def run_folds_in_workers(prep: Any, seed: int, work: list, write: FoldWriter, device: str,
@@ -242,8 +251,8 @@ def run_folds_in_workers(prep: Any, seed: int, work: list, write: FoldWriter, de
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {}
         for i, fold, todo in work:
-            futures[pool.submit(_fold_task, _payload(prep, seed, i, todo, device, threads,
-                                                     _runtime_settings(options)))] = (i, fold, todo)
+            futures[pool.submit(_fold_task, _payload(prep, seed, i, todo, device, threads, _runtime_settings(options),
+                                                     bool(options.get("save_models"))))] = (i, fold, todo)
             write.started(todo[0], i, fold)
         for future in as_completed(futures):
             i, fold, todo = futures[future]
@@ -252,7 +261,7 @@ def run_folds_in_workers(prep: Any, seed: int, work: list, write: FoldWriter, de
             except Exception as exc:  # the fold raised, or its worker died (BrokenProcessPool)
                 failures.append((i, fold, exc))
                 continue
-            write(i, fold, todo, res["rows"], res["wall_time"], device)
+            write(i, fold, todo, res["result"], res["wall_time"], device)
     if len(failures) == 1:
         raise failures[0][2]
     if failures:
@@ -289,7 +298,8 @@ def run_folds_on_ray(prep: Any, seed: int, work: list, write: FoldWriter, device
     lead = work[0][2][0] if work else None
     refs = {}
     for i, fold, todo in work:
-        refs[task.remote(_payload(prep, seed, i, todo, task_device, max(1, int(num_cpus))))] = (i, fold, todo)
+        refs[task.remote(_payload(prep, seed, i, todo, task_device, max(1, int(num_cpus)),
+                                  save_models=bool(options.get("save_models"))))] = (i, fold, todo)
         write.started(lead, i, fold)
     failures = []
     pending = list(refs)
@@ -301,7 +311,7 @@ def run_folds_on_ray(prep: Any, seed: int, work: list, write: FoldWriter, device
         except Exception as exc:  # the task raised (e.g. a plugin missing on the worker) or its worker died
             failures.append(f"fold {i} ({fold.name}): {type(exc).__name__}: {str(exc).strip().splitlines()[-1]}")
             continue
-        write(i, fold, todo, res["rows"], res["wall_time"], f"ray:{res['device']}")
+        write(i, fold, todo, res["result"], res["wall_time"], f"ray:{res['device']}")
     if failures:
         hint = ""
         if any("UnknownNameError" in f or "PluginLoadError" in f or "ModuleNotFoundError" in f for f in failures):

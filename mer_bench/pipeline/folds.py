@@ -7,11 +7,29 @@ the method contract (:func:`mer_bench.method.check_outputs`) before they become 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from mer_bench.method import MethodError, ParameterError, check_outputs
 
-__all__ = ["fit_predict_fold", "fit_predict_folds_stacked", "check_stacking"]
+__all__ = ["FoldResult", "fit_predict_fold", "fit_predict_folds_stacked", "fit_all", "check_stacking"]
+
+
+@dataclass
+class FoldResult:
+    """What training one fold produced.
+
+    Attributes:
+        rows: selection -> prediction rows ``(sample_id, subject, dataset, y_true, y_pred, proba)``.
+        curve: the learning curve ``[(epoch, mean training loss, training accuracy), ...]`` of a
+            method that trains in epochs (``training_curve_``), else ``None``.
+        states: selection -> the fitted model's :meth:`~mer_bench.method.Method.get_state`, when
+            asked for (``save_models``); empty otherwise.
+    """
+
+    rows: dict[str, list[tuple]]
+    curve: list[tuple] | None = None
+    states: dict[str, dict] = field(default_factory=dict)
 
 
 def _where(method_cls: type, fold: Any, fold_index: int) -> str:
@@ -39,18 +57,17 @@ def _call(what: str, where: str, fn, *args, **kwargs):
 
 
 def fit_predict_fold(method_cls: type, params: dict[str, Any], dataset: Any, representation: str, fold: Any,
-                     fold_index: int, seed: int, selections: list[str]) -> dict[str, list[tuple]]:
+                     fold_index: int, seed: int, selections: list[str], save_models: bool = False) -> FoldResult:
     """Train one fold and predict its test clips: the unit of work of every executor.
 
     The method is seeded with ``seed * 1000 + fold_index``. ``selections``: ``"last"`` and/or
     ``"best-on-test"`` (the latter hands the *labelled* test clips to ``fit``: leaky by request).
-
-    Returns:
-        selection -> prediction rows ``(sample_id, subject, dataset, y_true, y_pred, proba)``.
+    ``save_models``: also return each selection's fitted state (:class:`FoldResult`).
 
     Raises:
         MethodError: the method raised, or returned predictions that break the contract
-            (:func:`mer_bench.method.check_outputs`); nothing of the fold is returned.
+            (:func:`mer_bench.method.check_outputs`), or (``save_models``) cannot save its model;
+            nothing of the fold is returned.
     """
     where = _where(method_cls, fold, fold_index)
     method = _call("its constructor", where, method_cls, **{**params, "random_state": seed * 1000 + fold_index})
@@ -60,11 +77,39 @@ def fit_predict_fold(method_cls: type, params: dict[str, Any], dataset: Any, rep
         _call("fit", where, method.fit, train, select_on=select_on)
     else:
         _call("fit", where, method.fit, train)
-    return _prediction_rows(method, dataset, representation, fold, selections, where)
+    return _result(method, dataset, representation, fold, selections, where, save_models)
+
+
+def _result(method: Any, dataset: Any, representation: str, fold: Any, selections: list[str], where: str,
+            save_models: bool) -> FoldResult:
+    rows = _prediction_rows(method, dataset, representation, fold, selections, where)
+    curve = getattr(method, "training_curve_", None)
+    states = {}
+    if save_models:
+        for selection in selections:
+            fitted = method.last_epoch() if selection == "last" and hasattr(method, "last_epoch") else method
+            states[selection] = _call("get_state", where, fitted.get_state)
+    return FoldResult(rows, [tuple(c) for c in curve] if curve else None, states)
+
+
+def fit_all(method_cls: type, params: dict[str, Any], dataset: Any, representation: str, seed: int) -> Any:
+    """Train one model on every clip of ``dataset`` (``mer-bench train``), seeded with
+    ``seed * 1000`` (the seed of a run's first fold); returns the fitted method.
+
+    Raises:
+        MethodError: the method raised in its constructor or ``fit``.
+    """
+    import numpy as np
+
+    where = f"method {method_cls.info.name!r}, every clip of {getattr(dataset, 'name', 'the dataset')}"
+    method = _call("its constructor", where, method_cls, **{**params, "random_state": seed * 1000})
+    train = dataset.samples(representation, np.arange(len(dataset.table())))
+    return _call("fit", where, method.fit, train)
 
 
 def fit_predict_folds_stacked(method_cls: type, params: dict[str, Any], dataset: Any, representation: str,
-                              folds: list[tuple[int, Any]], seed: int) -> dict[int, dict[str, list[tuple]]]:
+                              folds: list[tuple[int, Any]], seed: int,
+                              save_models: bool = False) -> dict[int, FoldResult]:
     """Train several folds at once with their networks stacked (``method_cls.fit_stacked``; see
     :func:`mer_bench.stacking.fit_classifiers_stacked`) and predict each fold's test clips.
 
@@ -72,7 +117,7 @@ def fit_predict_folds_stacked(method_cls: type, params: dict[str, Any], dataset:
     fold-by-fold training up to floating-point noise. Only the last-epoch model (leak-free).
 
     Returns:
-        fold index -> ``{"last": prediction rows}``.
+        fold index -> its :class:`FoldResult` (selection ``"last"``).
 
     Raises:
         MethodError: as :func:`fit_predict_fold`.
@@ -82,7 +127,7 @@ def fit_predict_folds_stacked(method_cls: type, params: dict[str, Any], dataset:
                for i, _ in folds]
     _call("fit_stacked", where, method_cls.fit_stacked, methods,
           [dataset.samples(representation, fold.train) for _, fold in folds])
-    return {i: _prediction_rows(m, dataset, representation, fold, ["last"], _where(method_cls, fold, i))
+    return {i: _result(m, dataset, representation, fold, ["last"], _where(method_cls, fold, i), save_models)
             for m, (i, fold) in zip(methods, folds)}
 
 

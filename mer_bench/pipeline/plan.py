@@ -24,7 +24,7 @@ from mer_bench.protocol import ProtocolError
 from mer_bench.registry import DATASETS, METHODS, PROTOCOLS
 
 __all__ = ["RunSpec", "Prepared", "prepare", "config_hash", "check_seeds", "default_dataset", "Selection",
-           "SELECTIONS", "MAX_SEED"]
+           "SELECTIONS", "MAX_SEED", "NO_EPOCHS", "selection_label"]
 
 
 class Selection(str, Enum):
@@ -44,6 +44,15 @@ class Selection(str, Enum):
 #: selection code -> words (``prepare(selection="both")``: one training per fold gives both runs,
 #: ``last`` and ``best-on-test``, to measure the inflation of test-set epoch selection)
 SELECTIONS = {"last": "last epoch", "best-on-test": "best epoch on the test subject (LEAKY)"}
+#: the selection of a run whose method has no epochs (a floor, an SVM): what terminal, JSON and board say
+NO_EPOCHS = "n/a (no training epochs)"
+
+
+def selection_label(code: str, trains_epochs: bool = True) -> str:
+    """The words for a run's model selection, one label everywhere (the run's table, ``--json``,
+    boards): :data:`SELECTIONS` of ``code``, or :data:`NO_EPOCHS` for a last-epoch run of a method
+    that does not train in epochs."""
+    return NO_EPOCHS if code == "last" and not trains_epochs else SELECTIONS[code]
 
 
 def default_dataset(protocol: str) -> str:

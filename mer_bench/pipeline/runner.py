@@ -31,11 +31,12 @@ from mer_bench.method import MethodError, resolve_params
 from mer_bench.metrics import run_metrics
 from mer_bench.pipeline.executors import EXECUTORS, FoldWriter
 from mer_bench.pipeline.folds import check_stacking
-from mer_bench.pipeline.plan import SELECTIONS, Prepared, RunSpec, prepare
+from mer_bench.pipeline.plan import SELECTIONS, Prepared, RunSpec, prepare, selection_label
 from mer_bench.runtime import bf16_warning, cpu_description
 from mer_bench.store import Store
 
-__all__ = ["RunResult", "execute", "run", "git_commit", "pending_id", "board_facts", "check_workers", "choose_workers"]
+__all__ = ["RunResult", "execute", "run", "git_commit", "installed_source", "pending_id",
+           "board_facts", "check_workers", "choose_workers"]
 
 
 @dataclass
@@ -48,36 +49,77 @@ class RunResult:
     wall_time: float
     scores: dict[str, dict] = field(default_factory=dict)
     device: str = ""
+    #: whether the method trains in epochs (else its selection reads :data:`~mer_bench.pipeline.plan.NO_EPOCHS`)
+    trains_epochs: bool = True
+    #: the protocol's number of folds (``n_folds`` is fewer for a ``partial`` run)
+    total_folds: int | None = None
+
+    @property
+    def selection(self) -> str:
+        """The words for the run's model selection (:func:`~mer_bench.pipeline.plan.selection_label`)."""
+        return selection_label(self.spec.selection, self.trains_epochs)
 
     def as_dict(self) -> dict[str, Any]:
         s = self.spec
         return {"run_id": s.run_id, "config_hash": s.config_hash, "method": s.method, "dataset": s.dataset,
                 "protocol": s.protocol, "seed": s.seed, "preset": s.preset, "params": s.params,
-                "leaky": s.leaky, "selection": SELECTIONS[s.selection], "status": self.status,
-                "folds": self.n_folds, "wall_time": self.wall_time,
+                "leaky": s.leaky, "selection": self.selection, "status": self.status,
+                "folds": self.n_folds, "total_folds": self.total_folds or self.n_folds, "wall_time": self.wall_time,
                 "device": self.device, "scores": self.scores}
 
 
 def git_commit() -> str:
-    """The git commit of the mer-bench source tree, or ``"unknown"`` (e.g. a wheel install)."""
+    """The source of the running mer-bench code, recorded with every run:
+
+    * in a git checkout: its commit (12 hex digits), ``-dirty`` with uncommitted changes;
+    * installed by pip from a VCS URL: the commit pip recorded (PEP 610 ``direct_url.json``);
+    * installed from a package index: ``release <version>`` (``pip install mer-bench==<version>``
+      gets the same code);
+    * otherwise (a copied folder, an archive): ``unknown``.
+    """
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "--short=12", "HEAD"], cwd=Path(__file__).parent,
                              capture_output=True, text=True, timeout=5)
-        commit = out.stdout.strip()
-        if out.returncode or not commit:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
+        lines = out.stdout.split()
+        # only a checkout of mer-bench itself: an installed copy inside another repository is not its commit
+        if not out.returncode and len(lines) == 2 and Path(__file__).resolve().is_relative_to(Path(lines[0])) \
+                and (Path(lines[0]) / "mer_bench").is_dir():
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                   cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5).stdout.strip()
+            return lines[1] + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
+        pass
+    return installed_source()
+
+
+def installed_source() -> str:
+    """``git_commit`` outside a checkout: from the installed distribution's PEP 610 record."""
+    import json
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("mer-bench")
+    except metadata.PackageNotFoundError:
         return "unknown"
+    if Path(str(dist.locate_file("mer_bench"))).resolve() != Path(__file__).resolve().parents[1]:
+        return "unknown"  # the distribution found is another copy than the code running
+    try:
+        direct = json.loads(dist.read_text("direct_url.json") or "null")
+    except ValueError:
+        direct = None
+    installed = any(part in ("site-packages", "dist-packages") for part in Path(__file__).resolve().parts)
+    if direct is None:  # from an index (no direct URL recorded), unless it is a source folder run in place
+        return f"release {dist.version}" if installed else "unknown"
+    commit = (direct.get("vcs_info") or {}).get("commit_id")
+    return str(commit)[:12] if commit else "unknown"
 
 
 def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = False,
             on_fold=None, on_progress=None, executor: str = "local",
             ray_options: dict[str, Any] | None = None, channels_last: bool = False,
             stack_folds: int = 1, cudnn_benchmark: bool = False, compile: bool = False,
-            workers: int | str | None = None, kernels: bool = True) -> list[RunResult]:
+            workers: int | str | None = None, kernels: bool = True, max_folds: int | None = None,
+            save_models: str | Path | None = None) -> list[RunResult]:
     """Run (or resume, or reuse) every spec of ``prep``; returns one :class:`RunResult` per seed.
 
     Args:
@@ -99,6 +141,12 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
             identity is the same, the thread count per fold (recorded) can change the last bits.
         kernels: allow mer-bench's CPU fast paths (:mod:`mer_bench.kernels`; recorded with the
             run as ``on``/``off``): a run-time setting, the same results up to floating-point noise.
+        max_folds: train only the first ``max_folds`` folds (a smoke run, ``run --folds K``): the
+            run is stored with status ``partial``, is never on a board, and running it again
+            without ``max_folds`` resumes it. Its result's ``status`` is ``partial``.
+        save_models: a folder: each fold's fitted model is saved as
+            ``<folder>/<run_id>/fold-<k>.pt`` (:mod:`mer_bench.models`) before the fold is stored,
+            so every stored fold has its model (folds stored before keep none).
 
     Raises:
         ValueError: an unknown executor or an unavailable device.
@@ -112,6 +160,17 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
     check_stacking(prep.method_cls, stack_folds, executor, sorted({s.selection for s in prep.specs}), channels_last,
                    compile)
     workers = check_workers(workers, executor, stack_folds)
+    if save_models is not None:
+        from mer_bench.method import check_saves_models
+
+        check_saves_models(prep.method_cls)
+    if max_folds is not None:
+        from mer_bench.method import ParameterError
+
+        if isinstance(max_folds, bool) or not isinstance(max_folds, int) or max_folds < 1:
+            raise ParameterError(f"--folds must be a whole number >= 1, got {max_folds!r}")
+        if force:
+            raise ParameterError("--folds makes a partial smoke run; it cannot replace a run (--force)")
     slow = bf16_warning(dev if executor == "local" else device, str(prep.specs[0].params.get("precision", "")))
     if slow:
         warnings.warn(slow, RuntimeWarning, stacklevel=2)
@@ -125,7 +184,7 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
         for seed, specs in groups.items():
             results += _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_fold, on_progress,
                                      executor, ray_options, channels_last, stack_folds, cudnn_benchmark, compile,
-                                     workers, kernels)
+                                     workers, kernels, max_folds, save_models)
     except BaseException:
         for write_id in held:  # a start that failed before its first fold leaves no "running" row
             with contextlib.suppress(Exception):
@@ -211,8 +270,9 @@ def pending_id(run_id: str) -> str:
 
 def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_fold, on_progress, executor,
                   ray_options, channels_last, stack_folds, cudnn_benchmark, compile, workers,
-                  kernels=True) -> list[RunResult]:
+                  kernels=True, max_folds=None, save_models=None) -> list[RunResult]:
     folds = prep.folds.get(seed) or prep.protocol.folds(table, seed)
+    trains = bool(prep.method_cls.info.supports_epoch_selection)
     results = []
     pending, done, status, write = [], {}, {}, {}
     for spec in specs:
@@ -220,7 +280,8 @@ def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_
         if existing and existing["status"] == "complete" and not force:
             preds = store.predictions(spec.run_id)
             results.append(RunResult(spec, "cached", len(folds), existing["wall_time"] or 0.0,
-                                     run_metrics(preds, prep.dataset.classes), existing["device"] or ""))
+                                     run_metrics(preds, prep.dataset.classes), existing["device"] or "",
+                                     trains))
             continue
         # --force keeps the old run until the new one is complete (pending_id, then Store.promote)
         write[spec.run_id] = pending_id(spec.run_id) if existing and force else spec.run_id
@@ -245,17 +306,26 @@ def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_
         if not todo and on_fold:
             on_fold(pending[0], i, len(folds), fold.name, "skipped")
     work = [(i, fold, todo) for i, fold, todo in todo_folds if todo]
-    writer = FoldWriter(store, write, len(folds), on_fold)
+    if max_folds is not None:
+        work = [(i, fold, todo) for i, fold, todo in work if i < max_folds]
+    saver = None if save_models is None else _model_saver(Path(save_models), prep, folds)
+    writer = FoldWriter(store, write, len(folds), on_fold, saver)
     n_workers, threads = choose_workers(workers, prep.method_cls, dev, executor, stack_folds, len(work))
     if work:
         options = dict(ray_options or {}) if executor == "ray" else {
             "stack_folds": stack_folds, "progress": on_progress, "channels_last": channels_last,
             "cudnn_benchmark": cudnn_benchmark, "compile": compile, "workers": n_workers, "threads": threads,
-            "kernels": kernels}
+            "kernels": kernels, "save_models": saver is not None}
         dev = EXECUTORS[executor](prep, seed, work, writer, dev if executor == "local" else device, options)
     n_test = sum(len(f.test) for f in folds)
     for spec in pending:
         wid = write[spec.run_id]
+        if max_folds is not None and store.completed_folds(wid) != set(range(len(folds))):
+            store.mark_partial(wid)
+            preds = store.predictions(wid)
+            results.append(RunResult(spec, "partial", len(store.completed_folds(wid)), store.fold_times(wid),
+                                     run_metrics(preds, prep.dataset.classes), dev, trains, len(folds)))
+            continue
         _check_complete(store, wid, spec, len(folds), n_test, len(prep.dataset.classes))
         wall = store.fold_times(wid)
         if executor == "ray":
@@ -269,8 +339,32 @@ def _execute_seed(prep, store, seed, specs, table, dev, device, force, held, on_
             store.promote(wid, spec.run_id)
         preds = store.predictions(spec.run_id)
         results.append(RunResult(spec, status[spec.run_id], len(folds), wall,
-                                 run_metrics(preds, prep.dataset.classes), dev))
+                                 run_metrics(preds, prep.dataset.classes), dev, trains))
     return results
+
+
+def _model_saver(folder: Path, prep: Prepared, folds: list):
+    """``save(spec, fold_index, fold, state)`` writing ``folder/<run_id>/fold-<k>.pt`` (:mod:`mer_bench.models`)."""
+    import torch
+
+    from mer_bench.models import save_model
+
+    table = prep.dataset.table()
+    commit = git_commit()
+
+    def save(spec: RunSpec, fold_index: int, fold, state: dict) -> None:
+        test_subjects = sorted({str(s) for s in table["subject"].iloc[fold.test]})
+        meta = {"method": spec.method, "params": spec.params, "classes": list(prep.dataset.classes),
+                "representation": prep.representation, "input": input_label(prep, spec), "dataset": spec.dataset,
+                "dataset_options": spec.dataset_options, "dataset_fingerprint": spec.dataset_fingerprint,
+                "protocol": spec.protocol, "protocol_options": spec.protocol_options, "seed": spec.seed,
+                "fold_index": fold_index, "fold_name": fold.name, "n_folds": len(folds),
+                "test_subjects": test_subjects, "selection": SELECTIONS[spec.selection], "leaky": spec.leaky,
+                "run_id": spec.run_id, "package_version": __version__, "git_commit": commit,
+                "torch_version": torch.__version__}
+        save_model(folder / spec.run_id / f"fold-{fold_index:03d}.pt", state, meta)
+
+    return save
 
 
 def input_label(prep, spec) -> str:
@@ -313,14 +407,15 @@ def _check_complete(store: Store, write_id: str, spec: RunSpec, n_folds: int, n_
 def run(method: str, protocol: str = "loso", dataset: str | None = None, seeds: list[int] | None = None,
         overrides: dict[str, Any] | None = None, preset: str | None = None, store: Store | str | None = None,
         device: str = "auto", force: bool = False, dataset_options: dict[str, Any] | None = None,
-        protocol_options: dict[str, Any] | None = None, selection: str = "last") -> list[RunResult]:
+        protocol_options: dict[str, Any] | None = None, selection: str = "last", max_folds: int | None = None,
+        save_models: str | Path | None = None) -> list[RunResult]:
     """Python entry point: :func:`~mer_bench.pipeline.plan.prepare` then :func:`execute` (no progress
     display). ``dataset=None``: the protocol's own dataset, as on the command line."""
     prep = prepare(method, protocol, dataset, seeds, overrides, preset, dataset_options, protocol_options, selection)
     own = not isinstance(store, Store)
     st = Store(store) if own else store
     try:
-        return execute(prep, st, device=device, force=force)
+        return execute(prep, st, device=device, force=force, max_folds=max_folds, save_models=save_models)
     finally:
         if own:
             st.close()

@@ -13,7 +13,9 @@ Tables:
   shows, recorded when the run is made (``overrides``: JSON of the hyper-parameters set beyond the
   preset; ``trains_epochs``; ``selection_code``: ``last`` / ``best-on-test``; ``representation``);
 * ``folds`` — completed folds, written in the same transaction as their predictions;
-* ``predictions`` — ``run_id, sample_id, fold_index, subject, dataset, y_true, y_pred, proba``.
+* ``predictions`` — ``run_id, sample_id, fold_index, subject, dataset, y_true, y_pred, proba``;
+* ``curves`` — learning curves: ``run_id, fold_index, epoch, loss, accuracy`` (mean training
+  cross-entropy and training accuracy of each epoch), written with their fold.
 
 A fold is written atomically (one transaction), so a run killed at any point (Ctrl-C,
 ``kill -9``) keeps exactly its completed folds, and re-running resumes from them. ``--force``
@@ -152,7 +154,7 @@ class Store(LeaseMixin, SchemaMixin):
     def reset_run(self, run_id: str) -> None:
         """Forget a run, its folds and its predictions, in one transaction."""
         with self._transaction():
-            for table in ("predictions", "folds", "runs"):
+            for table in ("curves", "predictions", "folds", "runs"):
                 self._db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
 
     def discard_if_empty(self, run_id: str) -> bool:
@@ -168,7 +170,7 @@ class Store(LeaseMixin, SchemaMixin):
         """Replace run ``run_id`` by the completed run ``pending_id`` in one transaction (``--force``:
         the old run stays until its replacement is complete)."""
         with self._transaction():
-            for table in ("predictions", "folds", "runs"):
+            for table in ("curves", "predictions", "folds", "runs"):
                 self._db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
                 self._db.execute(f"UPDATE {table} SET run_id = ? WHERE run_id = ?", (run_id, pending_id))
 
@@ -183,13 +185,33 @@ class Store(LeaseMixin, SchemaMixin):
         return float(row[0])
 
     def write_fold(self, run_id: str, fold_index: int, fold_name: str, n_train: int, wall_time: float,
-                   device: str, rows: Iterable[tuple]) -> None:
-        """Write one fold's predictions and its completion mark in a single transaction.
+                   device: str, rows: Iterable[tuple], curve: Iterable[tuple] | None = None) -> None:
+        """Write one fold's predictions, its learning curve and its completion mark in a single
+        transaction.
 
-        ``rows``: ``(sample_id, subject, dataset, y_true, y_pred, proba list or None)``.
+        ``rows``: ``(sample_id, subject, dataset, y_true, y_pred, proba list or None)``;
+        ``curve``: ``(epoch, mean training loss, training accuracy)`` per epoch, or ``None``.
         """
         with self._transaction():
             self._insert_fold(run_id, fold_index, fold_name, n_train, wall_time, device, rows)
+            if curve:
+                self._db.executemany("INSERT OR REPLACE INTO curves (run_id, fold_index, epoch, loss, accuracy) "
+                                     "VALUES (?, ?, ?, ?, ?)",
+                                     [(run_id, fold_index, int(e), _real(loss), _real(acc)) for e, loss, acc in curve])
+
+    def curves(self, run_id: str) -> pd.DataFrame:
+        """A run's learning curves: ``fold_index, epoch, loss, accuracy`` (empty for a run made
+        before store layout 7, or of a method without epochs)."""
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'curves'").fetchone():
+            return pd.DataFrame(columns=["fold_index", "epoch", "loss", "accuracy"])
+        return pd.read_sql_query("SELECT fold_index, epoch, loss, accuracy FROM curves WHERE run_id = ? "
+                                 "ORDER BY fold_index, epoch", self._db, params=(run_id,))
+
+    def mark_partial(self, run_id: str) -> None:
+        """Mark a run that trained only some of its folds on purpose (``run --folds K``) as
+        ``partial``: never on a board; running it again without ``--folds`` resumes it."""
+        with self._transaction():
+            self._db.execute("UPDATE runs SET status = 'partial' WHERE run_id = ? AND status != 'complete'", (run_id,))
 
     def write_imported(self, meta: dict[str, Any], folds: list[tuple[int, str, int, list[tuple]]],
                        replace: Iterable[str] = ()) -> None:
@@ -202,7 +224,7 @@ class Store(LeaseMixin, SchemaMixin):
         values = [json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v for v in meta.values()]
         with self._transaction():
             for old in replace:
-                for table in ("predictions", "folds", "runs"):
+                for table in ("curves", "predictions", "folds", "runs"):
                     self._db.execute(f"DELETE FROM {table} WHERE run_id = ?", (old,))
             self._db.execute(f"INSERT INTO runs ({', '.join(cols)}, status, finished) VALUES "
                              f"({', '.join('?' * len(cols))}, 'complete', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
@@ -225,6 +247,12 @@ class Store(LeaseMixin, SchemaMixin):
                                self._db, params=(run_id,))
         df["proba"] = [None if p is None else json.loads(p) for p in df["proba"]]
         return df
+
+    def folds(self, run_id: str) -> pd.DataFrame:
+        """A run's completed folds, in order: ``fold_index, fold_name, n_train, n_test, wall_time
+        (s), device, completed``."""
+        return pd.read_sql_query("SELECT fold_index, fold_name, n_train, n_test, wall_time, device, completed "
+                                 "FROM folds WHERE run_id = ? ORDER BY fold_index", self._db, params=(run_id,))
 
     def runs(self, status: str | None = "complete") -> pd.DataFrame:
         """All runs (complete ones by default), JSON columns decoded.
@@ -341,6 +369,12 @@ class Store(LeaseMixin, SchemaMixin):
                 return False
 
         return _Tx()
+
+
+def _real(v) -> float | None:
+    """A float for SQLite, ``None`` for NaN."""
+    v = float(v)
+    return None if v != v else v
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

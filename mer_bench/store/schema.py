@@ -55,6 +55,14 @@ CREATE TABLE IF NOT EXISTS folds (
     completed TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
     PRIMARY KEY (run_id, fold_index)
 );
+CREATE TABLE IF NOT EXISTS curves (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    fold_index INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    loss REAL,
+    accuracy REAL,
+    PRIMARY KEY (run_id, fold_index, epoch)
+);
 CREATE TABLE IF NOT EXISTS predictions (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     sample_id TEXT NOT NULL,
@@ -75,8 +83,10 @@ APPLICATION_ID = 0x4D455242
 #: ``representation``; NULL in runs made before), 4 = the CPU (model, instruction set, bf16) and
 #: threads per fold worker of each run, 5 = ``kernels``: whether mer-bench's own CPU kernels were allowed
 #: (``on``/``off``, :mod:`mer_bench.kernels`), 6 = ``input``: what the method saw (e.g. ``flow 3x28x28 as
-#: 1-frame clip``, :meth:`mer_bench.method.Method.describe_input`), for boards' input column
-SCHEMA_VERSION = 6
+#: 1-frame clip``, :meth:`mer_bench.method.Method.describe_input`), for boards' input column, 7 = the
+#: ``curves`` table: per fold and epoch the mean training loss and training accuracy (learning curves;
+#: empty for runs made before and for methods without epochs)
+SCHEMA_VERSION = 7
 _OUR_TABLES = {"runs": {"run_id", "config_hash", "method", "dataset", "protocol", "seed", "params", "status",
                         "n_folds"},
                "folds": {"run_id", "fold_index", "fold_name"},
