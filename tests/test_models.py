@@ -84,6 +84,9 @@ def test_train_then_predict_on_the_synthetic_dataset_and_on_frames(tmp_path, cap
     got = _predict_json(capsys, "--model", str(out / "model.pt"), "--clip", str(frames), "--apex", "12",
                         "--clip", str(arr))
     assert [r["sample_id"] for r in got] == [str(frames), str(arr)] and all(r["true"] is None for r in got)
+    assert main(["predict", "--model", str(out / "model.pt"), "--clip", str(frames), "--preprocess",
+                 "flow_method=tvl1", "--preprocess", "face_crop=false"]) == 0
+    assert "frames 10..14 (5), apex 12, face not cropped, tvl1 flow" in " ".join(capsys.readouterr().out.split())
     assert main(["predict", "--model", str(out / "model.pt"), "--clip", str(tmp_path / "nothing")]) == 2
     assert "no frames" in capsys.readouterr().err
 

@@ -28,6 +28,11 @@ def add_parser(sub) -> None:
                          "array of the model's input representation; repeat for several")
     pr.add_argument("--apex", type=int, default=None, metavar="FRAME",
                     help="with --clip: the apex frame number (default: the middle frame)")
+    pr.add_argument("--preprocess", action="append", default=None, metavar="KEY=VALUE",
+                    help="with --clip folders: preprocessing as the raw loaders take it (flow_method=dis|tvl1|..., "
+                         "face_crop=false, frames=16, size=112, clip_rule=apex|tim); default: the model's dataset "
+                         "options where it has them, else the raw loaders' defaults (DIS flow, face crop). A model "
+                         "trained on megc2019-flow saw TV-L1 flow images: flow_method=tvl1 is the closer match")
     pr.add_argument("--subjects", choices=["held-out", "all"], default=None,
                     help="held-out (default for a fold's model on its own dataset): only the subjects its fold "
                          "tested; all: every clip (a trained model's default; its training clips included)")
@@ -54,7 +59,8 @@ def main(args) -> int:
         for path in files:
             method, meta = load_model(path)
             if args.clip:
-                batch = _clip_samples(args, meta)
+                batch, facts = _clip_samples(args, meta)
+                notes += facts
             else:
                 batch, note = _dataset_samples(args, meta)
                 if note and note not in notes:
@@ -77,11 +83,14 @@ def _clip_samples(args, meta):
 
     import numpy as np
 
+    from mer_bench.cli.options import kv_options
     from mer_bench.data import DatasetError, Samples
     from mer_bench.datasets.frames import folder_representation
 
     rep = meta["representation"]
-    arrays, ids = [], []
+    arrays, ids, facts = [], [], []
+    chosen = {k: v for k, v in (meta.get("dataset_options") or {}).items() if k in _PREPROCESSING}
+    chosen.update(kv_options(args.preprocess, "--preprocess"))
     for clip in args.clip:
         path = Path(clip)
         if path.suffix == ".npy":
@@ -91,14 +100,18 @@ def _clip_samples(args, meta):
         elif rep == "none":
             arr = np.zeros((0,), np.float32)
         else:
-            options = {k: v for k, v in (meta.get("dataset_options") or {}).items() if k in _PREPROCESSING}
-            arr, _ = folder_representation(path, rep, apex=args.apex, **options)
+            arr, done = folder_representation(path, rep, apex=args.apex, **chosen)
+            facts.append(f"{path}: frames {done['onset']}..{done['offset']} ({done['n_frames']}), apex {done['apex']}, "
+                         f"face {'found and cropped' if done['face_crop'] and done['face_found'] else 'not cropped'}"
+                         + (f", {done['flow_method']} flow" if rep == "flow" else "")
+                         + (f", {done['frames']} frames at {done['size']}px" if rep == "clip" else ""))
         arrays.append(arr)
         ids.append(str(path))
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise DatasetError(f"the clips give inputs of different shapes {sorted(shapes)}")
-    return Samples(np.stack(arrays), None, np.array(["?"] * len(ids)), np.array(ids), tuple(meta["classes"]), rep)
+    return (Samples(np.stack(arrays), None, np.array(["?"] * len(ids)), np.array(ids), tuple(meta["classes"]), rep),
+            facts)
 
 
 def _dataset_samples(args, meta):

@@ -112,7 +112,8 @@ def folder_representation(folder: str | Path, representation: str, apex: int | N
 
     Returns:
         ``(array, facts)``: the representation as the datasets give it (e.g. flow ``(3, 28, 28)``
-        in [0, 1]) and what was done (frames, apex frame, face found, preprocessing).
+        in [0, 1]) and what was done: ``n_frames``, ``onset``, ``apex``, ``offset`` (frame numbers),
+        ``face_found`` and the preprocessing options.
 
     Raises:
         DatasetError: no frames in the folder, unreadable frames, an unknown representation.
@@ -137,7 +138,7 @@ def folder_representation(folder: str | Path, representation: str, apex: int | N
     target = numbers[len(numbers) // 2] if apex is None else int(apex)
     apex_pos = int(np.argmin([abs(n - target) for n in numbers]))
     arr, found = _compute((representation, [p for _, p in frames], apex_pos, params))
-    return arr, {"frames": len(frames), "onset": numbers[0], "apex": numbers[apex_pos], "offset": numbers[-1],
+    return arr, {"n_frames": len(frames), "onset": numbers[0], "apex": numbers[apex_pos], "offset": numbers[-1],
                  "face_found": bool(found), **params}
 
 
