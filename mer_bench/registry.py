@@ -333,6 +333,7 @@ _BUILTIN_METHODS = {
     "micro-attention": "mer_bench.methods.micro_attention:MicroAttention",
     "meganet": "mer_bench.methods.meganet:MEGANet",
     "microexpstcnn": "mer_bench.methods.microexpstcnn:MicroExpSTCNN",
+    "rcn": "mer_bench.methods.rcn:RCN",
 }
 _BUILTIN_PROTOCOLS = {
     "loso": "mer_bench.protocols.loso:LOSO",
