@@ -40,6 +40,8 @@ REPRESENTATIONS = {
     "flow": "(N, C, H, W) float32 optical-flow image (onset -> apex)",
     "dynamic": "(N, C, H, W) float32 dynamic image of the clip (approximate rank pooling; LEARNet's input)",
     "mesti": "(N, 3, H, W) float32 micro-expression spatio-temporal image (mer-bench's mesti-v1; MEGANet's input)",
+    "regions": "(N, 3, 28, 28) float32 four 14x14 crops of the flow image around facial landmarks (eyes, mouth "
+               "corners), tiled 2x2 (HTNet's input; mer_bench.preprocess.htnet_regions)",
     "features": "(N, D) float32 hand-crafted features",
     "none": "(N, 0) no input: the method uses only the number of samples (floors such as chance)",
 }
@@ -47,8 +49,8 @@ REPRESENTATIONS = {
 
 def shape_label(representation: str, shape: tuple[int, ...] | None) -> str:
     """``"flow 3x28x28"``: a representation and its per-sample shape (``None``: the name alone)."""
-    name = {"dynamic": "dynamic image", "mesti": "MESTI image", "none": "none (labels only)"}.get(representation,
-                                                                                                 representation)
+    name = {"dynamic": "dynamic image", "mesti": "MESTI image", "none": "none (labels only)",
+            "regions": "flow landmark regions"}.get(representation, representation)
     return name if not shape or representation == "none" else f"{name} {'x'.join(str(int(d)) for d in shape)}"
 
 

@@ -29,7 +29,8 @@ import numpy as np
 
 __all__ = ["face_box", "crop_clip", "apex_window", "meranet_clip", "resample_time", "tim", "temporal_clip",
            "CLIP_RULES", "optical_flow",
-           "optical_strain", "flow_image", "rank_pool_weights", "dynamic_image", "mesti", "FLOW_METHODS", "to_gray"]
+           "optical_strain", "flow_image", "rank_pool_weights", "dynamic_image", "mesti", "FLOW_METHODS", "to_gray",
+           "HTNET_FALLBACK_LANDMARKS", "htnet_regions", "clamp_landmarks"]
 
 FLOW_METHODS = ("tvl1", "dis", "farneback")
 #: how a fixed-length clip is taken from onset..offset (see :func:`temporal_clip`)
@@ -259,3 +260,49 @@ def mesti(frames: np.ndarray, apex_pos: int) -> np.ndarray:
     grey = x.mean(axis=-1) if x.ndim == 4 else x
     apex = grey[apex_pos]
     return np.dstack([_minmax_u8(apex), _minmax_u8(np.abs(apex - grey[0])), _minmax_u8(grey.std(axis=0))])
+
+
+#: HTNet's fixed landmarks where MTCNN finds no face (``main_HTNet.py``, ``whole_face_block_coordinates``):
+#: left eye, right eye, nose, left and right mouth corner, as (x, y) in the 28 x 28 apex face
+HTNET_FALLBACK_LANDMARKS = np.array([[9.528073, 11.062551], [21.396168, 10.919773], [15.380184, 17.380562],
+                                     [10.255435, 22.121233], [20.583706, 22.25584]])
+
+
+def clamp_landmarks(points: np.ndarray) -> np.ndarray:
+    """HTNet's landmark step after detection: every coordinate clamped to [7, 21] (so that a 14 x 14
+    crop centred on it stays inside the 28 x 28 image), then truncated to int. ``(..., 5, 2)`` -> int64."""
+    return np.clip(np.asarray(points, dtype=np.float64), 7, 21).astype(np.int64)
+
+
+def htnet_regions(flow: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """HTNet's input (``main_HTNet.py``, ``crop_optical_flow_block`` and the tiling in ``main``):
+    four 14 x 14 crops of each 28 x 28 flow image tiled 2 x 2, ``[left eye | right eye]`` over
+    ``[left mouth corner | right mouth corner]`` (MTCNN's points 0, 1 / 3, 4; the nose, point 2, is
+    unused).
+
+    As released, a crop centred on the landmark ``(x, y)`` takes image **rows** ``x-7 .. x+6`` and
+    columns ``y-7 .. y+6``: the first coordinate (MTCNN's x, a column) indexes rows, so the crops
+    sit at the landmarks mirrored about the diagonal. This is reproduced, not corrected.
+
+    Args:
+        flow: ``(N, C, 28, 28)`` flow images.
+        landmarks: ``(N, 5, 2)`` integer ``(x, y)`` in [7, 21] (:func:`clamp_landmarks`).
+
+    Returns:
+        ``(N, C, 28, 28)`` of the same dtype.
+
+    Raises:
+        ValueError: other shapes, or a landmark outside [7, 21].
+    """
+    flow, points = np.asarray(flow), np.asarray(landmarks)
+    if flow.ndim != 4 or flow.shape[-2:] != (28, 28) or points.shape != (len(flow), 5, 2):
+        raise ValueError(f"htnet_regions needs flow (N, C, 28, 28) and landmarks (N, 5, 2), got {flow.shape} and "
+                         f"{points.shape}")
+    if points.min(initial=7) < 7 or points.max(initial=21) > 21:
+        raise ValueError("landmarks must lie in [7, 21] (clamp_landmarks) so that 14 x 14 crops fit the image")
+    out = np.empty_like(flow)
+    for i in range(len(flow)):
+        crops = [flow[i, :, r - 7:r + 7, c - 7:c + 7] for r, c in points[i]]  # rows by x, as released
+        out[i, :, :14, :14], out[i, :, :14, 14:] = crops[0], crops[1]
+        out[i, :, 14:, :14], out[i, :, 14:, 14:] = crops[3], crops[4]
+    return out

@@ -334,6 +334,7 @@ _BUILTIN_METHODS = {
     "meganet": "mer_bench.methods.meganet:MEGANet",
     "microexpstcnn": "mer_bench.methods.microexpstcnn:MicroExpSTCNN",
     "rcn": "mer_bench.methods.rcn:RCN",
+    "htnet": "mer_bench.methods.htnet:HTNet",
 }
 _BUILTIN_PROTOCOLS = {
     "loso": "mer_bench.protocols.loso:LOSO",

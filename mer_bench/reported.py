@@ -52,6 +52,16 @@ REPORTED: dict[tuple[str, str], list[dict]] = {
          "source": "Wang et al., Neurocomputing 602:128196, 2024 (main_HTNet.py keeps each subject's best-test epoch)",
          "scores": {"Full": (.8603, .8475), "smic": (.8049, .7905), "casme2": (.9532, .9516),
                     "samm": (.8131, .8124)}},
+        {"method": "RCN-A (paper)", "leaky": False, "metric": "UF1, UAR",
+         "selection": "last epoch (the released ModelTrain_Final.py trains 100 epochs and tests the last)",
+         "source": "Xia, Peng, Hong, Zhao, IEEE TIP 29:8590-8605, 2020 (composite LOSO; on the authors' own flow "
+                   "images); measured here as `rcn`",
+         "scores": {"Full": (.7432, .7190)}},
+        {"method": "Off-ApexNet (as cited)", "leaky": False, "metric": "UF1, UAR",
+         "selection": "unknown (no released code)",
+         "source": "Gan et al., Signal Process. Image Commun. 74, 2019, as cited in HTNet's Table 2 (Wang et al., "
+                   "Neurocomputing 602:128196, 2024)",
+         "scores": {"Full": (.7196, .7096)}},
         {"method": "STSTNet (paper)", "leaky": False, "metric": "UF1 (the published 'UAR' is macro-precision)",
          "selection": "last epoch (800)",
          "source": "Liong et al., FG 2019; the published 'UAR' .7605 is macro-precision (true UAR .7186, see "

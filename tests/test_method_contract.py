@@ -17,6 +17,7 @@ TINY = {
     "meganet": {"backbone": "resnet10t", "epochs": 1, "size": 32, "batch_size": 16},
     "microexpstcnn": {"epochs": 1, "size": 16},
     "rcn": {"epochs": 2, "featuremaps": 8, "batch_size": 16},
+    "htnet": {"dim": 8, "block_repeats": 1, "epochs": 2, "batch_size": 16},
 }
 BUILTIN = [n for n in METHODS.names() if METHODS.origin(n) == "built-in"]
 CASES = [(name, check, thunk) for name in BUILTIN

@@ -18,6 +18,24 @@ CASME II ``sub01``, SAMM ``006`` (the label file says ``6``), SMIC ``s01`` and c
 68 subjects (SMIC 16, CASME II 24, SAMM 28), classes negative 250 / positive 109 / surprise 83.
 Any missing or extra image is reported by name.
 
+Landmarks (optional; HTNet's input): ``htnet_landmarks.csv`` in the data root (or the file given by
+``--dataset-set landmarks=PATH``; ``landmarks=fixed`` ignores any file), one row per clip with
+header ``dataset,sub,filename_o,detected,left_eye_x,left_eye_y,right_eye_x,right_eye_y,nose_x,nose_y,
+mouth_left_x,mouth_left_y,mouth_right_x,mouth_right_y``: the clip named as in HTNet's CSV
+(``dataset`` casme2 / smic / samm, ``sub`` and ``filename_o`` as in the flow image's name), whether
+a face was detected (0/1), and five points as integer pixel coordinates in the 28 x 28 image
+(x = column, y = row, 0..27). Anyone holding the apex face crops can make one with HTNet's step:
+resize each crop to 28 x 28 (``cv2.INTER_AREA``), run facenet-pytorch ``MTCNN(margin=0,
+image_size=28, select_largest=True, post_process=False).detect(..., landmarks=True)``, write the
+five points, or :data:`mer_bench.preprocess.HTNET_FALLBACK_LANDMARKS` where no face is found.
+Without a file every clip uses those fixed points (as CausalNet does). Coordinates are clamped to
+[7, 21] as HTNet does (:func:`mer_bench.preprocess.clamp_landmarks`).
+
+Representation ``"regions"``: float32 ``(N, 3, 28, 28)``: :func:`mer_bench.preprocess.htnet_regions`
+of the flow images at the clips' landmarks. Which landmarks (the file's name and hash, or
+``fixed``) is part of the identity of runs on this representation (:meth:`MEGC2019Flow.fingerprint_for`),
+not of runs on ``flow``.
+
 Representation ``"flow"``: float32 ``(N, 3, 28, 28)``, channels **u, v, strain** (the PNG's
 R, G, B planes), each scaled to ``[0, 1]`` as ``uint8 / 255``. Every channel of every image was
 min-max normalised to 0..255 per image by the distributors, so absolute flow magnitudes are lost.
@@ -40,7 +58,7 @@ from mer_bench.data import Dataset, DatasetError, validate_table
 from mer_bench.data_roots import require_data_root
 
 __all__ = ["MEGC2019Flow", "MEGC_CLASSES", "DATABASES", "DATABASE_NAMES", "canonical_subject", "canonical_clip",
-           "read_label_file", "EXPECTED"]
+           "read_label_file", "read_landmarks", "EXPECTED", "LANDMARKS_FILE"]
 
 #: class names of the MEGC 2019 composite, index = label of the official file
 MEGC_CLASSES = ("negative", "positive", "surprise")
@@ -55,6 +73,11 @@ EXPECTED = {
 }
 LABEL_FILE = "combined_3class_gt.csv"
 FLOW_DIR = "flow"
+LANDMARKS_FILE = "htnet_landmarks.csv"
+#: the landmarks file's columns (module docstring)
+LANDMARK_COLUMNS = ("dataset", "sub", "filename_o", "detected", "left_eye_x", "left_eye_y", "right_eye_x",
+                    "right_eye_y", "nose_x", "nose_y", "mouth_left_x", "mouth_left_y", "mouth_right_x",
+                    "mouth_right_y")
 
 
 #: PIL modes a flow image must not have, in words (a single plane would be copied into u, v and strain)
@@ -176,12 +199,15 @@ class MEGC2019Flow(Dataset):
     summary: ClassVar[str] = ("MEGC 2019 composite (SMIC-HS + CASME II + SAMM, 442 clips, 68 subjects, 3 classes) "
                               "on its distributed 28x28 onset-apex flow images (u, v, strain); needs --data-root")
     classes: ClassVar[tuple[str, ...]] = MEGC_CLASSES
-    representations: ClassVar[tuple[str, ...]] = ("flow",)
-    sample_shapes: ClassVar[dict[str, tuple[int, ...]]] = {"flow": (3, 28, 28)}
+    representations: ClassVar[tuple[str, ...]] = ("flow", "regions")
+    sample_shapes: ClassVar[dict[str, tuple[int, ...]]] = {"flow": (3, 28, 28), "regions": (3, 28, 28)}
     suggested_preset: ClassVar[str | None] = "fast"
 
-    def __init__(self, data_root: str | None = None) -> None:
+    def __init__(self, data_root: str | None = None, landmarks: str | None = None) -> None:
         self.data_root = data_root
+        self.landmarks = landmarks
+        self._points: np.ndarray | None = None
+        self._landmark_source: str | None = None
         self._table: pd.DataFrame | None = None
         self._files: list[Path] | None = None
         self._flow: np.ndarray | None = None
@@ -191,8 +217,58 @@ class MEGC2019Flow(Dataset):
         return db, canonical_subject(db, subject), canonical_clip(db, clip)
 
     def options(self) -> dict[str, Any]:
-        # the data root is not part of a run's identity: the fingerprint is (same data, same run)
-        return {}
+        # the data root is not part of a run's identity: the fingerprint is (same data, same run);
+        # the landmarks enter the identity of "regions" runs only (fingerprint_for)
+        return {} if self.landmarks is None else {"landmarks": Path(self.landmarks).name
+                                                  if self.landmarks != "fixed" else "fixed"}
+
+    def fingerprint_for(self, representation: str) -> str:
+        """The data's identity as ``representation`` sees it: :meth:`fingerprint` for ``flow``;
+        for ``regions`` also the landmarks (the file's SHA-256, or ``fixed``), read and checked here,
+        so a bad landmarks file fails before any training."""
+        if representation != "regions":
+            return self.fingerprint()
+        self.landmark_points()
+        return hashlib.sha256(f"{self.fingerprint()}|{self._landmark_source}".encode()).hexdigest()[:16]
+
+    def landmark_file(self) -> Path | None:
+        """The landmarks file used for ``regions`` (``None``: HTNet's fixed points)."""
+        if self.landmarks == "fixed":
+            return None
+        if self.landmarks is not None:
+            path = Path(self.landmarks).expanduser()
+            path = path if path.is_absolute() or path.exists() else self.root / path
+            if not path.is_file():
+                raise DatasetError(f"landmarks file {path} not found (--dataset-set landmarks=PATH, or =fixed)")
+            return path
+        path = self.root / LANDMARKS_FILE
+        return path if path.is_file() else None
+
+    def landmark_points(self) -> np.ndarray:
+        """``(N, 5, 2)`` int64 landmarks per table row, clamped to [7, 21] (module docstring).
+
+        Raises:
+            DatasetError: a malformed row, a coordinate outside 0..27, a clip missing from the file
+                or listed twice, or a clip not in the label file (file and line named).
+        """
+        if self._points is None:
+            from mer_bench.preprocess import HTNET_FALLBACK_LANDMARKS, clamp_landmarks
+
+            table = self.table()
+            path = self.landmark_file()
+            if path is None:
+                pts = np.repeat(HTNET_FALLBACK_LANDMARKS[None], len(table), axis=0)
+                self._landmark_source = "fixed"
+            else:
+                pts = read_landmarks(path, table)
+                self._landmark_source = f"{path.name} {hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+            self._points = clamp_landmarks(pts)
+        return self._points
+
+    def landmark_source(self) -> str:
+        """``fixed`` or ``<file name> <sha256 prefix>``: what ``regions`` runs used."""
+        self.landmark_points()
+        return str(self._landmark_source)
 
     @property
     def root(self) -> Path:
@@ -298,9 +374,15 @@ class MEGC2019Flow(Dataset):
         return self._flow
 
     def load(self, representation: str, index: np.ndarray) -> np.ndarray:
-        if representation != "flow":
-            raise DatasetError(f"{self.name} provides flow images only, not {representation!r}")
-        return self._load_all()[np.asarray(index)]
+        if representation not in self.representations:
+            raise DatasetError(f"{self.name} provides {', '.join(self.representations)}, not {representation!r}")
+        index = np.asarray(index)
+        flow = self._load_all()[index]
+        if representation == "regions":
+            from mer_bench.preprocess import htnet_regions
+
+            return htnet_regions(flow, self.landmark_points()[index])
+        return flow
 
     def fingerprint(self) -> str:
         """SHA-256 (16 hex) of the label file and every image's bytes, in table order."""
@@ -312,3 +394,56 @@ class MEGC2019Flow(Dataset):
                 h.update(f.read_bytes())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
+
+
+def read_landmarks(path: Path, table: pd.DataFrame) -> np.ndarray:
+    """The five landmarks ``(N, 5, 2)`` (x, y) of every row of ``table`` from a landmarks file
+    (module docstring), matched on normalised names.
+
+    Raises:
+        DatasetError: a missing or malformed header, a row without 14 fields, a coordinate that is
+            not an integer in 0..27, ``detected`` other than 0/1, an unknown database or clip, a
+            clip listed twice, or clips of the table missing from the file; file and line named.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read landmarks file {path}: {exc}") from None
+    rows = list(csv.reader(lines))
+    if not rows or tuple(c.strip() for c in rows[0]) != LANDMARK_COLUMNS:
+        raise DatasetError(f"{path}, line 1: header must be {','.join(LANDMARK_COLUMNS)}")
+    index = {key: i for i, key in enumerate(zip(table["dataset"], table["subject"], table["clip"]))}
+    out = np.full((len(table), 5, 2), -1, dtype=np.int64)
+    seen: dict[int, int] = {}
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        where = f"{path}, line {lineno}"
+        if len(row) != len(LANDMARK_COLUMNS):
+            raise DatasetError(f"{where}: {len(row)} fields, expected {len(LANDMARK_COLUMNS)}")
+        db, sub, clip, detected = (c.strip() for c in row[:4])
+        if db not in DATABASES:
+            raise DatasetError(f"{where}: unknown database {db!r} (expected one of {', '.join(DATABASES)})")
+        if detected not in ("0", "1"):
+            raise DatasetError(f"{where}: detected must be 0 or 1, got {detected!r}")
+        try:
+            key = (db, canonical_subject(db, sub), canonical_clip(db, clip))
+            coords = [int(c) for c in row[4:]]
+        except ValueError as exc:
+            raise DatasetError(f"{where}: {exc}; coordinates must be whole pixel numbers") from None
+        bad = [c for c in coords if not 0 <= c <= 27]
+        if bad:
+            raise DatasetError(f"{where}: coordinate {bad[0]} is outside the 28 x 28 image (0..27)")
+        i = index.get(key)
+        if i is None:
+            raise DatasetError(f"{where}: clip {db}/{sub}/{clip} is not in {LABEL_FILE}")
+        if i in seen:
+            raise DatasetError(f"{where}: clip {db}/{sub}/{clip} is listed twice (also line {seen[i]})")
+        seen[i] = lineno
+        out[i] = np.asarray(coords).reshape(5, 2)
+    missing = [f"{d}/{s}/{c}" for i, (d, s, c) in enumerate(zip(table["dataset"], table["subject"], table["clip"]))
+               if i not in seen]
+    if missing:
+        raise DatasetError(f"{path} has no landmarks for {len(missing)} clip(s): {', '.join(missing[:10])}"
+                           + (" ..." if len(missing) > 10 else ""))
+    return out

@@ -201,10 +201,10 @@ class SyntheticMER(Dataset):
     name: ClassVar[str] = "synthetic"
     summary: ClassVar[str] = "embedded procedural micro-expression clips (no download; the default)"
     classes: ClassVar[tuple[str, ...]] = CLASSES
-    representations: ClassVar[tuple[str, ...]] = ("clip", "apex", "flow", "dynamic", "mesti")
+    representations: ClassVar[tuple[str, ...]] = ("clip", "apex", "flow", "dynamic", "mesti", "regions")
     sample_shapes: ClassVar[dict[str, tuple[int, ...]]] = {"clip": (3, 8, 32, 32), "apex": (3, 32, 32),
                                                            "flow": (3, 28, 28), "dynamic": (3, 32, 32),
-                                                           "mesti": (3, 32, 32)}
+                                                           "mesti": (3, 32, 32), "regions": (3, 28, 28)}
     suggested_preset: ClassVar[str | None] = "fast"
 
     def __init__(self, seed: int = 0, n_subjects: int = 12, min_clips: int = 12, max_clips: int = 20,
@@ -306,7 +306,9 @@ class SyntheticMER(Dataset):
         """``clip``: ``(N, 3, 8, 32, 32)``; ``apex``: ``(N, 3, 32, 32)``; ``flow``: ``(N, 3, 28, 28)``
         (u, v, strain; see the module docstring); ``dynamic``: ``(N, 3, 32, 32)`` (the dynamic image
         of onset..offset, :func:`mer_bench.preprocess.dynamic_image`); ``mesti``: ``(N, 3, 32, 32)``
-        (:func:`mer_bench.preprocess.mesti` of onset..offset); float32 in [0, 1].
+        (:func:`mer_bench.preprocess.mesti` of onset..offset); ``regions``: ``(N, 3, 28, 28)``, HTNet's
+        four flow regions at its fixed landmarks (:func:`mer_bench.preprocess.htnet_regions`); float32
+        in [0, 1].
 
         Raises:
             DatasetError: another representation.
@@ -323,6 +325,12 @@ class SyntheticMER(Dataset):
             rows = np.arange(len(index))
             onset, apex = t["onset"].to_numpy()[index], t["apex"].to_numpy()[index]
             return normal_flow(clips[rows, :, onset], clips[rows, :, apex])
+        if representation == "regions":  # HTNet's input at its fixed fallback landmarks (no faces here)
+            from mer_bench import preprocess as pp
+
+            flow = self.load("flow", index)
+            points = pp.clamp_landmarks(np.repeat(pp.HTNET_FALLBACK_LANDMARKS[None], len(flow), axis=0))
+            return pp.htnet_regions(flow, points)
         if representation in ("dynamic", "mesti"):
             from mer_bench import preprocess as pp
 

@@ -174,7 +174,10 @@ def prepare(method: str, protocol: str = "loso", dataset: str | None = None, see
     table = dataset_obj.table()
     folds = {seed: protocol_obj.folds(table, seed) for seed in seeds}  # protocol feasibility before any training
     selections = ["last", "best-on-test"] if selection == "both" else [selection]
-    specs = [RunSpec(method, dataset, protocol, seed, params, preset, dataset_obj.options(), dataset_obj.fingerprint(),
+    # the data as this representation sees it (e.g. the composite's landmarks enter only "regions" runs)
+    fingerprint = dataset_obj.fingerprint_for(rep) if hasattr(dataset_obj, "fingerprint_for") \
+        else dataset_obj.fingerprint()
+    specs = [RunSpec(method, dataset, protocol, seed, params, preset, dataset_obj.options(), fingerprint,
                      protocol_obj.options(), bool(protocol_obj.leaky) or sel != "last", sel)
              for seed in seeds for sel in selections]
     return Prepared(method_cls, dataset_obj, protocol_obj, specs, rep, dict(dataset_options),

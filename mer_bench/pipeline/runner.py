@@ -372,7 +372,10 @@ def input_label(prep, spec) -> str:
     :meth:`mer_bench.method.Method.describe_input` of its parameters, representation and the
     dataset's per-sample shape (``Dataset.sample_shapes``; the name alone where not fixed)."""
     shape = getattr(prep.dataset, "sample_shapes", {}).get(prep.representation)
-    return prep.method_cls.describe_input(spec.params, prep.representation, shape)
+    label = prep.method_cls.describe_input(spec.params, prep.representation, shape)
+    if prep.representation == "regions" and hasattr(prep.dataset, "landmark_source"):
+        label += f" (landmarks: {prep.dataset.landmark_source().split()[0]})"  # the file, or fixed
+    return label
 
 
 def _kernels_label(allowed: bool, device: str) -> str:
