@@ -2,7 +2,8 @@
 
 For a neural method the network is built exactly as ``fit`` builds it, at the input its
 preprocessing produces from the representation's natural size (clips 3 x 16 x 112 x 112 unless
-the method sets ``frames`` / ``size``; flow images 3 x 28 x 28; other images 3 x 112 x 112), for
+the method sets ``frames`` / ``size``; flow images and HTNet's flow regions 3 x 28 x 28; other images
+3 x 112 x 112), for
 3 classes. Reported:
 
 * ``parameters``: trainable parameters;
@@ -34,7 +35,7 @@ def _natural_input(method: Any) -> tuple[int, ...]:
         frames = getattr(method, "frames", None) or 16
         size = getattr(method, "size", None) or 112
         return (3, frames, size, size)
-    if rep == "flow":
+    if rep in ("flow", "regions"):  # the composite's flow images and HTNet's regions of them
         return (3, 28, 28)
     return (3, 112, 112)
 

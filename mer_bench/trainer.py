@@ -297,13 +297,13 @@ def make_optimizer(params, cfg: TrainConfig, device: str | None = None) -> torch
     """Adam or SGD over ``params`` (tensors or parameter groups) with ``cfg``'s settings.
 
     On the CPU (``device="cpu"``) with mer-bench's fast paths allowed (:mod:`mer_bench.kernels`),
-    Adam is PyTorch's fused implementation (one kernel for all parameters instead of a loop of
-    small operations; the same update up to floating-point rounding, tested). Elsewhere PyTorch's
-    default implementation."""
+    and on a CUDA device, Adam is PyTorch's fused implementation (one kernel for all parameters
+    instead of a loop of small operations; the same update up to floating-point rounding, tested
+    on the CPU). Elsewhere PyTorch's default implementation."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
-        fused = True if device == "cpu" and kernels.enabled() else None
+        fused = True if (device == "cpu" and kernels.enabled()) or str(device).startswith("cuda") else None
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=fused)
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
 

@@ -25,6 +25,13 @@ def test_the_released_network_has_its_parameter_count():
     assert [len(t.layers) for t, _ in model.layers] == [2, 2, 10]
 
 
+def test_profile_builds_it_at_the_composite_size():
+    from mer_bench.methods.htnet import HTNet
+    from mer_bench.model_profile import _natural_input
+
+    assert _natural_input(HTNet()) == (3, 28, 28)  # so `mer-bench profile --method htnet` counts 139,582,982
+
+
 def test_regions_index_rows_with_x_as_released():
     img = np.arange(28 * 28, dtype=np.float32).reshape(1, 1, 28, 28)
     points = np.array([[[7, 10], [21, 10], [14, 14], [9, 20], [20, 21]]])  # (x, y)
