@@ -55,6 +55,7 @@ def main(args) -> int:
         raise ModelError(f"{args.model} holds {len(files)} models; give one model file with --clip")
     device = runtime.resolve_device(args.device)
     records, notes = [], []
+    datasets: dict = {}  # a run's fold models share one dataset (read once)
     with runtime.use(device=device):
         for path in files:
             method, meta = load_model(path)
@@ -62,7 +63,7 @@ def main(args) -> int:
                 batch, facts = _clip_samples(args, meta)
                 notes += facts
             else:
-                batch, note = _dataset_samples(args, meta)
+                batch, note = _dataset_samples(args, meta, datasets)
                 if note and note not in notes:
                     notes.append(note)
             proba = method.predict_proba(batch) if hasattr(method, "predict_proba") else None
@@ -114,7 +115,9 @@ def _clip_samples(args, meta):
             facts)
 
 
-def _dataset_samples(args, meta):
+def _dataset_samples(args, meta, cache: dict):
+    import json
+
     import numpy as np
 
     from mer_bench.cli.options import kv_options
@@ -127,7 +130,10 @@ def _dataset_samples(args, meta):
         options.update(kv_options(args.dataset_overrides, "--dataset-set"))
     if args.data_root is not None:
         options["data_root"] = args.data_root
-    dataset = DATASETS.get(name)(**options)
+    key = json.dumps([name, options], sort_keys=True, default=str)
+    if key not in cache:
+        cache[key] = DATASETS.get(name)(**options)
+    dataset = cache[key]
     rep = meta["representation"]
     if rep != "none" and rep not in dataset.representations:
         check_model(meta, representation=dataset.representations[0], where=f"dataset {name!r}")
