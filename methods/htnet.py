@@ -214,8 +214,8 @@ class HTNet(TorchImageMethod):
         representation="regions",
         supports_epoch_selection=True,
         practical_on_cpu=False,
-        summary="HTNet: hierarchical transformer on four landmark regions of the flow image (139,582,982 "
-                "parameters; a GPU job)",
+        summary="HTNet (Wang et al., Neurocomputing 2024): hierarchical transformer on four landmark regions of the "
+                "flow image (139,582,982 parameters; a GPU job)",
     )
 
     def __init__(self, dim: int = 256, heads: int = 3, num_hierarchies: int = 3,

@@ -182,7 +182,8 @@ class RCN(TorchImageMethod):
                  "xiazhaoqiang/ParameterFreeRCNs-MicroExpressionRec)",
         representation="flow",
         supports_epoch_selection=True,
-        summary="RCN-A: recurrent convolutional layer + parameter-free class attention on the onset-apex flow image",
+        summary="RCN-A (Xia et al., IEEE TIP 2020): recurrent convolutional layer + parameter-free class "
+                "attention on the onset-apex flow image (55,747 parameters)",
     )
 
     def __init__(self, variant: str = "a", featuremaps: int = 64, pool_size: int = 7, epochs: int = 100,
