@@ -40,11 +40,14 @@ class Arm:
     method: str
     protocol: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    protocol_options: dict[str, Any] = field(default_factory=dict)
 
     def command(self, dataset: str, preset: str | None, seeds: list[int], shared: dict[str, Any] | None = None,
                 dataset_options: dict[str, Any] | None = None, data_root: bool = False) -> str:
         """The ``mer-bench run`` line of this arm, every argument shell-quoted."""
         args = ["run", "--method", self.method, "--protocol", self.protocol, "--dataset", dataset]
+        for k, v in self.protocol_options.items():
+            args += ["--protocol-set", f"{k}={v}"]
         args += ["--preset", preset] if preset else []
         for k, v in self.overrides.items():
             args += ["--set", f"{k}={v}"]
@@ -99,7 +102,8 @@ def expand_grid(method: str, protocol: str, grid: dict[str, list[Any]]) -> list[
             for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def arms_for(name: str, method: str | None, protocol: str) -> list[Arm]:
+def arms_for(name: str, method: str | None, protocol: str,
+             protocol_options: dict[str, Any] | None = None) -> list[Arm]:
     """The arms of preset ablation ``name``: ``leakage`` (any method), or a preset a method
     declares (e.g. MERANet's ``kernel``, ``shared``, ``attention``; ``method`` narrows the search).
 
@@ -111,7 +115,8 @@ def arms_for(name: str, method: str | None, protocol: str) -> list[Arm]:
     declared = method_ablations(method)
     if name not in declared:
         raise ValueError(f"unknown ablation {name!r}; presets: {', '.join(['leakage', *sorted(declared)])}")
-    return [Arm(label, m, protocol, dict(overrides)) for label, m, overrides in declared[name][1]]
+    return [Arm(label, m, protocol, dict(overrides), dict(protocol_options or {}))
+            for label, m, overrides in declared[name][1]]
 
 
 def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_classes: int,

@@ -107,12 +107,21 @@ class Dataset:
     classes: ClassVar[tuple[str, ...]]
     #: representations :meth:`load` can produce
     representations: ClassVar[tuple[str, ...]]
-    #: the method preset used when the user names none (``None``: the method's defaults)
-    suggested_preset: ClassVar[str | None] = None
+    #: the method preset used when the user names none (``None``: the method's defaults); a tuple
+    #: names several in order of preference, the first that a method declares is used
+    suggested_preset: ClassVar[str | tuple[str, ...] | None] = None
     #: the per-sample array shape of each representation where it is fixed (e.g. ``{"flow": (3, 28,
     #: 28)}``), for boards' *input* column (:meth:`mer_bench.method.Method.describe_input`); raw
     #: datasets whose frame size depends on the files leave it out
     sample_shapes: ClassVar[dict[str, tuple[int, ...]]] = {}
+
+    @classmethod
+    def preset_for(cls, method_cls: type) -> str | None:
+        """The preset of :attr:`suggested_preset` that ``method_cls`` declares first, else ``None``."""
+        wanted = cls.suggested_preset
+        names = (wanted,) if isinstance(wanted, str) else tuple(wanted or ())
+        have = getattr(method_cls, "presets", None) or {}
+        return next((n for n in names if n in have), None)
 
     def options(self) -> dict[str, Any]:
         """Constructor options, recorded with every run."""

@@ -356,15 +356,16 @@ def _assign_tables(df: pd.DataFrame) -> None:
             df.at[i, "table"] = ("other clips" if keys[i] != ref else
                                  "other settings" if df.at[i, "_arm"] else "ranked")
         try:
-            suggested = DATASETS.get(dataset).suggested_preset
+            wanted = DATASETS.get(dataset).suggested_preset
         except Exception:
-            suggested = None
+            wanted = None
+        suggested = (wanted,) if isinstance(wanted, str) else tuple(wanted or ())
         ranked = [i for i in cand if df.at[i, "table"] == "ranked"]
         for method in dict.fromkeys(df.at[i, "method"] for i in ranked):
             rows = [i for i in ranked if df.at[i, "method"] == method]
             if len(rows) < 2:
                 continue
-            keep = min(rows, key=lambda i: (df.at[i, "_preset_name"] != suggested,
+            keep = min(rows, key=lambda i: (df.at[i, "_preset_name"] not in suggested,
                                             df.at[i, "_preset_name"] is not None, -int(df.at[i, "seeds"] or 0), i))
             for i in rows:
                 if i != keep:

@@ -340,6 +340,7 @@ _BUILTIN_PROTOCOLS = {
     "loso": "mer_bench.protocols.loso:LOSO",
     "holdout": "mer_bench.protocols.holdout:SubjectHoldout",
     "holdout-sample": "mer_bench.protocols.holdout:SampleHoldout",
+    "subject-kfold": "mer_bench.protocols.holdout:SubjectKFold",
     "megc2019-cde": "mer_bench.protocols.megc2019:MEGC2019CDE",
     "casme2-5class-loso": "mer_bench.protocols.single:CASME2FiveClassLOSO",
     "samm-5class-loso": "mer_bench.protocols.single:SAMMFiveClassLOSO",

@@ -102,7 +102,7 @@ def localisation_score(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.where(mass > 0, inside / np.where(mass > 0, mass, 1), area)
 
 
-def saliency_study(methods: list[str], preset: str | None = "fast", seed: int = 0, out_dir: str | Path | None = None,
+def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0, out_dir: str | Path | None = None,
                    n_examples: int = 4, dataset_options: dict | None = None,
                    overrides: dict[str, Any] | None = None, layer: str | None = None) -> dict[str, Any]:
     """Train each method on a subject hold-out of the synthetic dataset and score its Grad-CAM maps
@@ -135,8 +135,8 @@ def saliency_study(methods: list[str], preset: str | None = "fast", seed: int = 
         cls = METHODS.get(name)
         if not hasattr(cls, "build_model"):
             raise ValueError(f"{name} has no network: Grad-CAM needs a neural method")
-        params = {**resolve_params(cls, preset if preset in getattr(cls, "presets", {}) else None, overrides or {}),
-                  "random_state": seed}
+        chosen = preset if preset in (getattr(cls, "presets", None) or {}) else ds.preset_for(cls)
+        params = {**resolve_params(cls, chosen, overrides or {}), "random_state": seed}
         rep = cls.info.choose_representation(ds.representations)
         method = cls(**params).fit(ds.samples(rep, fold.train))
         x = method._prepare(ds.load(rep, fold.test))
@@ -154,7 +154,8 @@ def saliency_study(methods: list[str], preset: str | None = "fast", seed: int = 
         s = localisation_score(maps, masks)
         scores[name] = s
         boot = _subject_bootstrap_mean(s, subjects)
-        result["methods"][name] = {"params": params, "representation": rep, "localisation": float(s.mean()),
+        result["methods"][name] = {"params": params, "preset": chosen, "representation": rep,
+                                   "localisation": float(s.mean()),
                                    "ci": boot, "accuracy": float((pred == table["label"].to_numpy()[fold.test])
                                                                  .mean())}
         if out_dir is not None:
@@ -211,10 +212,11 @@ def _figure(name: str, inputs: np.ndarray, maps: np.ndarray, masks: np.ndarray, 
     return path
 
 
-def render_saliency(res: dict[str, Any], methods: list[str], preset: str, seed: int, overrides: list[str],
+def render_saliency(res: dict[str, Any], methods: list[str], preset: str | None, seed: int, overrides: list[str],
                     layer: str | None) -> str:
     """The markdown of a saliency study (:func:`saliency_study`'s result), with the command that
-    reproduces it (``overrides``: the ``--set KEY=VALUE`` items)."""
+    reproduces it (``preset``: the one the user named, ``None`` for each method's suggestion;
+    ``overrides``: the ``--set KEY=VALUE`` items)."""
     from mer_bench.commands import mer_bench_command
 
     lines = ["# Saliency: Grad-CAM localisation on the embedded dataset", "",
@@ -226,7 +228,8 @@ def render_saliency(res: dict[str, Any], methods: list[str], preset: str, seed: 
              "Intervals: 95 % subject-cluster bootstrap.", "",
              "| method | preset | localisation [95% CI] | accuracy on held-out clips |", "|---|---|---|---|"]
     for name, r in res["methods"].items():
-        lines.append(f"| {name} | {preset} | {r['localisation']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | "
+        lines.append(f"| {name} | {r.get('preset') or 'defaults'} | {r['localisation']:.3f} "
+                     f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | "
                      f"{r['accuracy']:.3f} |")
     if "difference" in res:
         d = res["difference"]
@@ -238,7 +241,9 @@ def render_saliency(res: dict[str, Any], methods: list[str], preset: str, seed: 
                           f"P(equivalent) {bayes['p_equivalent']:.2f}, P({b} better) {bayes['p_b_better']:.2f}.")
     lines += ["", *[f"![{n}]({Path(r['figure']).name})" for n, r in res["methods"].items()], "",
               "Reproduce: `" + mer_bench_command(
-                  "saliency", *[a for m in methods for a in ("--method", m)], "--preset", preset,
-                  "--seed", seed, *[a for o in overrides for a in ("--set", o)],
+                  "saliency", *[a for m in methods for a in ("--method", m)], *(["--preset", preset] if preset else []),
+                  "--seed", seed,
+                  *[a for k, v in res["dataset_options"].items() for a in ("--dataset-set", f"{k}={v}")],
+                  *[a for o in overrides for a in ("--set", o)],
                   *(["--layer", layer] if layer else [])) + "`", ""]
     return "\n".join(lines)

@@ -18,6 +18,9 @@ test here resamples or permutes subjects, never clips:
   fixed hold-out split (Dietterich 1998), a secondary view under LOSO.
 * :func:`wilcoxon_holm`: pairwise Wilcoxon signed-rank tests across blocks (datasets) with Holm,
   the significance matrix of a critical-difference diagram (not Nemenyi: Benavoli et al. 2016).
+* :func:`paired_power`: the power of :func:`paired_comparison` to detect a given difference with a
+  given number of subjects, by simulation from a pilot pair of runs (how the ablation
+  configuration's size was chosen).
 * :func:`bayesian_signed_rank`: P(A better), P(equivalent within ROPE), P(B better) from the
   Bayesian signed-rank test (Benavoli, Corani, Demsar & Zaffalon, JMLR 18(77), 2017), by Monte
   Carlo over the Dirichlet process posterior.
@@ -37,7 +40,7 @@ from mer_bench.data import subject_key
 __all__ = ["StatsError", "Interval", "Comparison", "FEW_CLUSTERS", "cluster_bootstrap_ci", "paired_comparison",
            "stack_runs", "split_mean_ci",
            "holm", "mcnemar_test", "wilcoxon_holm", "pairwise_holm", "bayesian_signed_rank", "subject_counts",
-           "scores_from_counts"]
+           "scores_from_counts", "Power", "paired_power"]
 
 #: fewer subjects than this: the interval is flagged (cluster bootstraps under-cover with few clusters)
 FEW_CLUSTERS = 24
@@ -82,11 +85,17 @@ def stack_runs(preds: list) -> tuple | None:
     """The seeds of one configuration as arrays: ``(y_true (N,), y_pred (R, N), clusters (N,),
     strata (N,), sample_ids (N,))`` from per-seed prediction tables (columns ``sample_id``,
     ``dataset``, ``subject``, ``y_true``, ``y_pred``, as :meth:`mer_bench.store.Store.predictions`);
-    clusters are ``dataset/subject``. ``None`` when the seeds are not on the same samples (e.g.
-    hold-outs drawn per seed)."""
+    clusters are ``dataset/subject``; later seeds are put in seed 0's clip order. ``None`` when the
+    seeds are not on the same samples (e.g. hold-outs drawn per seed)."""
     ids = preds[0]["sample_id"].to_numpy()
-    if any(len(p) != len(ids) or not np.array_equal(p["sample_id"].to_numpy(), ids) for p in preds[1:]):
-        return None
+    aligned = [preds[0]]
+    for p in preds[1:]:
+        other = p["sample_id"].to_numpy()
+        if len(other) != len(ids) or set(other) != set(ids):
+            return None
+        # the same clips in another order (e.g. K folds drawn per seed): seed 0's order
+        aligned.append(p if np.array_equal(other, ids) else p.set_index("sample_id", drop=False).loc[ids])
+    preds = aligned
     p0 = preds[0]
     clusters = subject_key(p0)
     return (p0["y_true"].to_numpy(), np.stack([p["y_pred"].to_numpy() for p in preds]), clusters,
@@ -401,6 +410,120 @@ def bayesian_signed_rank(a, b, rope: float = 0.01, n_samples: int = 50_000, seed
         wins += np.bincount(mass.argmax(1), minlength=3)
     probs = wins / n_samples
     return {"p_b_better": float(probs[0]), "p_equivalent": float(probs[1]), "p_a_better": float(probs[2])}
+
+
+@dataclass(frozen=True)
+class Power:
+    """:func:`paired_power`'s answer. ``power[n]``: the fraction of simulated studies with ``n``
+    subjects whose paired test rejects at ``alpha``; ``interval[n]``: its 95 % Wilson interval
+    (simulation error); ``q``: the injected correction rate that gives ``effect`` on the pilot."""
+
+    effect: float
+    metric: str
+    alpha: float
+    n_sim: int
+    pilot_subjects: int
+    pilot_clips: int
+    q: float
+    power: dict[int, float]
+    interval: dict[int, tuple[float, float]]
+
+    def subjects_for(self, target: float = 0.8) -> int | None:
+        """The fewest simulated subjects with power >= ``target`` (``None``: none reached it)."""
+        ok = [n for n, p in sorted(self.power.items()) if p >= target]
+        return ok[0] if ok else None
+
+
+def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def paired_power(y_true, pred_1, pred_2, subjects, n_classes: int, effect: float = 0.03,
+                 n_subjects=(12, 24, 36, 48, 64, 96), metric: str = "uf1", alpha: float = 0.05,
+                 n_sim: int = 400, n_resamples: int = 999, seed: int = 0) -> Power:
+    """Power of the board's paired test (:func:`paired_comparison`: per-subject swap randomisation,
+    two-sided) to detect a true difference ``effect`` in pooled ``metric`` between two arms, as a
+    function of the number of subjects, by simulation from a pilot.
+
+    The pilot is two runs whose true difference is zero, on the same clips: ``pred_1``, ``pred_2``
+    ``(N,)``, e.g. two seeds of one configuration. They carry what a simulation needs and a formula
+    does not: the subjects' spread in difficulty, their clip counts and class mixes, and how often
+    two trainings disagree on a clip. One simulated study:
+
+    1. draws ``n`` subjects with replacement from the pilot's subjects (each draw a new subject);
+    2. per drawn subject, a fair coin says which pilot run is arm A and which is arm B (so the
+       null is centred whatever the pilot's own chance difference);
+    3. injects the effect into arm A: each clip A gets wrong becomes right with probability ``q``,
+       where ``q`` is set once (by bisection, common random numbers) so that the expected
+       difference on the whole pilot is ``effect``;
+    4. runs :func:`paired_comparison` (``n_resamples`` swaps) and records ``p < alpha``.
+
+    Assumptions, stated: one seed per arm (averaging seeds per arm, as boards do, lowers the
+    training noise, so this is conservative for several seeds); the effect is a uniform rate of
+    corrected errors; subjects of the larger study behave like the pilot's (its models were trained
+    on fewer subjects).
+
+    Returns:
+        :class:`Power`.
+
+    Raises:
+        StatsError: misaligned inputs, fewer than 2 pilot subjects, or an ``effect`` the pilot
+            cannot reach (even correcting every error).
+    """
+    y = np.asarray(y_true)
+    p1, p2 = np.asarray(pred_1), np.asarray(pred_2)
+    subj = np.asarray(subjects)
+    if not (y.shape == p1.shape == p2.shape == subj.shape) or y.ndim != 1:
+        raise StatsError(f"need equally long 1-d labels, two pilot runs and subjects; got {y.shape}, {p1.shape}, "
+                         f"{p2.shape}, {subj.shape}")
+    ids, inv = np.unique(subj, return_inverse=True)
+    if len(ids) < 2:
+        raise StatsError(f"a power simulation needs a pilot with at least 2 subjects, got {len(ids)}")
+    members = [np.flatnonzero(inv == k) for k in range(len(ids))]
+    rng = np.random.default_rng(seed)
+
+    def score(pred):
+        return float(scores_from_counts(subject_counts(y, pred, subj, n_classes)[0].sum(0), metric))
+
+    def lifted(a, truth, u, q):
+        return np.where((a != truth) & (u < q), truth, a)
+
+    draws = rng.random((8, len(y)))  # common random numbers for the calibration of q
+
+    def expected(q):
+        return float(np.mean([(score(lifted(p1, y, u, q)) - score(p2) + score(lifted(p2, y, u, q)) - score(p1)) / 2
+                              for u in draws]))
+
+    if expected(1.0) < effect:
+        raise StatsError(f"the pilot cannot show a {metric} difference of {effect}: correcting every error "
+                         f"gives {expected(1.0):.3f}")
+    lo, hi = 0.0, 1.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if expected(mid) < effect else (lo, mid)
+    q = (lo + hi) / 2
+    power, interval = {}, {}
+    for n in sorted(set(int(v) for v in n_subjects)):
+        if n < 2:
+            raise StatsError(f"n_subjects must be >= 2, got {n}")
+        hits = 0
+        for _ in range(n_sim):
+            pick = rng.integers(0, len(ids), n)
+            idx = np.concatenate([members[k] for k in pick])
+            new_subj = np.concatenate([np.full(len(members[k]), j) for j, k in enumerate(pick)])
+            flip = np.concatenate([np.full(len(members[k]), rng.random() < 0.5) for k in pick])
+            a = np.where(flip, p2[idx], p1[idx])
+            b = np.where(flip, p1[idx], p2[idx])
+            a = lifted(a, y[idx], rng.random(len(idx)), q)
+            c = paired_comparison(y[idx], a, b, new_subj, n_classes, metric, n_resamples=n_resamples,
+                                  seed=int(rng.integers(2**31)))
+            hits += c.p_value < alpha
+        power[n] = hits / n_sim
+        interval[n] = _wilson(hits, n_sim)
+    return Power(float(effect), metric, float(alpha), int(n_sim), len(ids), len(y), float(q), power, interval)
 
 
 @dataclass

@@ -56,3 +56,41 @@ def test_ablate_write_refuses_arms_from_uncommitted_code_unless_allowed(tmp_path
     assert "uncommitted or unknown code" in capsys.readouterr().err and not (tmp_path / "lb" / "abl.md").exists()
     assert main([*args, "--allow-dirty"]) == 0
     assert "**uncommitted or unknown code**" in (tmp_path / "lb" / "abl.md").read_text()
+
+
+def test_method_ablations_on_the_embedded_dataset_use_the_powered_configuration(capsys):
+    from mer_bench.cli.ablate import ablation_setting
+    from mer_bench.datasets.synthetic import ABLATION_CONFIG, ABLATION_PROTOCOL
+
+    protocol, popts, dopts = ablation_setting("kernel", None, None, {}, {}, None)
+    assert (protocol, popts, dopts) == (ABLATION_PROTOCOL[0], ABLATION_PROTOCOL[1], ABLATION_CONFIG)
+    assert "ablation configuration" in capsys.readouterr().out
+    # anything the user names wins: a protocol, a dataset option, another dataset, leakage
+    assert ablation_setting("kernel", "loso", None, {}, {}, None) == ("loso", {}, {})
+    assert ablation_setting("kernel", None, None, {"n_subjects": 6}, {}, None) == ("loso", {}, {"n_subjects": 6})
+    assert ablation_setting("kernel", None, "megc2019-flow", {}, {}, "DATA")[0] == "loso"
+    assert ablation_setting("leakage", None, None, {}, {}, None) == ("loso", {}, {})
+    arm = arms_for("kernel", None, "subject-kfold", {"k": 3})[1]
+    assert "--protocol subject-kfold --dataset synthetic --protocol-set k=3" in arm.command("synthetic", "testbed", [0])
+
+
+def test_ablation_board_states_its_power(tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    assert main(["ablate", "--method", "lbptop-svm", "--grid", "blocks=2,3", "--store", store, "--seed", "0",
+                 "--seed", "1", "--dataset-set", "n_subjects=4"]) == 0
+    md = capsys.readouterr().out
+    assert "Power: the paired test detects a true UF1 difference of 0.03" in md and "(4 subjects" in md
+
+
+def test_power_cli_simulates_from_two_runs(tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    assert main(["run", "--method", "chance", "--seed", "0", "--seed", "1", "--store", store,
+                 "--dataset-set", "n_subjects=4", "--json"]) == 0
+    import json
+
+    ids = [r["run_id"] for r in json.loads(capsys.readouterr().out)["results"]]
+    assert main(["power", *ids, "--store", store, "--subjects", "4,16", "--sims", "40", "--effect", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "| 4 |" in out and "| 16 |" in out and "disagreeing on" in out
+    assert main(["power", ids[0], "nope-s0", "--store", store]) == 2
+    assert "not a complete run" in capsys.readouterr().err

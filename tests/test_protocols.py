@@ -89,3 +89,27 @@ def test_lodo_holds_out_each_database():
     assert all(set(table["dataset"].iloc[f.train]).isdisjoint(set(table["dataset"].iloc[f.test])) for f in folds)
     with pytest.raises(ProtocolError, match="at least 2 databases"):
         PROTOCOLS.get("lodo")().folds(table[table["dataset"] == "smic"])
+
+
+def test_subject_kfold_tests_every_clip_once_with_whole_subjects():
+    from mer_bench.datasets.synthetic import SyntheticMER
+
+    table = SyntheticMER(seed=0, n_subjects=9, min_clips=4, max_clips=6, cache=False).table()
+    proto = PROTOCOLS.get("subject-kfold")(k=3)
+    assert proto.options() == {"k": 3} and not proto.leaky
+    partitions = []
+    for seed in (0, 1, 2):
+        folds = proto.folds(table, seed)
+        assert len(folds) == 3
+        tested = np.concatenate([f.test for f in folds])
+        assert sorted(tested) == list(range(len(table)))  # every clip tested exactly once
+        for f in folds:
+            train_s, test_s = set(table["subject"].iloc[f.train]), set(table["subject"].iloc[f.test])
+            assert not train_s & test_s and len(f.train) + len(f.test) == len(table)
+        partitions.append(frozenset(frozenset(table["subject"].iloc[f.test]) for f in folds))
+    assert len(set(partitions)) > 1, "the seed chooses the partition"
+    assert proto.folds(table, 1)[0].test.tolist() == proto.folds(table, 1)[0].test.tolist()  # deterministic
+    with pytest.raises(ProtocolError, match="at least 10 subjects"):
+        PROTOCOLS.get("subject-kfold")(k=10).folds(table, 0)
+    with pytest.raises(ProtocolError, match="k >= 2"):
+        PROTOCOLS.get("subject-kfold")(k=1).folds(table, 0)

@@ -49,7 +49,9 @@ def test_saliency_cli_compares_two_methods(tmp_path, capsys):
     assert main(["saliency", "--method", "meranet", "--method", "resnet3d18", "--set", "epochs=1", "--set", "width=4",
                  "--dataset-set", "n_subjects=8", "--out", str(tmp_path)]) == 0
     md = (tmp_path / "saliency-synthetic.md").read_text()
-    assert "| meranet | fast |" in md and "| resnet3d18 | fast |" in md and "meranet minus resnet3d18" in md
+    # the embedded dataset's suggestion (testbed) for both; the options given are in the command
+    assert "| meranet | testbed |" in md and "| resnet3d18 | testbed |" in md and "meranet minus resnet3d18" in md
+    assert "--dataset-set n_subjects=8" in md
     assert (tmp_path / "saliency-meranet.png").stat().st_size > 5000
     assert main(["saliency", "--method", "chance", "--out", str(tmp_path)]) == 2
     assert "Grad-CAM needs a neural method" in capsys.readouterr().err

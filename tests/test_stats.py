@@ -148,3 +148,50 @@ def test_mean_over_different_splits():
     assert ci.n_clusters == 18 and ci.few_clusters
     with pytest.raises(stats.StatsError, match="1 subject"):
         stats.split_mean_ci([_fake_run(n_subjects=1)], 3)
+
+
+def _pilot(n_subjects=12, clips=16, acc=0.85, disagree=0.1, seed=0):
+    """Two runs of one configuration: the same errors except on a fraction ``disagree`` of clips."""
+    rng = np.random.default_rng(seed)
+    subjects = np.repeat([f"s{i:02d}" for i in range(n_subjects)], clips)
+    y = rng.integers(0, 3, len(subjects))
+    p1 = np.where(rng.random(len(y)) < acc, y, (y + 1) % 3)
+    p2 = np.where(rng.random(len(y)) < disagree, np.where(p1 == y, (y + 2) % 3, y), p1)
+    return y, p1, p2, subjects
+
+
+def test_power_grows_with_subjects_and_is_alpha_without_an_effect():
+    y, p1, p2, subjects = _pilot()
+    pw = stats.paired_power(y, p1, p2, subjects, 3, effect=0.03, n_subjects=(12, 96), n_sim=150)
+    assert 0 < pw.q < 1 and pw.pilot_subjects == 12 and pw.pilot_clips == len(y)
+    assert pw.power[96] > pw.power[12] + 0.2
+    assert pw.interval[96][0] <= pw.power[96] <= pw.interval[96][1]
+    null = stats.paired_power(y, p1, p2, subjects, 3, effect=0.0, n_subjects=(48,), n_sim=200, seed=1)
+    assert null.q < 1e-6 and null.power[48] < 0.12  # the test keeps its size: about alpha = .05
+    # noisier training (more disagreement between two trainings) needs more subjects
+    noisy = stats.paired_power(*_pilot(disagree=0.3), 3, effect=0.03, n_subjects=(96,), n_sim=150)
+    assert noisy.power[96] < pw.power[96]
+    assert pw.subjects_for(0.0) == 12 and pw.subjects_for(1.01) is None
+
+
+def test_power_refuses_what_it_cannot_simulate():
+    y, p1, p2, subjects = _pilot()
+    with pytest.raises(stats.StatsError, match="cannot show"):
+        stats.paired_power(y, p1, p2, subjects, 3, effect=0.9, n_sim=5)
+    with pytest.raises(stats.StatsError, match="at least 2 subjects"):
+        stats.paired_power(y, p1, p2, np.zeros(len(y)), 3, n_sim=5)
+    with pytest.raises(stats.StatsError, match="equally long"):
+        stats.paired_power(y, p1[:-1], p2, subjects, 3, n_sim=5)
+
+
+def test_stack_runs_puts_seeds_on_other_folds_in_seed_0_order():
+    import pandas as pd
+
+    ids = [f"synthetic/s{i}/c{i}" for i in range(6)]
+    a = pd.DataFrame({"sample_id": ids, "dataset": "synthetic", "subject": [f"s{i}" for i in range(6)],
+                      "y_true": [0, 1, 2, 0, 1, 2], "y_pred": [0, 1, 2, 0, 0, 0]})
+    b = a.iloc[[3, 4, 5, 0, 1, 2]].copy()  # another K-fold partition: the same clips, fold order
+    b["y_pred"] = [9, 8, 7, 6, 5, 4]
+    y, yp, _, _, got = stats.stack_runs([a, b])
+    assert list(got) == ids and yp[1].tolist() == [6, 5, 4, 9, 8, 7]
+    assert stats.stack_runs([a, a.iloc[:5]]) is None  # other clips: no stacking

@@ -102,3 +102,20 @@ def test_learnable_but_not_trivial():
 def test_invalid_sizes():
     with pytest.raises(DatasetError):
         SyntheticMER(n_subjects=0)
+
+
+def test_suggested_presets_in_order_of_preference():
+    from mer_bench.registry import METHODS
+
+    assert SyntheticMER.preset_for(METHODS.get("meranet")) == "testbed"
+    assert SyntheticMER.preset_for(METHODS.get("resnet3d18")) == "testbed"
+    assert SyntheticMER.preset_for(METHODS.get("offapexnet")) == "fast"  # no testbed: the next one
+    assert SyntheticMER.preset_for(METHODS.get("chance")) is None
+
+
+def test_coded_apex_is_sometimes_off_the_true_one_but_inside_the_clip():
+    from mer_bench.datasets import synthetic
+
+    t = SyntheticMER(seed=0, n_subjects=12).table()
+    assert synthetic.GENERATOR_VERSION == 3 and 0 not in synthetic.DEVELOPMENT_SEEDS
+    assert ((t["onset"] < t["apex"]) & (t["apex"] < t["offset"])).all()

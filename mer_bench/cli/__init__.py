@@ -19,6 +19,7 @@ from mer_bench.cli import (
     importing,
     leaderboard,
     listing,
+    power,
     predict,
     profile,
     report,
@@ -33,7 +34,7 @@ __all__ = ["main", "build_parser"]
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: subcommands in the order ``--help`` lists them
-COMMANDS = (run, train, predict, importing, export, listing, data, profile, ablate, saliency, report, bench,
+COMMANDS = (run, train, predict, importing, export, listing, data, profile, ablate, power, saliency, report, bench,
             leaderboard)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from mer_bench.cli.options import (
@@ -24,7 +25,12 @@ def add_parser(sub) -> None:
     ab.add_argument("--ablation", default=None, help="a preset: kernel, shared, attention, leakage")
     ab.add_argument("--method", default=None, help="the method of a --grid ablation (or of --ablation leakage)")
     ab.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="hyper-parameter values to cross")
-    ab.add_argument("--protocol", default="loso")
+    ab.add_argument("--protocol", default=None,
+                    help="default: loso; a method's preset ablation (kernel, shared, attention) on the embedded "
+                         "dataset without --dataset-set runs on its larger ablation configuration "
+                         "(mer_bench.datasets.synthetic.ABLATION_CONFIG, subject-kfold with k=3)")
+    ab.add_argument("--protocol-set", dest="protocol_overrides", action="append", metavar="KEY=VALUE",
+                    help="protocol option, e.g. --protocol-set k=3")
     ab.add_argument("--dataset", default=None)
     add_data_root(ab)
     ab.add_argument("--seed", type=int, action="append", help="seeds (repeatable; default 0)")
@@ -39,6 +45,43 @@ def add_parser(sub) -> None:
     ab.set_defaults(handler=main)
 
 
+def ablation_setting(ablation: str | None, protocol: str | None, dataset: str | None, dataset_options: dict,
+                     protocol_options: dict, data_root: str | None) -> tuple[str, dict, dict]:
+    """``(protocol, protocol options, dataset options)`` of an ablation: a method's preset ablation
+    (not ``leakage``) on the embedded dataset, with no protocol and no dataset option given, runs on
+    :data:`mer_bench.datasets.synthetic.ABLATION_CONFIG` under its ``ABLATION_PROTOCOL`` (a line
+    says so); anything else as given (protocol default ``loso``)."""
+    if (ablation and ablation != "leakage" and protocol is None and not dataset_options
+            and dataset in (None, "synthetic") and data_root is None):
+        from mer_bench.datasets.synthetic import ABLATION_CONFIG, ABLATION_PROTOCOL
+
+        options = {**ABLATION_PROTOCOL[1], **protocol_options}
+        print(f"the embedded dataset's ablation configuration: "
+              f"{', '.join(f'{k}={v}' for k, v in ABLATION_CONFIG.items())}, protocol {ABLATION_PROTOCOL[0]} "
+              f"({', '.join(f'{k}={v}' for k, v in options.items())}); sized for power (README)")
+        return ABLATION_PROTOCOL[0], options, dict(ABLATION_CONFIG)
+    return protocol or "loso", dict(protocol_options), dict(dataset_options)
+
+
+def power_note(reference: list, n_classes: int, effect: float = 0.03) -> str:
+    """One sentence: the power of the paired test at this board's size to detect ``effect`` in UF1,
+    simulated (:func:`mer_bench.stats.paired_power`) from the reference arm's first two seeds;
+    empty without two seeds on the same clips."""
+    from mer_bench import stats
+
+    stacked = stats.stack_runs(reference) if len(reference) >= 2 else None
+    if stacked is None:
+        return ("Power: not estimated (it needs the reference arm at two seeds on the same clips).")
+    y, yp, clusters, _, _ = stacked
+    n = len(set(clusters))
+    pw = stats.paired_power(y, yp[0], yp[1], clusters, n_classes, effect=effect, n_subjects=(n,), n_sim=200)
+    lo, hi = pw.interval[n]
+    return (f"Power: the paired test detects a true UF1 difference of {effect} between two arms with probability "
+            f"{pw.power[n]:.2f} [{lo:.2f}, {hi:.2f}] at this size ({n} subjects, {len(y)} clips; simulated from the "
+            f"reference arm's first two seeds, one seed per arm: "
+            f"`mer_bench.stats.paired_power`).")
+
+
 def main(args) -> int:
     from mer_bench.ablation import ablation_provenance, ablation_table, arms_for, expand_grid, render_ablation
     from mer_bench.leaderboard import write_leaderboard
@@ -49,8 +92,12 @@ def main(args) -> int:
 
     if bool(args.ablation) == bool(args.grid):
         raise ValueError("give either --ablation NAME or --method M --grid KEY=V1,V2,...")
+    dataset_options = kv_options(args.dataset_overrides, "--dataset-set")
+    protocol_options = kv_options(args.protocol_overrides, "--protocol-set")
+    protocol, protocol_options, dataset_options = ablation_setting(
+        args.ablation, args.protocol, args.dataset, dataset_options, protocol_options, args.data_root)
     if args.ablation:
-        arms = arms_for(args.ablation, args.method, args.protocol)
+        arms = arms_for(args.ablation, args.method, protocol, protocol_options)
     else:
         if not args.method:
             raise ValueError("--grid needs --method")
@@ -60,9 +107,10 @@ def main(args) -> int:
                 raise ValueError(f"--grid {g!r}: expected KEY=V1,V2,...")
             key, values = g.split("=", 1)
             grid[key.strip()] = [parse_overrides([f"{key}={v}"])[key.strip()] for v in values.split(",") if v != ""]
-        arms = expand_grid(args.method, args.protocol, grid)
+        arms = [dataclasses.replace(a, protocol_options=dict(protocol_options))
+                for a in expand_grid(args.method, protocol, grid)]
     seeds = args.seed or [0]
-    dataset_options = kv_options(args.dataset_overrides, "--dataset-set")
+    shown_options = dict(dataset_options)
     if args.data_root is not None:
         dataset_options["data_root"] = args.data_root
     shared = kv_options(args.overrides)
@@ -71,21 +119,21 @@ def main(args) -> int:
     with Store(args.store) as store:
         for arm in arms:
             prep = prepare(arm.method, arm.protocol, args.dataset, seeds, {**shared, **arm.overrides}, args.preset,
-                           dataset_options)
+                           dataset_options, arm.protocol_options)
             dataset = prep.specs[0].dataset
             results = execute_with_progress(prep, store, device, False)
             preds.append([store.predictions(r.spec.run_id) for r in results])
             run_ids.append([r.spec.run_id for r in results])
             classes = prep.dataset.classes
-            commands.append(arm.command(dataset, prep.specs[0].preset, seeds, shared,
-                                        kv_options(args.dataset_overrides, "--dataset-set"), bool(args.data_root)))
+            commands.append(arm.command(dataset, prep.specs[0].preset, seeds, shared, shown_options,
+                                        bool(args.data_root)))
         provenance = ablation_provenance(store, arms, run_ids)
     table = ablation_table(arms, preds, len(classes))
     table["input"] = [p["input"] for p in provenance]
     name = args.name or f"ablation-{args.ablation or 'grid'}-{dataset}"
     title = f"Ablation: {args.ablation or ', '.join(args.grid)} ({dataset})"
     note = (f"Arms: {'; '.join(a.label for a in arms)}. Reference: {arms[0].label}. Seeds: "
-            f"{', '.join(map(str, seeds))}.")
+            f"{', '.join(map(str, seeds))}. " + power_note(preds[0], len(classes)))
     if args.write:
         from mer_bench.ablation import plot_ablation
         from mer_bench.leaderboard import UnpublishableError

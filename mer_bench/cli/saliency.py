@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
                                     "known motion masks (with a subject-bootstrap interval); two methods are "
                                     "compared. Writes saliency-<method>.png and a markdown table.")
     sa.add_argument("--method", action="append", required=True, help="a neural method (repeat to compare two)")
-    sa.add_argument("--preset", default="fast")
+    sa.add_argument("--preset", default=None, help="default: the embedded dataset's suggestion (testbed, else fast)")
     sa.add_argument("--seed", type=int, default=0)
     add_overrides(sa)
     add_dataset_options(sa)
@@ -31,8 +31,11 @@ def main(args) -> int:
 
     if len(args.method) > 2:
         raise ValueError("give one method, or two to compare")
-    res = saliency_study(args.method, args.preset, args.seed, args.out,
-                         dataset_options=kv_options(args.dataset_overrides, "--dataset-set"),
+    from mer_bench.datasets.synthetic import ABLATION_CONFIG
+
+    # the larger configuration by default (more held-out subjects: a tighter interval)
+    options = kv_options(args.dataset_overrides, "--dataset-set") or dict(ABLATION_CONFIG)
+    res = saliency_study(args.method, args.preset, args.seed, args.out, dataset_options=options,
                          overrides=kv_options(args.overrides),
                          layer=args.layer)
     if args.json:

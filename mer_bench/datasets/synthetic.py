@@ -4,10 +4,22 @@ It lets the whole suite run anywhere with no download and no licence. Clips are 
 procedurally, deterministically from ``seed``, and cached on disk (``$MER_BENCH_CACHE``, default
 ``~/.cache/mer-bench``).
 
-Generative model (version 2)
+Generative model (version 3)
 ----------------------------
 Each clip is ``T = 8`` RGB frames of ``32 x 32`` pixels, values in [0, 1], shape
-``(3, 8, 32, 32)``.
+``(3, 8, 32, 32)``: an aligned face crop around the expression, from before its onset to its
+offset.
+
+*Version 3* (changes from version 2, whose runs keep their fingerprint): the face fills the
+frame (rendered :data:`FACE_SCALE` = 1.35 times larger about its centre, as a tight aligned face
+crop; every displacement below scales with it), and the coded apex is one frame off the true one
+with probability :data:`APEX_CODING_ERROR` = 0.3 (clamped strictly between onset and offset),
+as human coders disagree on the apex. These were chosen on the development seeds
+:data:`DEVELOPMENT_SEEDS` (1 and 2) only, comparing LBP-TOP+SVM, Off-ApexNet, 3D ResNet-18 and
+MERANet under LOSO; the published boards use seed 0, the default, which was not looked at while
+designing. Version 2 made the face ~21 x 26 px of the 32 x 32 frame, where the clip networks did
+not learn the motion (MERANet UF1 .54-.59, Grad-CAM at chance) while flow networks reached .95;
+larger amplitudes made every method, flow networks included, approach 100 %.
 
 *Subjects* (``n_subjects``, default 12). A subject draws a face: skin and background colours,
 face ellipse centre and axes, positions of brows, eyes, nose and mouth (each jittered by about
@@ -31,6 +43,9 @@ sub-pixel and exact.
 
 *Timing*: onset in frames 0-2, apex 2-3 frames later, offset 2-3 frames after the apex (at most
 frame 7). Intensity is ``sin^2`` rising from onset to apex and falling to offset, 0 elsewhere.
+The table's ``apex`` is the *coded* apex (see version 3 above): representations that pick the
+apex frame (``apex``, ``flow``, ``regions``, ``mesti``) use the coded one, as on real data; clip
+methods see every frame.
 
 *Distractors*, independent of the class: a blink (p = 0.35, eyelids close over 2-3 frames at a
 random time); small rigid head motion (a random walk of the whole face, 0.15 px per frame);
@@ -41,7 +56,14 @@ flicker (gain 1 +- 2 %); Gaussian sensor noise (sigma 0.03).
 of pixels that the class motion changes by more than 0.02 between the neutral and the apex
 face (rendered without distractors), for saliency checks.
 
-The table records onset, apex, offset, emotion (the class name) and the AU string.
+The table records onset, (coded) apex, offset, emotion (the class name) and the AU string.
+
+*Shortcuts, stated*: flow methods are given the onset and the coded apex, the two frames where the
+motion is; clip methods must find it among 8 frames with blinks, head motion and a weaker
+unrelated AU. This is the advantage flow methods have on real data too (the MEGC 2019 composite's
+flow images are computed from the annotated onset and apex), so it is kept; the apex coding error
+keeps it from being exact. Subject appearance carries no class information (labels are drawn
+independently of the face).
 Representations: ``clip`` ``(N, 3, 8, 32, 32)``, ``apex`` ``(N, 3, 32, 32)`` and ``flow``
 ``(N, 3, 28, 28)``: u, v, optical strain from onset to apex, in the format of the MEGC 2019
 composite flow images (each channel min-max scaled to [0, 1] per image, centre 28 x 28). The flow
@@ -66,9 +88,23 @@ import pandas as pd
 from mer_bench.atomic import atomic_path
 from mer_bench.data import Dataset, DatasetError, validate_table
 
-__all__ = ["SyntheticMER", "cache_dir"]
+__all__ = ["SyntheticMER", "cache_dir", "ABLATION_CONFIG", "ABLATION_PROTOCOL"]
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
+#: the development generator seed: every design choice of version 3 was made looking at seeds 1
+#: and 2 only; seed 0 (the default, the published boards) was not looked at while designing
+DEVELOPMENT_SEEDS = (1, 2)
+#: the face is rendered this much larger about its centre than in version 2: an aligned face crop
+#: that fills the frame, as MER pipelines crop faces (more pixels on each facial feature)
+FACE_SCALE = 1.35
+#: probability that the coded apex is one frame off the true one (coders disagree on the apex)
+APEX_CODING_ERROR = 0.3
+#: the larger configuration for ablations and saliency (``mer-bench ablate --ablation kernel|
+#: shared|attention`` and ``mer-bench saliency`` use it unless given ``--dataset-set``), sized by a
+#: power calculation (README, "Ablations with statistical power"): more subjects, under a
+#: subject K-fold protocol so that its cost grows with the subjects, not with their square
+ABLATION_CONFIG = {"n_subjects": 192, "min_clips": 12, "max_clips": 20}
+ABLATION_PROTOCOL = ("subject-kfold", {"k": 3})
 SIZE = 32
 FRAMES = 8
 CLASSES = ("negative", "positive", "surprise")
@@ -115,8 +151,9 @@ class _Face:
         ``blink``: eyelid closure 0..1, ``shift``: rigid (x, y) head motion in px.
         """
         yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(float)
-        xx = xx - shift[0]
-        yy = yy - shift[1]
+        # face coordinates: FACE_SCALE about the face centre (displacements scale with it)
+        xx = self.cx + (xx - shift[0] - self.cx) / FACE_SCALE
+        yy = self.cy + (yy - shift[1] - self.cy) / FACE_SCALE
         r = ((xx - self.cx) / self.ax) ** 2 + ((yy - self.cy) / self.ay) ** 2
         inside = 1 / (1 + np.exp((r - 1) * 12))
         shade = np.zeros_like(xx)
@@ -205,7 +242,8 @@ class SyntheticMER(Dataset):
     sample_shapes: ClassVar[dict[str, tuple[int, ...]]] = {"clip": (3, 8, 32, 32), "apex": (3, 32, 32),
                                                            "flow": (3, 28, 28), "dynamic": (3, 32, 32),
                                                            "mesti": (3, 32, 32), "regions": (3, 28, 28)}
-    suggested_preset: ClassVar[str | None] = "fast"
+    #: ``testbed`` where a method declares one (tuned on the development seeds), else ``fast``
+    suggested_preset: ClassVar[tuple[str, ...]] = ("testbed", "fast")
 
     def __init__(self, seed: int = 0, n_subjects: int = 12, min_clips: int = 12, max_clips: int = 20,
                  amplitude: float = 1.0, cache: bool = True) -> None:
@@ -262,9 +300,12 @@ class SyntheticMER(Dataset):
                     frames.append(img)
                 clips.append(np.clip(np.stack(frames, axis=1), 0, 1).astype(np.float32))
                 masks.append(np.abs(face.render(**main) - face.render()).max(axis=0) > 0.02)
+                coded = apex  # the annotation: one frame off with probability APEX_CODING_ERROR
+                if rng.random() < APEX_CODING_ERROR:
+                    coded = int(np.clip(apex + rng.choice([-1, 1]), onset + 1, offset - 1))
                 rows.append({
                     "sample_id": f"synthetic/{subject}/{subject}_{c + 1:02d}", "dataset": "synthetic",
-                    "subject": subject, "clip": f"{subject}_{c + 1:02d}", "onset": onset, "apex": apex,
+                    "subject": subject, "clip": f"{subject}_{c + 1:02d}", "onset": onset, "apex": coded,
                     "offset": offset, "emotion": CLASSES[label], "aus": _AUS[kind], "label": label,
                 })
         return {"table": pd.DataFrame(rows, columns=list(rows[0].keys())),

@@ -168,8 +168,8 @@ def prepare(method: str, protocol: str = "loso", dataset: str | None = None, see
             f"dataset {dataset!r} does not provide (it provides {', '.join(dataset_obj.representations)}). Datasets "
             f"that compute it: {', '.join(able) or 'none installed'} (raw frame datasets preprocess it from the frames "
             f"and cache it; e.g. --dataset megc2019-raw for the composite's clips)")
-    if preset is None and dataset_obj.suggested_preset in getattr(method_cls, "presets", {}):
-        preset = dataset_obj.suggested_preset
+    if preset is None:
+        preset = dataset_obj.preset_for(method_cls)
     params = resolve_params(method_cls, preset, overrides)
     table = dataset_obj.table()
     folds = {seed: protocol_obj.folds(table, seed) for seed in seeds}  # protocol feasibility before any training
