@@ -260,3 +260,19 @@ def test_the_source_is_recorded_outside_a_checkout(monkeypatch, tmp_path):
             monkeypatch.setattr(Dist, "locate_file", lambda self, name: here / "site-packages" / name)
         assert runner.installed_source() == expected, (direct, site)
         monkeypatch.undo()
+
+
+def test_a_run_prints_its_chance_floor_on_the_same_folds(tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    base = ["--store", store, "--dataset-set", "n_subjects=4", "--seed", "0", "--seed", "2"]
+    assert main(["run", "--method", "lbptop-svm", *base]) == 0
+    out = capsys.readouterr().out
+    floors = [line for line in out.splitlines() if line.rstrip().endswith("chance floor │")]
+    assert len(floors) == 2 and "the chance floor rows are what" in out
+    assert main(["run", "--method", "chance", *base, "--json"]) == 0
+    import json
+
+    stored = json.loads(capsys.readouterr().out)["results"]
+    for line, res in zip(floors, stored):  # the row is the stored chance run, to the printed digits
+        cells = [c.strip() for c in line.split("│") if c.strip()]
+        assert cells[0] == str(res["seed"]) and cells[2] == f"{res['scores']['Full']['uf1']:.4f}"

@@ -119,7 +119,7 @@ def main(args) -> int:
     if args.json:
         print(json.dumps({"store": str(store.path), "results": [r.as_dict() for r in results]}, indent=2))
     else:
-        print_results(results, store.path, dataset_options)
+        print_results(results, store.path, dataset_options, prep)
         if args.save_models:
             print(f"models: {args.save_models}/<run_id>/fold-<k>.pt (apply one: mer-bench predict --model "
                   f"{args.save_models}/{results[0].spec.run_id}/fold-000.pt)")
@@ -244,12 +244,38 @@ def floor_hint(results, dataset_options: dict | None = None) -> str | None:
     return line + f"; for the empirical floor run `{mer_bench_command(*args)}`."
 
 
-def print_results(results, store_path, dataset_options: dict | None = None) -> None:
+def chance_floor(prep, seed: int) -> dict | None:
+    """The ``chance`` method's pooled scores (``Full``) on ``prep``'s folds of ``seed``, each fold
+    seeded as the runner seeds it: exactly what ``mer-bench run --method chance`` with the same
+    dataset, protocol and seed stores, computed here without training or storing (milliseconds).
+    ``None`` when the plan has no folds for ``seed``."""
+    import pandas as pd
+
+    from mer_bench.metrics import run_metrics
+    from mer_bench.registry import METHODS
+
+    folds = prep.folds.get(seed)
+    if not folds:
+        return None
+    chance = METHODS.get("chance")
+    table = prep.dataset.table()
+    parts = []
+    for k, fold in enumerate(folds):
+        model = chance(random_state=seed * 1000 + k).fit(prep.dataset.samples("none", fold.train))
+        pred = model.predict(prep.dataset.samples("none", fold.test, with_labels=False))
+        rows = table.iloc[fold.test]
+        parts.append(pd.DataFrame({"dataset": rows["dataset"].to_numpy(), "y_true": rows["label"].to_numpy(),
+                                   "y_pred": pred}))
+    return run_metrics(pd.concat(parts, ignore_index=True), tuple(prep.dataset.classes))["Full"]
+
+
+def print_results(results, store_path, dataset_options: dict | None = None, prep=None) -> None:
     """The scores of a run as a table that fits 80 columns (the selection, when every row shares
     it, goes in the title), then the chance level, the run ids and the store.
 
     ``dataset_options``: the options given on the command line (for the floor's command; default:
-    those recorded in the run's identity)."""
+    those recorded in the run's identity). ``prep``: the run's plan; with it, each seed's chance
+    floor on the same folds (:func:`chance_floor`) is a row of the table, beside the run's scores."""
     from rich.console import Console
     from rich.table import Table
 
@@ -273,16 +299,26 @@ def print_results(results, store_path, dataset_options: dict | None = None) -> N
         for subset, sc in r.scores.items():
             table.add_row(str(r.spec.seed), *(() if one else (r.selection,)), SUBSET_NAMES.get(subset, subset),
                           f"{sc['uf1']:.4f}", f"{sc['uar']:.4f}", f"{sc['accuracy']:.4f}", str(sc["n"]), r.status)
+    sees_input = prep is not None and prep.representation != "none"
+    for seed in dict.fromkeys(r.spec.seed for r in results) if sees_input and not partial else ():
+        floor = chance_floor(prep, seed)
+        if floor is not None:
+            table.add_row(str(seed), *(() if one else ("-",)), "Full", f"{floor['uf1']:.4f}", f"{floor['uar']:.4f}",
+                          f"{floor['accuracy']:.4f}", str(floor["n"]), "chance floor", style="dim")
     console.print(table)
     absent = {c for r in results for sc in r.scores.values() for c in sc["absent_classes"]}
     if absent:
         console.print(f"[yellow]note:[/] classes absent from the ground truth were excluded from the means: "
                       f"{sorted(absent)}")
     hint = floor_hint(results, dataset_options)
+    if hint and sees_input and not partial:
+        hint = hint.replace("; for the empirical floor run", "; the chance floor rows are what") \
+            .rstrip(".") + " stores."
     if hint:
         console.print(hint, highlight=False, markup=False)
     if partial:
         console.print("[yellow]note:[/] a partial run is never shown on a board; run the same command without "
                       "--folds to complete it (the trained folds are kept).", highlight=False)
-    console.print(f"run ids: {', '.join(r.spec.run_id for r in results)}; store: {store_path}; wall time "
-                  f"{sum(r.wall_time for r in results):.1f} s", highlight=False)
+    console.print(f"run ids: {', '.join(r.spec.run_id for r in results)}; store: {store_path}; fold time "
+                  f"{sum(r.wall_time for r in results):.1f} s (summed over folds; workers overlap them)",
+                  highlight=False)
