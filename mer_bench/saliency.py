@@ -121,6 +121,9 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
     from mer_bench.protocols.holdout import SubjectHoldout
     from mer_bench.registry import METHODS
 
+    for name in methods:  # before any data is rendered
+        if not hasattr(METHODS.get(name), "build_model"):
+            raise ValueError(f"{name} has no network: Grad-CAM needs a neural method")
     ds = SyntheticMER(**(dataset_options or {}))
     table = ds.table()
     fold = SubjectHoldout(test_size=0.25).folds(table, seed)[0]
