@@ -333,7 +333,7 @@ def _assign_tables(df: pd.DataFrame) -> None:
     """
     from collections import Counter
 
-    from mer_bench.registry import DATASETS
+    from mer_bench.registry import DATASETS, METHODS
 
     df["table"] = ""
     for (dataset, _), idx in df.groupby(["dataset", "protocol"], sort=False).groups.items():
@@ -355,17 +355,16 @@ def _assign_tables(df: pd.DataFrame) -> None:
         for i in cand:
             df.at[i, "table"] = ("other clips" if keys[i] != ref else
                                  "other settings" if df.at[i, "_arm"] else "ranked")
-        try:
-            wanted = DATASETS.get(dataset).suggested_preset
-        except Exception:
-            wanted = None
-        suggested = (wanted,) if isinstance(wanted, str) else tuple(wanted or ())
         ranked = [i for i in cand if df.at[i, "table"] == "ranked"]
         for method in dict.fromkeys(df.at[i, "method"] for i in ranked):
             rows = [i for i in ranked if df.at[i, "method"] == method]
             if len(rows) < 2:
                 continue
-            keep = min(rows, key=lambda i: (df.at[i, "_preset_name"] not in suggested,
+            try:  # the preset a run of this method on this dataset gets by default
+                suggested = DATASETS.get(dataset).preset_for(METHODS.get(method))
+            except Exception:  # an imported name or an unknown dataset
+                suggested = None
+            keep = min(rows, key=lambda i: (df.at[i, "_preset_name"] != suggested,
                                             df.at[i, "_preset_name"] is not None, -int(df.at[i, "seeds"] or 0), i))
             for i in rows:
                 if i != keep:

@@ -136,8 +136,6 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
     scores = {}
     for name in methods:
         cls = METHODS.get(name)
-        if not hasattr(cls, "build_model"):
-            raise ValueError(f"{name} has no network: Grad-CAM needs a neural method")
         chosen = preset if preset in (getattr(cls, "presets", None) or {}) else ds.preset_for(cls)
         params = {**resolve_params(cls, chosen, overrides or {}), "random_state": seed}
         rep = cls.info.choose_representation(ds.representations)

@@ -65,13 +65,13 @@ def ablation_setting(ablation: str | None, protocol: str | None, dataset: str | 
 
 def power_note(reference: list, n_classes: int, effect: float = 0.03) -> str:
     """One sentence: the power of the paired test at this board's size to detect ``effect`` in UF1,
-    simulated (:func:`mer_bench.stats.paired_power`) from the reference arm's first two seeds;
-    empty without two seeds on the same clips."""
+    simulated (:func:`mer_bench.stats.paired_power`) from the reference arm's first two seeds; a
+    sentence saying it was not estimated without two seeds on the same clips."""
     from mer_bench import stats
 
     stacked = stats.stack_runs(reference) if len(reference) >= 2 else None
     if stacked is None:
-        return ("Power: not estimated (it needs the reference arm at two seeds on the same clips).")
+        return "Power: not estimated (it needs the reference arm at two seeds on the same clips)."
     y, yp, clusters, _, _ = stacked
     n = len(set(clusters))
     pw = stats.paired_power(y, yp[0], yp[1], clusters, n_classes, effect=effect, n_subjects=(n,), n_sim=200)
