@@ -20,7 +20,9 @@ class Runtime:
     """Attributes:
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         progress: ``progress(description, completed, total)`` callback, or ``None``.
-        channels_last: use the channels-last memory format for the model and its batches.
+        channels_last: use the channels-last memory format for the model and its batches
+            (``True``/``False``); ``None`` (the default): the network's own choice on a CPU, its
+            ``cpu_channels_last`` attribute (MERANet and the 3D ResNet set it), else off.
         cudnn_benchmark: ``torch.backends.cudnn.benchmark`` during training (GPU).
         compile: train through ``torch.compile``.
         kernels: allow mer-bench's own CPU fast paths (:mod:`mer_bench.kernels`).
@@ -29,8 +31,9 @@ class Runtime:
     device: str = "auto"
     progress: Callable[[str, int, int], None] | None = None
     #: train and predict in the channels-last memory format (``channels_last_3d`` for clips): the
-    #: same computation up to floating-point noise, faster with bf16 on CPUs and GPUs
-    channels_last: bool = False
+    #: same computation up to floating-point noise, faster with bf16 on CPUs and GPUs; ``None``:
+    #: as the network asks on a CPU (``cpu_channels_last``), contiguous elsewhere
+    channels_last: bool | None = None
     #: let cuDNN benchmark convolution algorithms and keep the fastest (GPU only; faster, but the
     #: chosen algorithm, hence the last bits of the results, may change from run to run)
     cudnn_benchmark: bool = False

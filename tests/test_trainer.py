@@ -198,3 +198,37 @@ def test_cpu_allocator_tuning_is_glibc_only_and_can_be_turned_off(monkeypatch):
     glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
     assert runtime.tune_cpu_allocator() is glibc
     assert runtime.tune_cpu_allocator() is glibc  # once per process, then cached
+
+
+def test_networks_that_ask_for_channels_last_get_it_on_the_cpu_by_default():
+    from mer_bench.methods.meranet import MERANet3D
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 3, 4, 16, 16), dtype=np.float32)
+    y = np.arange(8) % 3
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=1e-3, seed=2)
+
+    def make(attention=True):
+        torch.manual_seed(0)
+        return MERANet3D(3, 3, width=4, attention=attention)
+
+    def layout(model):
+        w = model.layers[0].conv1.weight  # (4, 4, 3, 3, 3): the two layouts differ
+        return "cl3d" if w.is_contiguous(memory_format=torch.channels_last_3d) and not w.is_contiguous() else "contig"
+
+    with runtime.use(device="cpu"):  # channels_last=None: the network's choice
+        auto = fit_classifier(make(), x, y, cfg)
+        auto_logits = predict_logits(auto, x)
+    with runtime.use(device="cpu", channels_last=False):
+        plain = fit_classifier(make(), x, y, cfg)
+        plain_logits = predict_logits(plain, x)
+    assert MERANet3D.cpu_channels_last is True
+    assert layout(auto) == "cl3d" and layout(plain) == "contig"
+    np.testing.assert_allclose(auto_logits, plain_logits, rtol=1e-3, atol=1e-4)
+    # a network that does not ask stays contiguous by default, and is converted when told to
+    for wanted, expect in ((None, True), (True, False)):
+        torch.manual_seed(0)
+        other = nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4, 3))
+        with runtime.use(device="cpu", channels_last=wanted):
+            fit_classifier(other, x, y, cfg)
+        assert other[0].weight.is_contiguous() is expect

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from mer_bench.cli.options import (
@@ -44,9 +45,10 @@ def add_parser(sub) -> None:
                         "scores best on that subject's test clips -- the common published practice, which LEAKS the "
                         "test labels; such runs are labelled leaky everywhere. both: train once per fold and store "
                         "both runs (measures the inflation at the cost of one run)")
-    r.add_argument("--channels-last", action="store_true",
+    r.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels-last memory format (same results up to floating-point noise; with "
-                        "--set precision=bf16 the fast path: see mer-bench bench)")
+                        "--set precision=bf16 the fast path: see mer-bench bench). Default: as the network "
+                        "asks on a CPU (MERANet and the 3D ResNet: on, measured faster there), else off")
     r.add_argument("--stack-folds", type=int, default=1, metavar="K",
                    help="train K folds at once with their networks stacked (torch.func): fills a GPU that one "
                         "fold of a small network cannot; the same results up to floating-point noise "
@@ -127,7 +129,7 @@ def main(args) -> int:
 
 
 def execute_with_progress(prep, store, device, force, quiet=False, executor="local", ray_options=None,
-                          channels_last=False, stack_folds=1, cudnn_benchmark=False, compile=False, workers=None,
+                          channels_last=None, stack_folds=1, cudnn_benchmark=False, compile=False, workers=None,
                           kernels=True, max_folds=None, save_models=None):
     from rich.console import Console
     from rich.progress import (

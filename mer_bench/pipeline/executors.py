@@ -111,7 +111,8 @@ def run_folds_locally(prep: Any, seed: int, work: list, write: FoldWriter, devic
 
 def _runtime_settings(options: dict[str, Any]) -> dict[str, bool]:
     """The trainer's run-time settings among an executor's ``options`` (:class:`mer_bench.runtime.Runtime`)."""
-    return {"channels_last": bool(options.get("channels_last")),
+    cl = options.get("channels_last")  # None: the network's choice (mer_bench.runtime.Runtime)
+    return {"channels_last": None if cl is None else bool(cl),
             "cudnn_benchmark": bool(options.get("cudnn_benchmark")), "compile": bool(options.get("compile")),
             "kernels": bool(options.get("kernels", True))}
 

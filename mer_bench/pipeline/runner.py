@@ -116,7 +116,7 @@ def installed_source() -> str:
 
 def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = False,
             on_fold=None, on_progress=None, executor: str = "local",
-            ray_options: dict[str, Any] | None = None, channels_last: bool = False,
+            ray_options: dict[str, Any] | None = None, channels_last: bool | None = None,
             stack_folds: int = 1, cudnn_benchmark: bool = False, compile: bool = False,
             workers: int | str | None = None, kernels: bool = True, max_folds: int | None = None,
             save_models: str | Path | None = None) -> list[RunResult]:
@@ -130,7 +130,8 @@ def execute(prep: Prepared, store: Store, device: str = "auto", force: bool = Fa
             :mod:`mer_bench.pipeline.executors`. The store is written here, by the driver, either way.
         ray_options: ``address``, ``num_cpus`` / ``num_gpus`` per fold, ``max_retries``.
         channels_last: train in the channels-last memory format (a run-time setting: not part of
-            the run's identity, the same results up to floating-point noise).
+            the run's identity, the same results up to floating-point noise); ``None``: as the
+            network asks on a CPU (:class:`mer_bench.runtime.Runtime`).
         stack_folds: train up to this many folds at once with their networks stacked
             (:func:`fit_predict_folds_stacked`; local executor, torch methods). A run-time setting
             like ``channels_last``: the same results up to floating-point noise. An interruption
