@@ -111,14 +111,13 @@ def autocast_dtype(device: str, precision: str) -> torch.dtype | None:
 PRELOAD_BYTES = 4 * 2 ** 30
 
 
-def _memory_format(ndim: int, model: nn.Module | None = None) -> torch.memory_format | None:
+def _memory_format(ndim: int, model: nn.Module, device: str) -> torch.memory_format | None:
     """The channels-last format for ``ndim``-D batches when the runtime asks for it, or, with the
-    runtime's ``channels_last=None`` (the default), when training on a CPU and ``model`` says it runs
-    faster so (a ``cpu_channels_last = True`` attribute: measured per network, see its docstring)."""
+    runtime's ``channels_last=None`` (the default), when ``device`` is a CPU and ``model`` says it
+    runs faster so (a ``cpu_channels_last = True`` attribute: measured per network, see its docstring)."""
     wanted = runtime.current().channels_last
     if wanted is None:
-        on_cpu = runtime.resolve_device(runtime.current().device).startswith("cpu")
-        wanted = on_cpu and bool(getattr(model, "cpu_channels_last", False))
+        wanted = str(device).startswith("cpu") and bool(getattr(model, "cpu_channels_last", False))
     if not wanted or ndim not in (4, 5):
         return None
     return torch.channels_last_3d if ndim == 5 else torch.channels_last
@@ -233,7 +232,7 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     setup = setup_folds([cfg], [X], [y], [class_weight])
     torch.manual_seed(cfg.seed)  # the global stream: initialisation happened before; dropout from here
     device, fold = setup.device, setup.folds[0]
-    fmt = _memory_format(fold.X.ndim, model)
+    fmt = _memory_format(fold.X.ndim, model, device)
     model.to(device).train()
     if fmt is not None:
         model.to(memory_format=fmt)
@@ -407,7 +406,7 @@ def _train_loop(loop: _Loop) -> None:
     model, fold, cfg, device, amp = loop.model, loop.fold, loop.cfg, loop.setup.device, loop.setup.amp
     n = len(fold.X)
     step = 0
-    fmt = _memory_format(fold.X.ndim, model)
+    fmt = _memory_format(fold.X.ndim, model, device)
     seen = EpochTally()
     for epoch in range(cfg.epochs):
         order = epoch_order(n, cfg, fold.gen)
@@ -452,7 +451,7 @@ def predict_logits(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: i
     amp = autocast_dtype(device, precision)
     model.to(device).eval()
     Xt = _to_tensor(X)
-    fmt = _memory_format(Xt.ndim, model)
+    fmt = _memory_format(Xt.ndim, model, device)
     if fmt is not None:
         model.to(memory_format=fmt)
     out = []

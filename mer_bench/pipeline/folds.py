@@ -154,7 +154,7 @@ def _prediction_rows(method: Any, dataset: Any, representation: str, fold: Any,
 
 
 def check_stacking(method_cls: type, stack_folds: int, executor: str, selections: list[str],
-                   channels_last: bool | None = False, compile: bool = False) -> None:
+                   channels_last: bool | None = None, compile: bool = False) -> None:
     """Raise :class:`~mer_bench.method.ParameterError` when ``stack_folds`` > 1 cannot apply."""
     if stack_folds < 1:
         raise ParameterError(f"--stack-folds must be >= 1, got {stack_folds}")
