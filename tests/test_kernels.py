@@ -219,3 +219,103 @@ def test_meranet_attention_with_and_without_the_fast_path_agrees():
     with runtime.use(kernels=False):
         plain = sta(x)
     torch.testing.assert_close(sta(x), plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def attention_kernel():
+    if kernels.load("attention3d") is None:
+        pytest.skip("the attention3d CPU kernel could not be built here (no C++ compiler or ninja)")
+    return kernels.load("attention3d")
+
+
+def _attention_pair(shape, shared, k=5):
+    from mer_bench.methods.meranet import ChannelAttention3d, SpatioTemporalAttention3d
+
+    torch.manual_seed(0)
+    ca, sta = ChannelAttention3d(shape[1], 4, shared), SpatioTemporalAttention3d(k)
+    with torch.no_grad():
+        for p in list(ca.parameters()) + list(sta.parameters()):
+            p.normal_(0, 0.5)  # attention maps well inside (0, 1), so both paths' gradients are large
+    x = (torch.randn(shape) * 2 + 0.3).contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    return ca, sta, x
+
+
+@pytest.mark.parametrize("shape,shared,k", [((4, 16, 8, 16, 16), "cnn", 5), ((3, 32, 4, 8, 8), "mlp", 3),
+                                            ((2, 8, 1, 14, 14), "cnn", 7), ((2, 64, 1, 2, 2), "cnn", 5)])
+def test_fused_meranet_attention_equals_the_plain_modules(attention_kernel, shape, shared, k):
+    """MERANet's channel then spatio-temporal attention through mer_bench.kernels.attention3d: the
+    output and the gradients of the input and of every attention parameter equal those of the plain
+    modules (``--no-kernels``) up to float32 rounding, in the input's channels_last_3d layout."""
+    from mer_bench.kernels.attention3d import channel_spatial_attention, why_not_fused
+
+    ca, sta, x = _attention_pair(shape, shared, k)
+    assert why_not_fused(x, ca, sta) is None
+    params = [x] + list(ca.parameters()) + list(sta.parameters())
+    g = torch.randn(shape)
+    with runtime.use(kernels=False):
+        plain = sta(ca(x))
+        plain_grads = torch.autograd.grad(plain, params, g)
+    fused = channel_spatial_attention(x, ca.from_descriptors, sta.from_descriptors)
+    assert fused.shape == plain.shape and fused.is_contiguous(memory_format=torch.channels_last_3d)
+    fused_grads = torch.autograd.grad(fused, params, g)
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+    for want, got in zip(plain_grads, fused_grads):
+        scale = want.abs().max().item()
+        assert scale > 1e-3  # a gradient that is zero everywhere would make the comparison empty
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_fused_attention_gives_a_maximums_gradient_to_its_first_occurrence(attention_kernel):
+    """The declared difference: under exact ties the whole gradient of a maximum goes to its first
+    position (``amax`` splits it); values are the same."""
+    from mer_bench.kernels.attention3d import _PositionStats
+
+    x = torch.ones(1, 5, 3, requires_grad=True)  # (N, P, C): all five positions tie
+    avg, mx = _PositionStats.apply(x)
+    torch.testing.assert_close(mx, x.detach().amax(1))
+    torch.testing.assert_close(avg, x.detach().mean(1))
+    (gx,) = torch.autograd.grad(mx.sum(), x)
+    assert gx[0, 0].tolist() == [1.0, 1.0, 1.0] and gx[0, 1:].abs().sum() == 0
+
+
+def test_the_attention_runs_as_modules_where_the_kernel_does_not_apply(attention_kernel):
+    from mer_bench.kernels.attention3d import why_not_fused
+
+    ca, sta, x = _attention_pair((2, 8, 4, 6, 6), "cnn")
+    assert why_not_fused(x, ca, sta) is None
+    assert why_not_fused(x.detach().contiguous(), ca, sta) == "not in channels_last_3d"
+    assert why_not_fused(x.double(), ca, sta).startswith("not a float32")
+    handle = sta.register_forward_hook(lambda *a: None)  # e.g. Grad-CAM on the attention module
+    assert why_not_fused(x, ca, sta) == "a module carries hooks"
+    handle.remove()
+    with runtime.use(kernels=False):
+        assert why_not_fused(x, ca, sta) == "kernels turned off"
+
+
+def _tiny_meranet_fit(on: bool):
+    from mer_bench.data import Samples
+    from mer_bench.registry import METHODS
+
+    rng = np.random.default_rng(0)
+    n = 48
+    X = rng.normal(size=(n, 3, 4, 16, 16)).astype(np.float32)
+    y = np.arange(n) % 3
+    X[y == 1, :, 1:3, 4:8, 4:8] += 1.5  # something to learn
+    X[y == 2, :, 2:4, 8:12, 8:12] -= 1.5
+    mk = lambda X, y, s: Samples(X=X, y=y, subject=np.full(len(X), s), sample_id=np.arange(len(X)).astype(str),  # noqa: E731
+                                 classes=("a", "b", "c"), representation="clip")
+    with runtime.use(device="cpu", kernels=on):
+        m = METHODS.get("meranet")(width=8, epochs=3, batch_size=8, lr=3e-3, warmup=4,
+                                   random_state=1).fit(mk(X, y, "s"))
+        test = mk(X[:24], None, "t")
+        return m.predict(test), m.predict_proba(test)
+
+
+def test_meranet_fit_with_and_without_the_fast_paths_agrees(attention_kernel):
+    """A whole (tiny) MERANet training in channels_last_3d with the fused attention, the batched
+    channel-attention sub-network and the other fast paths, against the plain layers."""
+    pred_on, proba_on = _tiny_meranet_fit(True)
+    pred_off, proba_off = _tiny_meranet_fit(False)
+    assert (pred_on == pred_off).all()
+    np.testing.assert_allclose(proba_on, proba_off, atol=1e-4)
+    assert proba_on.std(0).max() > 1e-3  # the predictions depend on the input

@@ -1,6 +1,7 @@
 """mer-bench's own CPU kernels: fused training blocks for networks too small to keep a CPU busy
-through PyTorch's one-operator-at-a-time path (STSTNet: :mod:`mer_bench.kernels.stem2d`), and a
-faster way to draw the same dropout masks (:mod:`mer_bench.kernels.dropout`).
+through PyTorch's one-operator-at-a-time path (STSTNet: :mod:`mer_bench.kernels.stem2d`; MERANet's
+attention: :mod:`mer_bench.kernels.attention3d`), and a faster way to draw the same dropout masks
+(:mod:`mer_bench.kernels.dropout`).
 
 Each kernel computes what the plain PyTorch layers compute, up to floating-point rounding (tested
 against them), so it is a run-time choice like the thread count: not part of a run's identity,
