@@ -72,8 +72,9 @@ class _Collect:
     def started(self, spec, fold_index, fold) -> None:
         pass
 
-    def __call__(self, fold_index, fold, specs, rows, wall_time, device) -> None:
-        self.pred[fold_index] = np.array([r[4] for r in sorted(rows[specs[0].selection], key=lambda r: r[0])])
+    def __call__(self, fold_index, fold, specs, result, wall_time, device) -> None:
+        rows = result.rows[specs[0].selection]  # a mer_bench.pipeline.folds.FoldResult
+        self.pred[fold_index] = np.array([r[4] for r in sorted(rows, key=lambda r: r[0])])
         self.wall[fold_index] = wall_time
 
 

@@ -16,7 +16,7 @@ LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imp
 PUBLIC = {"mer_bench.method", "mer_bench.torch_method", "mer_bench.data", "mer_bench.protocol", "mer_bench.registry",
           "mer_bench.testing", "mer_bench._compat", "mer_bench.trainer", "mer_bench.runtime",
           "mer_bench.datasets.megc2019", "mer_bench.preprocess", "mer_bench.kernels.stem2d",
-          "mer_bench.kernels.dropout", "mer_bench.kernels", "mer_bench.kernels.conv3d"}
+          "mer_bench.kernels.dropout", "mer_bench.kernels", "mer_bench.kernels.conv3d", "mer_bench.kernels.attention3d"}
 
 
 def _lint(cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess:

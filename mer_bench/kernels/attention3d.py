@@ -38,16 +38,17 @@ def why_not_fused(x: torch.Tensor, *modules: torch.nn.Module) -> str | None:
     """``None`` when the fused kernel can run the attention on ``x`` here, else the reason (the
     plain modules then run). ``modules``: the attention modules, which must carry no hooks (a hook,
     e.g. Grad-CAM's on one of them, needs the modules themselves to run)."""
+    # first: inside torch.func a memory-format query raises
+    if getattr(torch._C, "_are_functorch_transforms_active", lambda: False)():
+        return "inside torch.func (stacked folds)"
+    if torch.compiler.is_compiling():
+        return "torch.compile"
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim != 5:
         return "not a float32 (N, C, T, H, W) batch on the CPU"
     if not x.is_contiguous(memory_format=torch.channels_last_3d) or x.is_contiguous():
         return "not in channels_last_3d"
     if torch.is_autocast_enabled("cpu"):
         return "autocast"
-    if torch.compiler.is_compiling():
-        return "torch.compile"
-    if getattr(torch._C, "_are_functorch_transforms_active", lambda: False)():
-        return "inside torch.func (stacked folds)"
     if any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
            for mod in modules for m in mod.modules()):
         return "a module carries hooks"

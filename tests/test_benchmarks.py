@@ -1,0 +1,27 @@
+"""The benchmark scripts run end to end at tiny settings (their figures are not checked: no timed
+assertions). A script that drifted from the run path it times (as ``bench_ststnet_loso.py`` did
+when fold results became :class:`mer_bench.pipeline.folds.FoldResult`) fails here, not in a user's
+hands. The STSTNet benchmark reads ``../shared/data/megc2019-composite`` and skips without it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO.parent / "shared" / "data" / "megc2019-composite"
+
+
+@pytest.mark.slow
+def test_the_ststnet_loso_benchmark_runs_and_reports_both_paths_and_the_peak():
+    if not (ROOT / "flow").is_dir():
+        pytest.skip(f"the MEGC 2019 composite is not at {ROOT}")
+    env = dict(os.environ, MER_BENCH_WORKERS="1")
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ststnet_loso.py"), "--data-root", str(ROOT),
+                          "--folds", "1", "--epochs", "1", "--workers", "1"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for line in ("mer-bench :", "reference :", "speed-up  :", "% of peak", "fp32 matmul peak measured here"):
+        assert line in out.stdout, out.stdout
