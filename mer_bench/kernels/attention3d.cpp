@@ -5,14 +5,15 @@
 //   z = y * s      s = sigmoid(conv(mean_c y, max_c y))               (N, P) spatio-temporal attention
 //
 // PyTorch runs this as about twenty operators, each a pass over x (N, C, T, H, W); max's backward
-// alone is three (compare, divide by the tie count, multiply). Here the large passes are five
-// kernels below; the small parts (S, the convolution, the sigmoids) stay PyTorch operators
-// (mer_bench/kernels/attention3d.py). Layout: x in channels_last_3d, i.e. (N, P, C) with
-// P = T * H * W positions and the channels innermost, so channel loops are SIMD vectors.
-// Products are formed in the plain path's order ((x * a) * s; dL/dy = dL/dz * s, then * a); sums
-// run in another order than PyTorch's (over positions in float64), so results agree up to rounding. A maximum's gradient goes to its first occurrence in scan order
-// (amax splits it among exact ties, which float activations do not have). A NaN in x makes the means,
-// hence both maps and the loss, NaN (the trainer then stops), whichever maximum is kept.
+// alone is three (compare, divide by the tie count, multiply). Here the large passes are the six
+// kernels below (three forward, three backward); the small parts (S, the convolution, the sigmoids)
+// stay PyTorch operators (mer_bench/kernels/attention3d.py). Layout: x in channels_last_3d, i.e.
+// (N, P, C) with P = T * H * W positions and the channels innermost, so channel loops are SIMD vectors.
+// Products are formed in the plain path's order ((x * a) * s; dL/dy = dL/dz * s, then * a); sums run
+// in another order than PyTorch's (over positions: float32 blocks of 64 added up in float64), so
+// results agree up to rounding. A maximum's gradient goes to its first occurrence in scan order
+// (amax splits it among exact ties, which float activations do not have). A NaN in x makes the
+// means, hence both maps and the loss, NaN (the trainer then stops), whichever maximum is kept.
 // Threads: at::parallel_for over the batch; every output is per sample, so any thread count gives
 // the same bits.
 

@@ -7,15 +7,16 @@ spatio-temporal map ``s = sigmoid(conv([mean_c y, max_c y]))`` ``(N, 1, T, H, W)
 
 PyTorch runs this as about twenty operators, each a pass over the ``(N, C, T, H, W)``
 activation (the backward of each maximum alone is three: compare, count the ties, multiply); at
-the fast preset's first stage, 16 x 16 x 8 x 16 x 16, one block's attention took about 16 ms
+the fast preset's first stage, 16 x 16 x 8 x 16 x 16, one block's attention took about 14 ms
 forward and backward on one core of a Xeon restricted to AVX2. Here the large passes are
-five C++ loops over the activation in ``channels_last_3d`` (``(N, P, C)``, channels innermost),
-two forward and three backward; the small parts (the shared sub-network ``S``, the attention
+six C++ loops over the activation in ``channels_last_3d`` (``(N, P, C)``, channels innermost),
+three forward and three backward (5.2 ms); the small parts (the shared sub-network ``S``, the attention
 convolution, the sigmoids) stay the network's own PyTorch modules, so their parameters and
 their gradients are the plain ones.
 
 What it computes is the plain modules' function and gradients up to floating-point rounding
-(sums run in another order, those over positions in float64; tested against the plain path),
+(sums run in another order, those over positions in float32 blocks of 64 added up in float64;
+tested against the plain path),
 with one declared difference: the gradient of a maximum goes to its first occurrence, where
 ``amax`` splits it evenly among exact ties (which float activations do not produce; the
 values are the same). A NaN in the activation makes the means, hence both maps and the loss, NaN
