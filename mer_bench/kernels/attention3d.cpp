@@ -30,6 +30,21 @@ namespace {
 // positions summed in float32 before the float64 total: short enough for float32, long enough to vectorise
 constexpr int64_t kBlock = 64;
 
+// out[c] = scale * sum over positions p of what row(p, part) adds into part[c]: float32 sums over
+// blocks of kBlock positions, added up in float64 (the one summation of every kernel below)
+template <typename Row>
+void sum_over_positions(int64_t P, int64_t C, float* __restrict part, std::vector<double>& acc, float* out,
+                        double scale, Row row) {
+  for (int64_t c = 0; c < C; ++c) acc[c] = 0.0;
+  for (int64_t p0 = 0; p0 < P; p0 += kBlock) {
+    const int64_t p1 = std::min(P, p0 + kBlock);
+    for (int64_t c = 0; c < C; ++c) part[c] = 0.f;
+    for (int64_t p = p0; p < p1; ++p) row(p, part);
+    for (int64_t c = 0; c < C; ++c) acc[c] += part[c];
+  }
+  for (int64_t c = 0; c < C; ++c) out[c] = static_cast<float>(acc[c] * scale);
+}
+
 void check_npc(const torch::Tensor& x, const char* what) {
   TORCH_CHECK(x.dim() == 3 && x.is_contiguous() && x.scalar_type() == torch::kFloat32,
               what, " must be a contiguous float32 (N, P, C) tensor");
@@ -57,26 +72,21 @@ std::vector<torch::Tensor> thw_stats(torch::Tensor x) {
     int32_t* __restrict where = where_.data();
     for (int64_t n = n0; n < n1; ++n) {
       const float* __restrict xn = xp + n * P * C;
-      for (int64_t c = 0; c < C; ++c) { sum[c] = 0.0; best[c] = -std::numeric_limits<float>::infinity(); where[c] = 0; }
-      for (int64_t p0 = 0; p0 < P; p0 += kBlock) {
-        const int64_t p1 = std::min(P, p0 + kBlock);
-        for (int64_t c = 0; c < C; ++c) part[c] = 0.f;
-        for (int64_t p = p0; p < p1; ++p) {
-          const float* __restrict row = xn + p * C;
-          const int32_t pi = static_cast<int32_t>(p);
+      for (int64_t c = 0; c < C; ++c) { best[c] = -std::numeric_limits<float>::infinity(); where[c] = 0; }
+      const double inv_p = 1.0 / static_cast<double>(P);
+      sum_over_positions(P, C, part, sum, ap + n * C, inv_p, [&](int64_t p, float* __restrict s) {
+        const float* __restrict row = xn + p * C;
+        const int32_t pi = static_cast<int32_t>(p);
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) {
-            const float v = row[c];
-            part[c] += v;
-            const bool gt = v > best[c];  // the first maximum in scan order
-            best[c] = gt ? v : best[c];
-            where[c] = gt ? pi : where[c];
-          }
+        for (int64_t c = 0; c < C; ++c) {
+          const float v = row[c];
+          s[c] += v;
+          const bool gt = v > best[c];  // the first maximum in scan order
+          best[c] = gt ? v : best[c];
+          where[c] = gt ? pi : where[c];
         }
-        for (int64_t c = 0; c < C; ++c) sum[c] += part[c];  // float within a block, float64 across blocks
-      }
+      });
       for (int64_t c = 0; c < C; ++c) {
-        ap[n * C + c] = static_cast<float>(sum[c] / static_cast<double>(P));
         mp[n * C + c] = best[c];
         ip[n * C + c] = where[c];
       }
@@ -165,28 +175,21 @@ std::vector<torch::Tensor> c_stats_backward(torch::Tensor x, torch::Tensor a, to
     float* __restrict part = part_.data();
     for (int64_t n = n0; n < n1; ++n) {
       const float* __restrict an = apt + n * C;
-      for (int64_t c = 0; c < C; ++c) acc[c] = 0.0;
-      for (int64_t p0 = 0; p0 < P; p0 += kBlock) {
-        const int64_t p1 = std::min(P, p0 + kBlock);
-        for (int64_t c = 0; c < C; ++c) part[c] = 0.f;
-        for (int64_t p = p0; p < p1; ++p) {
-          const int64_t off = (n * P + p) * C;
-          const float gm = gmp[n * P + p] * invc;
-          const float* __restrict xr = xp + off;
-          float* __restrict gr = gxo + off;
+      sum_over_positions(P, C, part, acc, gao + n * C, 1.0, [&](int64_t p, float* __restrict ga_part) {
+        const int64_t off = (n * P + p) * C;
+        const float gm = gmp[n * P + p] * invc;
+        const float* __restrict xr = xp + off;
+        float* __restrict gr = gxo + off;
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) {
-            gr[c] = gm * an[c];
-            part[c] += gm * xr[c];
-          }
-          const int64_t c = ip[n * P + p];
-          const float gy = gxp_[n * P + p];
-          gr[c] += gy * an[c];
-          part[c] += gy * xr[c];
+        for (int64_t c = 0; c < C; ++c) {
+          gr[c] = gm * an[c];
+          ga_part[c] += gm * xr[c];
         }
-        for (int64_t c = 0; c < C; ++c) acc[c] += part[c];
-      }
-      for (int64_t c = 0; c < C; ++c) gao[n * C + c] = static_cast<float>(acc[c]);
+        const int64_t c = ip[n * P + p];
+        const float gy = gxp_[n * P + p];
+        gr[c] += gy * an[c];
+        ga_part[c] += gy * xr[c];
+      });
     }
   });
   return {gx, ga};
@@ -235,30 +238,23 @@ std::vector<torch::Tensor> scale_backward(torch::Tensor gz, torch::Tensor x, tor
     float* __restrict part = part_.data();
     for (int64_t n = n0; n < n1; ++n) {
       const float* __restrict an = apt + n * C;
-      for (int64_t c = 0; c < C; ++c) acc[c] = 0.0;
-      for (int64_t p0 = 0; p0 < P; p0 += kBlock) {
-        const int64_t p1 = std::min(P, p0 + kBlock);
-        for (int64_t c = 0; c < C; ++c) part[c] = 0.f;
-        for (int64_t p = p0; p < p1; ++p) {
-          const int64_t off = (n * P + p) * C;
-          const float sv = sp[n * P + p];
-          const float* __restrict gr = gp + off;
-          const float* __restrict xr = xp + off;
-          float* __restrict go = gxo + off;
-          float gsum = 0.f;
+      sum_over_positions(P, C, part, acc, gao + n * C, 1.0, [&](int64_t p, float* __restrict ga_part) {
+        const int64_t off = (n * P + p) * C;
+        const float sv = sp[n * P + p];
+        const float* __restrict gr = gp + off;
+        const float* __restrict xr = xp + off;
+        float* __restrict go = gxo + off;
+        float gsum = 0.f;
 #pragma omp simd reduction(+ : gsum)
-          for (int64_t c = 0; c < C; ++c) {
-            const float g = gr[c], xv = xr[c];
-            const float gy = g * sv;   // dL/dy
-            go[c] = gy * an[c];
-            part[c] += gy * xv;        // dL/da
-            gsum += g * (xv * an[c]);  // dL/ds = sum_c dL/dz * y
-          }
-          gso[n * P + p] = gsum;
+        for (int64_t c = 0; c < C; ++c) {
+          const float g = gr[c], xv = xr[c];
+          const float gy = g * sv;     // dL/dy
+          go[c] = gy * an[c];
+          ga_part[c] += gy * xv;       // dL/da
+          gsum += g * (xv * an[c]);    // dL/ds = sum_c dL/dz * y
         }
-        for (int64_t c = 0; c < C; ++c) acc[c] += part[c];
-      }
-      for (int64_t c = 0; c < C; ++c) gao[n * C + c] = static_cast<float>(acc[c]);
+        gso[n * P + p] = gsum;
+      });
     }
   });
   return {gx, ga, gs};
