@@ -15,10 +15,14 @@
 // coefficients a, b of dL/dconv = [r > 0] (a + b r + [argmax] k dL/dpooled) from small tensors.
 
 #include <torch/extension.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 namespace {
@@ -214,6 +218,161 @@ torch::Tensor forward_dropout_avgpool(torch::Tensor p, torch::Tensor noise) {
   return out;
 }
 
+// ---- dropout masks drawn as torch.rand(..., dtype=torch.float64) < q draws them -------------------
+// torch.rand on the CPU (ATen's uniform_ kernel) takes one random64() of the default generator per
+// element, serially in the tensor's order: random64 = (first 32-bit word << 32) | second word of
+// at::mt19937 (ATen/core/MT19937RNGEngine.h), u = (random64 & (2^53 - 1)) * 2^-53. Here the same
+// words come from a copy of the generator's engine, whose 624-word state is advanced (the twist)
+// and tempered in loops the compiler vectorises, then written back: the same numbers in the same
+// order and the same generator state after, at a fraction of the scalar engine's cost (checked
+// against torch.rand on first use, mer_bench/kernels/stem2d.py).
+constexpr int MT_N = 624, MT_M = 397;
+
+inline uint32_t mt_twist(uint32_t u, uint32_t v) {
+  return (((u & 0x80000000u) | (v & 0x7fffffffu)) >> 1) ^ ((v & 1u) ? 0x9908b0dfu : 0u);
+}
+
+// at::mt19937_engine::next_state
+void mt_next_state(uint32_t* __restrict s) {
+  for (int i = 0; i < MT_N - MT_M; ++i) s[i] = s[i + MT_M] ^ mt_twist(s[i], s[i + 1]);
+  for (int i = MT_N - MT_M; i < MT_N - 1; ++i) s[i] = s[i + MT_M - MT_N] ^ mt_twist(s[i], s[i + 1]);
+  s[MT_N - 1] = s[MT_M - 1] ^ mt_twist(s[MT_N - 1], s[0]);
+}
+
+// the next `count` 32-bit outputs of the engine whose state is `d` (advanced as operator() would)
+void mt_words(at::mt19937_data_pod& d, uint32_t* __restrict out, int64_t count) {
+  int64_t i = 0;
+  while (i < count) {
+    if (d.left_ == 1) {  // operator(): --left_ == 0 -> next_state() (left_ = 624, next_ = 0), then a read
+      mt_next_state(d.state_.data());
+      d.left_ = MT_N + 1;
+      d.next_ = 0;
+    }
+    const int64_t k = std::min<int64_t>(d.left_ - 1, count - i);
+    const uint32_t* __restrict s = d.state_.data() + d.next_;
+#pragma omp simd
+    for (int64_t j = 0; j < k; ++j) {
+      uint32_t y = s[j];
+      y ^= (y >> 11);
+      y ^= (y << 7) & 0x9d2c5680u;
+      y ^= (y << 15) & 0xefc60000u;
+      y ^= (y >> 18);
+      out[i + j] = y;
+    }
+    i += k;
+    d.next_ += static_cast<uint32_t>(k);
+    d.left_ -= static_cast<int>(k);
+  }
+}
+
+// keep[e] = (u_e < q) for the next `count` float64 uniforms u_e of torch.rand; u < q is decided
+// exactly on the 53-bit integer m = u * 2^53: m < ceil(q * 2^53)
+struct KeepDraws {
+  at::CPUGeneratorImpl* gen;
+  std::unique_lock<std::mutex> lock;
+  at::mt19937_data_pod d;
+  int64_t threshold;
+  std::vector<uint32_t> words;
+
+  explicit KeepDraws(double q)
+      : gen(at::check_generator<at::CPUGeneratorImpl>(at::detail::getDefaultCPUGenerator())),
+        lock(gen->mutex_), d(gen->engine().data()),
+        threshold(static_cast<int64_t>(std::ceil(q * 9007199254740992.0))) {}
+  // keep factors (`factor` or 0) for the next `count` elements, in draw order
+  void next(float* __restrict out, int64_t count, float factor) {
+    words.resize(static_cast<size_t>(2 * count));
+    mt_words(d, words.data(), 2 * count);
+    const uint32_t* __restrict w = words.data();
+    const int64_t thr = threshold;
+#pragma omp simd
+    for (int64_t e = 0; e < count; ++e) {
+      const int64_t m = static_cast<int64_t>(((static_cast<uint64_t>(w[2 * e]) << 32) | w[2 * e + 1]) &
+                                             ((uint64_t{1} << 53) - 1));
+      out[e] = m < thr ? factor : 0.f;
+    }
+  }
+  ~KeepDraws() {  // hand the advanced state back, under the lock
+    at::mt19937 engine = gen->engine();
+    engine.set_data(d);
+    gen->set_engine(engine);
+  }
+};
+
+// p (N, PH, PW, C) max-pooled -> (AvgPool2d(2) of p * noise (N, PH / 2, PW / 2, C), noise (N, PH, PW, C)),
+// noise drawn here as nn.Dropout draws it on the contiguous (N, C, PH, PW) batch
+template <int C>
+std::vector<torch::Tensor> forward_dropout_avgpool_draw(torch::Tensor p, double q, double factor) {
+  const int64_t N = p.size(0), PH = p.size(1), PW = p.size(2);
+  auto noise = torch::empty({N, PH, PW, C}, p.options());
+  float* nz = noise.data_ptr<float>();
+  {
+    KeepDraws draws(q);
+    std::vector<float> plane(static_cast<size_t>(C * PH * PW));
+    for (int64_t n = 0; n < N; ++n) {
+      draws.next(plane.data(), C * PH * PW, static_cast<float>(factor));  // (C, PH, PW) order
+      float* dst = nz + n * PH * PW * C;
+      for (int c = 0; c < C; ++c)
+        for (int64_t j = 0; j < PH * PW; ++j) dst[j * C + c] = plane[c * PH * PW + j];
+    }
+  }
+  return {forward_dropout_avgpool<C>(p, noise), noise};
+}
+
+// The backward of AvgPool2d(2) and dropout, and what BatchNorm's backward needs of it, in one pass:
+// grad (N, C, AH, AW) -> g = (grad / 4 spread over each 2x2 window; 0 on an odd last row / column)
+// * noise, both (N, PH, PW, C); returns (g * k, [sum g, sum g * xhat] (2, C) float64) with
+// xhat = (r_at - mean) * invstd, in the float32 operations of the Python version it replaces
+template <int C>
+std::vector<torch::Tensor> backward_dropout_avgpool(torch::Tensor grad, torch::Tensor noise, torch::Tensor r_at,
+                                                    torch::Tensor mean, torch::Tensor invstd, torch::Tensor k) {
+  const int64_t N = noise.size(0), PH = noise.size(1), PW = noise.size(2);
+  const int64_t AH = grad.size(2), AW = grad.size(3);
+  auto gk = torch::empty({N, PH, PW, C}, noise.options());
+  const float* gr_ = grad.data_ptr<float>();
+  const float* nz_ = noise.data_ptr<float>();
+  const float* ra_ = r_at.data_ptr<float>();
+  const float* mu_ = mean.data_ptr<float>();
+  const float* is_ = invstd.data_ptr<float>();
+  const float* kk_ = k.data_ptr<float>();
+  float* gk_ = gk.data_ptr<float>();
+  const int nt = at::get_num_threads();
+  std::vector<double> part(static_cast<size_t>(nt) * 2 * C, 0.0);
+  at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
+    double* s = part.data() + static_cast<size_t>(at::get_thread_num()) * 2 * C;
+    const float* __restrict gr = gr_;
+    const float* __restrict nz = nz_;
+    const float* __restrict ra = ra_;
+    const float* __restrict mu = mu_;
+    const float* __restrict is = is_;
+    const float* __restrict kk = kk_;
+    float* __restrict out = gk_;
+    for (int64_t n = n0; n < n1; ++n) {
+      double s1[C], s2[C];
+      for (int c = 0; c < C; ++c) { s1[c] = 0.0; s2[c] = 0.0; }
+      for (int64_t ph = 0; ph < PH; ++ph)
+        for (int64_t pw = 0; pw < PW; ++pw) {
+          const int64_t o = ((n * PH + ph) * PW + pw) * C;
+          const bool inside = ph / 2 < AH && pw / 2 < AW;
+          const int64_t gi = (n * C * AH + (ph / 2)) * AW + pw / 2;  // grad[n, c, ph / 2, pw / 2] at c = 0
+#pragma omp simd
+          for (int c = 0; c < C; ++c) {
+            const float g = inside ? (gr[gi + c * AH * AW] / 4.f) * nz[o + c] : 0.f;
+            const float xhat = (ra[o + c] - mu[c]) * is[c];
+            s1[c] += g;
+            s2[c] += static_cast<double>(g * xhat);
+            out[o + c] = g * kk[c];
+          }
+        }
+      for (int c = 0; c < C; ++c) { s[c] += s1[c]; s[C + c] += s2[c]; }
+    }
+  });
+  auto sums = torch::zeros({2, C}, noise.options().dtype(torch::kFloat64));
+  double* sp = sums.data_ptr<double>();
+  for (int t = 0; t < nt; ++t)
+    for (int j = 0; j < 2 * C; ++j) sp[j] += part[static_cast<size_t>(t) * 2 * C + j];
+  return {gk, sums};
+}
+
 template <int C>
 std::vector<torch::Tensor> backward(torch::Tensor xpad, torch::Tensor r, torch::Tensor idx, torch::Tensor gpk,
                                     torch::Tensor a, torch::Tensor b) {
@@ -348,6 +507,33 @@ torch::Tensor dropout_avgpool(torch::Tensor p, torch::Tensor noise) {
   MB_DISPATCH(p.size(3), forward_dropout_avgpool<C>(p, noise));
 }
 
+// p (N, PH, PW, C) -> (avgpool(p * noise), noise): the dropout factors (factor where kept, else 0)
+// drawn from the default generator exactly as torch.rand(N, C, PH, PW, dtype=float64) < q draws them
+std::vector<torch::Tensor> dropout_avgpool_draw(torch::Tensor p, double q, double factor) {
+  check_f32(p, "pooled");
+  TORCH_CHECK(p.dim() == 4 && q > 0.0 && q < 1.0, "stem2d kernel: dropout_avgpool_draw needs (N, PH, PW, C), 0 < q < 1");
+  MB_DISPATCH(p.size(3), forward_dropout_avgpool_draw<C>(p, q, factor));
+}
+
+// the keep mask (1 / 0, uint8) of the next `count` draws torch.rand(count, dtype=float64) < q would make
+torch::Tensor rand_keep(int64_t count, double q) {
+  TORCH_CHECK(count >= 0 && q > 0.0 && q < 1.0, "stem2d kernel: rand_keep needs count >= 0, 0 < q < 1");
+  auto out = torch::empty({count}, torch::TensorOptions().dtype(torch::kFloat32));
+  { KeepDraws draws(q); draws.next(out.data_ptr<float>(), count, 1.f); }
+  return out.to(torch::kUInt8);
+}
+
+// grad (N, C, AH, AW), noise / r_at (N, PH, PW, C), mean / invstd / k (C) -> (g * k, sums (2, C) float64)
+std::vector<torch::Tensor> dropout_avgpool_backward(torch::Tensor grad, torch::Tensor noise, torch::Tensor r_at,
+                                                    torch::Tensor mean, torch::Tensor invstd, torch::Tensor k) {
+  check_f32(grad, "gradient"); check_f32(noise, "noise"); check_f32(r_at, "activation at the argmax");
+  check_f32(mean, "mean"); check_f32(invstd, "invstd"); check_f32(k, "k");
+  TORCH_CHECK(grad.dim() == 4 && noise.dim() == 4 && r_at.sizes() == noise.sizes() && grad.size(0) == noise.size(0) &&
+              grad.size(1) == noise.size(3) && grad.size(2) == noise.size(1) / 2 && grad.size(3) == noise.size(2) / 2,
+              "stem2d kernel: dropout_avgpool_backward shapes do not match");
+  MB_DISPATCH(noise.size(3), backward_dropout_avgpool<C>(grad, noise, r_at, mean, invstd, k));
+}
+
 // -> (Cin * 9 + 1, C) float64: dL/dweight (rows = taps) and, last, dL/dbias
 std::vector<torch::Tensor> backward_weight(torch::Tensor xpad, torch::Tensor r, torch::Tensor idx, torch::Tensor gpk,
                                            torch::Tensor a, torch::Tensor b) {
@@ -360,5 +546,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("conv_relu", &conv_relu, "conv 3x3 + ReLU + batch statistics (NHWC out)");
   m.def("bn_pool", &bn_pool, "BatchNorm apply + MaxPool2d(3, 3, 1) with argmax");
   m.def("dropout_avgpool", &dropout_avgpool, "dropout (given factors) + AvgPool2d(2)");
+  m.def("dropout_avgpool_draw", &dropout_avgpool_draw, "dropout factors drawn as torch.rand < q + AvgPool2d(2)");
+  m.def("rand_keep", &rand_keep, "torch.rand(count, float64) < q, drawn as torch.rand draws it");
+  m.def("dropout_avgpool_backward", &dropout_avgpool_backward, "AvgPool2d + dropout backward, BatchNorm's sums");
   m.def("backward_weight", &backward_weight, "dL/dweight and dL/dbias of the convolution");
 }
