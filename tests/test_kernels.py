@@ -141,6 +141,21 @@ def test_the_kernels_own_dropout_draws_are_torch_rands(stem_kernel, p):
         assert torch.equal(a, b)
 
 
+def test_a_zero_batchnorm_scale_pools_the_first_position_as_the_layers_do(stem_kernel):
+    """The fused max-pool is taken from each window's largest / smallest activation; a channel
+    whose BatchNorm weight is 0 has equal outputs in every window, where ATen takes the first."""
+    x = torch.rand(6, 3, 28, 28) * 255
+    conv, bn, pool = _stem_layers(seed=5)
+    with torch.no_grad():
+        bn.weight[[2, 9]] = 0.0
+    g = torch.randn(6, 16, 10, 10)
+    plain = lambda x, c, b, p: p(b(torch.relu(c(x))))  # noqa: E731
+    want = _grads(x, copy.deepcopy(conv), copy.deepcopy(bn), pool, g, plain)
+    got = _grads(x, copy.deepcopy(conv), copy.deepcopy(bn), pool, g, conv_relu_bn_maxpool)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+
+
 def test_the_block_runs_as_layers_where_the_kernel_does_not_apply(stem_kernel):
     x = torch.rand(4, 3, 28, 28)
     conv, bn, pool = _stem_layers()

@@ -5,9 +5,10 @@
 //
 // The network of Liong et al., STSTNet (FG 2019; christy1206/STSTNet, main.py), whose three
 // streams mer-bench runs as one C = 16 channel convolution (methods/ststnet.py). Plain PyTorch runs
-// this block as seven passes over the (N, C, 30, 30) activation; here the forward is two passes
-// (conv + ReLU + the batch statistics; normalise + pool) and the backward one (the convolution's
-// weight gradient accumulated straight from dL/dconv, never written to memory). Layout: NHWC,
+// this block as seven passes over the (N, C, 30, 30) activation; here the forward is one (conv +
+// ReLU + the batch statistics + each pooling window's largest and smallest activation, from which
+// the normalised max-pool follows on the pooled-size tensors) and the backward one (the
+// convolution's weight gradient accumulated straight from dL/dconv, never written to memory). Layout: NHWC,
 // channels innermost, so the channel loops are SIMD vectors (C = 16: one AVX-512 register, two AVX2).
 // Threads: at::parallel_for over the batch (torch's intra-op threads); per-thread partial sums are
 // reduced in thread order, so a thread count gives the same bits every time.
@@ -17,6 +18,10 @@
 #include <torch/extension.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -33,15 +38,69 @@ constexpr int KH_AT_ONCE = 3;
 constexpr int KH_AT_ONCE = 1;
 #endif
 
+// one output row's part of its MaxPool2d(3, 3, 1) windows: running largest / smallest activation of
+// each window and channel with its offset kh * 3 + kw in the window (the first among equal ones);
+// a function of its own, so that the convolution's loops around it compile as they do without it
+// (the four of a window side by side, (4, C); a window's running values stay in registers over
+// its three columns and are stored once)
+template <int C>
+__attribute__((noinline)) void window_stats_row(const float* __restrict row, int64_t OW, int64_t PW, int kh,
+                                                float* __restrict st) {
+  for (int64_t pw = 0; pw < PW; ++pw) {
+    float* __restrict w = st + pw * 4 * C;  // largest, its offset, smallest, its offset
+#if defined(__AVX2__)
+    // written out: GCC's code for the plain loop below ran 7x slower (store forwarding of the running
+    // values through the stack), costing more than the convolution itself on an AMD EPYC
+    static_assert(C % 8 == 0, "the stem kernel is built for 8, 16 or 32 channels");
+    for (int c0 = 0; c0 < C; c0 += 8) {
+      __m256 hi = _mm256_loadu_ps(w + c0), hk = _mm256_loadu_ps(w + C + c0);
+      __m256 lo = _mm256_loadu_ps(w + 2 * C + c0), lk = _mm256_loadu_ps(w + 3 * C + c0);
+      for (int kw = 0; kw < 3; ++kw) {
+        const int64_t ow = pw * 3 - 1 + kw;
+        if (ow < 0 || ow >= OW) continue;
+        const __m256 k = _mm256_set1_ps(static_cast<float>(kh * 3 + kw));
+        const __m256 v = _mm256_loadu_ps(row + ow * C + c0);
+        const __m256 big = _mm256_cmp_ps(v, hi, _CMP_GT_OQ), small = _mm256_cmp_ps(v, lo, _CMP_LT_OQ);
+        hi = _mm256_blendv_ps(hi, v, big);
+        hk = _mm256_blendv_ps(hk, k, big);
+        lo = _mm256_blendv_ps(lo, v, small);
+        lk = _mm256_blendv_ps(lk, k, small);
+      }
+      _mm256_storeu_ps(w + c0, hi);
+      _mm256_storeu_ps(w + C + c0, hk);
+      _mm256_storeu_ps(w + 2 * C + c0, lo);
+      _mm256_storeu_ps(w + 3 * C + c0, lk);
+    }
+#else
+    for (int kw = 0; kw < 3; ++kw) {
+      const int64_t ow = pw * 3 - 1 + kw;
+      if (ow < 0 || ow >= OW) continue;
+      const float k = static_cast<float>(kh * 3 + kw);
+      const float* rv = row + ow * C;
+      for (int c = 0; c < C; ++c) {
+        const float v = rv[c];
+        if (v > w[c]) { w[c] = v; w[C + c] = k; }
+        if (v < w[2 * C + c]) { w[2 * C + c] = v; w[3 * C + c] = k; }
+      }
+    }
+#endif
+  }
+}
+
 template <int C>
 std::vector<torch::Tensor> forward_conv_relu(torch::Tensor xpad, torch::Tensor wt, torch::Tensor bias) {
   const int64_t N = xpad.size(0), Cin = xpad.size(1), HP = xpad.size(2), WP = xpad.size(3);
   const int64_t OH = HP - 2, OW = WP - 2;
+  const int64_t PH = (OH + 2 - 3) / 3 + 1, PW = (OW + 2 - 3) / 3 + 1;  // MaxPool2d(3, 3, padding 1)
   auto r = torch::empty({N, OH, OW, C}, xpad.options());
+  // per pooling window and channel: the largest and the smallest activation, each with its offset
+  // in the window (0..8, float), the first in scan order among equal ones
+  auto stats = torch::empty({N, PH, PW, 4, C}, xpad.options());
   const float* xp_ = xpad.data_ptr<float>();
   const float* wp_ = wt.data_ptr<float>();
   const float* bp_ = bias.data_ptr<float>();
   float* rp_ = r.data_ptr<float>();
+  float* st_ = stats.data_ptr<float>();
   const int nt = at::get_num_threads();
   std::vector<double> part(static_cast<size_t>(nt) * 2 * C, 0.0);
   at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
@@ -52,6 +111,14 @@ std::vector<torch::Tensor> forward_conv_relu(torch::Tensor xpad, torch::Tensor w
     float* __restrict rp = rp_;
     for (int64_t n = n0; n < n1; ++n) {
       const float* xn = xp + n * Cin * HP * WP;
+      float* __restrict st = st_ + n * PH * PW * 4 * C;
+      for (int64_t j = 0; j < PH * PW; ++j)
+        for (int c = 0; c < C; ++c) {
+          st[j * 4 * C + c] = -std::numeric_limits<float>::infinity();
+          st[j * 4 * C + C + c] = 0.f;
+          st[j * 4 * C + 2 * C + c] = std::numeric_limits<float>::infinity();
+          st[j * 4 * C + 3 * C + c] = 0.f;
+        }
       for (int64_t oh = 0; oh < OH; ++oh) {
         float s1[C], s2[C];
         for (int c = 0; c < C; ++c) { s1[c] = 0.f; s2[c] = 0.f; }
@@ -118,6 +185,9 @@ std::vector<torch::Tensor> forward_conv_relu(torch::Tensor xpad, torch::Tensor w
           s[c] += s1[c] + OW * k;
           s[C + c] += s2[c] + 2.0 * k * s1[c] + OW * k * k;
         }
+        // the row's part of its pooling windows (rows 3 ph - 1 .. 3 ph + 1; a last row past them takes none)
+        const int64_t ph = (oh + 1) / 3;
+        if (ph < PH) window_stats_row<C>(out, OW, PW, static_cast<int>((oh + 1) % 3), st + ph * PW * 4 * C);
       }
     }
   });
@@ -125,16 +195,22 @@ std::vector<torch::Tensor> forward_conv_relu(torch::Tensor xpad, torch::Tensor w
   double* sp = sums.data_ptr<double>();
   for (int t = 0; t < nt; ++t)
     for (int j = 0; j < 2 * C; ++j) sp[j] += part[static_cast<size_t>(t) * 2 * C + j];
-  return {r, sums};
+  return {r, sums, stats};
 }
 
+// BatchNorm applied and the max-pool taken from conv_relu's window statistics: y = r * scale + shift
+// is monotone in r, so a window's maximum of y is at its largest r where scale > 0 and at its
+// smallest where scale < 0 (where scale = 0 every y is shift, and the first position is taken, as
+// ATen does). Activations that differ but round to the same y: the gradient goes to the larger
+// (smaller) r, as in exact arithmetic, where ATen takes the first in scan order.
 template <int C>
-std::vector<torch::Tensor> forward_bn_pool(torch::Tensor r, torch::Tensor scale, torch::Tensor shift) {
-  const int64_t N = r.size(0), OH = r.size(1), OW = r.size(2);
-  const int64_t PH = (OH + 2 - 3) / 3 + 1, PW = (OW + 2 - 3) / 3 + 1;
+std::vector<torch::Tensor> forward_pool_from_stats(torch::Tensor r, torch::Tensor stats, torch::Tensor scale,
+                                                   torch::Tensor shift) {
+  const int64_t N = stats.size(0), PH = stats.size(1), PW = stats.size(2), OH = r.size(1), OW = r.size(2);
   auto p = torch::empty({N, PH, PW, C}, r.options());
   auto rarg = torch::empty({N, PH, PW, C}, r.options());
-  auto idx = torch::empty({N, PH, PW, C}, r.options());  // window offset 0..8 as float (vectorises)
+  auto idx = torch::empty({N, PH, PW, C}, r.options());
+  const float* st_ = stats.data_ptr<float>();
   const float* rp_ = r.data_ptr<float>();
   const float* sc_ = scale.data_ptr<float>();
   const float* sh_ = shift.data_ptr<float>();
@@ -142,45 +218,35 @@ std::vector<torch::Tensor> forward_bn_pool(torch::Tensor r, torch::Tensor scale,
   float* ap_ = rarg.data_ptr<float>();
   float* ip_ = idx.data_ptr<float>();
   at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
-    const float* __restrict rp = rp_;
     const float* __restrict sc = sc_;
     const float* __restrict sh = sh_;
     float* __restrict pp = pp_;
     float* __restrict ap = ap_;
     float* __restrict ip = ip_;
     for (int64_t n = n0; n < n1; ++n)
-      for (int64_t ph = 0; ph < PH; ++ph)
-        for (int64_t pw = 0; pw < PW; ++pw) {
-          float best[C], barg[C];
-          float bi[C];
-          bool first = true;
-          for (int kh = 0; kh < 3; ++kh) {
-            const int64_t h = ph * 3 - 1 + kh;
-            if (h < 0 || h >= OH) continue;
-            for (int kw = 0; kw < 3; ++kw) {
-              const int64_t w = pw * 3 - 1 + kw;
-              if (w < 0 || w >= OW) continue;
-              const float* rv = rp + ((n * OH + h) * OW + w) * C;
-              const float k = static_cast<float>(kh * 3 + kw);
-              if (first) {
-                for (int c = 0; c < C; ++c) { best[c] = rv[c] * sc[c] + sh[c]; barg[c] = rv[c]; bi[c] = k; }
-                first = false;
-                continue;
-              }
+      for (int64_t w = 0; w < PH * PW; ++w) {
+        const int64_t o = (n * PH * PW + w) * C;
+        const float* __restrict wmax = st_ + (n * PH * PW + w) * 4 * C;
+        const float* __restrict imax = wmax + C;
+        const float* __restrict wmin = wmax + 2 * C;
+        const float* __restrict imin = wmax + 3 * C;
 #pragma omp simd
-              for (int c = 0; c < C; ++c) {
-                const float y = rv[c] * sc[c] + sh[c];
-                // ATen's rule: the first maximum in scan order; a NaN wins
-                const bool take = (y > best[c]) | (y != y);
-                best[c] = take ? y : best[c];
-                barg[c] = take ? rv[c] : barg[c];
-                bi[c] = take ? k : bi[c];
-              }
-            }
-          }
-          const int64_t o = ((n * PH + ph) * PW + pw) * C;
-          for (int c = 0; c < C; ++c) { pp[o + c] = best[c]; ap[o + c] = barg[c]; ip[o + c] = bi[c]; }
+        for (int c = 0; c < C; ++c) {
+          const bool neg = sc[c] < 0.f;
+          const float v = neg ? wmin[c] : wmax[c];
+          pp[o + c] = v * sc[c] + sh[c];
+          ap[o + c] = v;
+          ip[o + c] = neg ? imin[c] : imax[c];
         }
+        for (int c = 0; c < C; ++c) {
+          if (sc[c] != 0.f) continue;  // every y of the window equal: ATen's first position
+          const int64_t ph = w / PW, pw = w % PW, kh = ph == 0 ? 1 : 0, kw = pw == 0 ? 1 : 0;
+          const float v = rp_[((n * OH + ph * 3 - 1 + kh) * OW + pw * 3 - 1 + kw) * C + c];
+          pp[o + c] = v * sc[c] + sh[c];
+          ap[o + c] = v;
+          ip[o + c] = static_cast<float>(kh * 3 + kw);
+        }
+      }
   });
   return {p, idx, rarg};
 }
@@ -485,7 +551,8 @@ static void check_f32(const torch::Tensor& t, const char* name) {
 }
 
 // xpad (N, Cin, H + 2p, W + 2p), wt (Cin * 9, C) [tap (ci, kh, kw) major], bias (C)
-// -> r (N, OH, OW, C) = relu(conv), sums (2, C) float64: sum r, sum r^2
+// -> r (N, OH, OW, C) = relu(conv), sums (2, C) float64: sum r, sum r^2, and per MaxPool2d(3, 3, 1)
+// window stats (N, PH, PW, 4, C): largest r, its offset in the window, smallest r, its offset
 std::vector<torch::Tensor> conv_relu(torch::Tensor xpad, torch::Tensor wt, torch::Tensor bias) {
   check_f32(xpad, "input"); check_f32(wt, "weight"); check_f32(bias, "bias");
   TORCH_CHECK(xpad.dim() == 4 && wt.size(0) == xpad.size(1) * 9 && bias.size(0) == wt.size(1) &&
@@ -493,12 +560,15 @@ std::vector<torch::Tensor> conv_relu(torch::Tensor xpad, torch::Tensor wt, torch
   MB_DISPATCH(wt.size(1), forward_conv_relu<C>(xpad, wt, bias));
 }
 
-// r (N, OH, OW, C); y = r * scale + shift; MaxPool2d(3, 3, padding 1) -> pooled (N, PH, PW, C),
-// the argmax's offset in its window (0..8, float32), r at the argmax
-std::vector<torch::Tensor> bn_pool(torch::Tensor r, torch::Tensor scale, torch::Tensor shift) {
-  check_f32(r, "activation"); check_f32(scale, "scale"); check_f32(shift, "shift");
-  TORCH_CHECK(r.dim() == 4 && r.size(1) >= 2 && r.size(2) >= 2, "stem2d kernel: activation too small to pool");
-  MB_DISPATCH(r.size(3), forward_bn_pool<C>(r, scale, shift));
+// r (N, OH, OW, C), stats from conv_relu; y = r * scale + shift; MaxPool2d(3, 3, padding 1) -> pooled
+// (N, PH, PW, C), the argmax's offset in its window (0..8, float32), r at the argmax; no pass over r
+std::vector<torch::Tensor> pool_from_stats(torch::Tensor r, torch::Tensor stats, torch::Tensor scale,
+                                           torch::Tensor shift) {
+  check_f32(r, "activation"); check_f32(stats, "window statistics"); check_f32(scale, "scale");
+  check_f32(shift, "shift");
+  TORCH_CHECK(stats.dim() == 5 && stats.size(3) == 4 && stats.size(0) == r.size(0) && stats.size(4) == r.size(3),
+              "stem2d kernel: window statistics of another shape");
+  MB_DISPATCH(r.size(3), forward_pool_from_stats<C>(r, stats, scale, shift));
 }
 
 torch::Tensor dropout_avgpool(torch::Tensor p, torch::Tensor noise) {
@@ -544,7 +614,7 @@ std::vector<torch::Tensor> backward_weight(torch::Tensor xpad, torch::Tensor r, 
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("conv_relu", &conv_relu, "conv 3x3 + ReLU + batch statistics (NHWC out)");
-  m.def("bn_pool", &bn_pool, "BatchNorm apply + MaxPool2d(3, 3, 1) with argmax");
+  m.def("pool_from_stats", &pool_from_stats, "BatchNorm apply + MaxPool2d(3, 3, 1) from conv_relu's window stats");
   m.def("dropout_avgpool", &dropout_avgpool, "dropout (given factors) + AvgPool2d(2)");
   m.def("dropout_avgpool_draw", &dropout_avgpool_draw, "dropout factors drawn as torch.rand < q + AvgPool2d(2)");
   m.def("rand_keep", &rand_keep, "torch.rand(count, float64) < q, drawn as torch.rand draws it");

@@ -8,7 +8,12 @@ its gradients with respect to every parameter, up to floating-point rounding:
 
 * the batch variance is accumulated in float32 per output row, shifted by the row's first value,
   and in float64 across rows (PyTorch: float32 two-pass); so ``E[r^2] - E[r]^2`` does not cancel;
-* the pooling's argmax follows ATen's rule (the first maximum in scan order; NaN wins);
+* the max-pool is taken from each window's largest and smallest activation ``r`` (recorded in the
+  convolution's pass; BatchNorm's ``r * scale + shift`` is monotone in ``r``), so where two
+  activations of a window differ but round to the same normalised value, the gradient goes to the
+  larger (for a negative scale the smaller) one, as in exact arithmetic, where ATen takes the
+  first in scan order; exact ties go to the first, as in ATen. The ReLU maps a NaN to 0 (ATen's
+  keeps it; a NaN input makes the loss NaN either way and the trainer stops);
 * the convolution's weight gradient is summed per sample in float32 and across samples in float64;
 * with dropout (:func:`stem_dropout_avgpool`), the factors are ``nn.Dropout``'s own: the kernel
   draws them from PyTorch's default generator exactly as ``torch.rand(float64) < 1 - p`` would
@@ -141,7 +146,7 @@ class _Stem(torch.autograd.Function):
         xpad = F.pad(x, (pw, pw, ph, ph)).contiguous()
         C = conv_w.shape[0]
         wt = conv_w.detach().permute(1, 2, 3, 0).reshape(-1, C).contiguous()  # (Cin * 9, C), tap-major
-        r, sums = ext.conv_relu(xpad, wt, conv_b.detach().contiguous())
+        r, sums, window_stats = ext.conv_relu(xpad, wt, conv_b.detach().contiguous())
         M = r.numel() // C
         if M < 2:
             raise ValueError(f"BatchNorm2d needs more than one value per channel in training, got input "
@@ -155,7 +160,7 @@ class _Stem(torch.autograd.Function):
         invstd = torch.rsqrt(var64 + eps).float()
         scale = (bn_w.detach() * invstd).contiguous()
         shift = (bn_b.detach() - mean * scale).contiguous()
-        pooled, argmax, r_at = ext.bn_pool(r, scale, shift)
+        pooled, argmax, r_at = ext.pool_from_stats(r, window_stats, scale, shift)
         ctx.M, ctx.in_shape, ctx.drop = M, conv_w.shape, drop
         if drop is None:
             ctx.save_for_backward(xpad, r, argmax, r_at, mean, invstd, bn_w.detach())
