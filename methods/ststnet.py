@@ -24,8 +24,10 @@ does not matter (it permutes the first layer's i.i.d. initial weights).
 
 Speed: in training on the CPU the block conv -> ReLU -> BatchNorm -> max-pool -> dropout ->
 average pool runs as one fused kernel (:mod:`mer_bench.kernels.stem2d`; the same function and
-gradients up to floating-point rounding, the same dropout masks) and Adam is fused; ``mer-bench
-run --no-kernels`` trains with the plain layers.
+gradients up to floating-point rounding, the same dropout masks; where two activations of a
+pooling window round to the same normalised value its gradient goes to the larger, as in exact
+arithmetic, not to the first, as in ATen) and Adam is fused; ``mer-bench run --no-kernels`` trains
+with the plain layers.
 """
 
 from __future__ import annotations
