@@ -38,6 +38,16 @@ constexpr int KH_AT_ONCE = 3;
 constexpr int KH_AT_ONCE = 1;
 #endif
 
+// per-thread partial sums (nt blocks of rows x cols doubles, thread t's at t * rows * cols), added
+// up in thread order (the same bits for a thread count every time) -> (rows, cols) float64
+torch::Tensor sum_thread_parts(const std::vector<double>& part, int nt, int64_t rows, int64_t cols) {
+  auto out = torch::zeros({rows, cols}, torch::TensorOptions().dtype(torch::kFloat64));
+  double* op = out.data_ptr<double>();
+  for (int t = 0; t < nt; ++t)
+    for (int64_t j = 0; j < rows * cols; ++j) op[j] += part[static_cast<size_t>(t * rows * cols + j)];
+  return out;
+}
+
 // one output row's part of its MaxPool2d(3, 3, 1) windows: running largest / smallest activation of
 // each window and channel with its offset kh * 3 + kw in the window (the first among equal ones);
 // a function of its own, so that the convolution's loops around it compile as they do without it
@@ -191,11 +201,7 @@ std::vector<torch::Tensor> forward_conv_relu(torch::Tensor xpad, torch::Tensor w
       }
     }
   });
-  auto sums = torch::zeros({2, C}, xpad.options().dtype(torch::kFloat64));
-  double* sp = sums.data_ptr<double>();
-  for (int t = 0; t < nt; ++t)
-    for (int j = 0; j < 2 * C; ++j) sp[j] += part[static_cast<size_t>(t) * 2 * C + j];
-  return {r, sums, stats};
+  return {r, sum_thread_parts(part, nt, 2, C), stats};
 }
 
 // BatchNorm applied and the max-pool taken from conv_relu's window statistics: y = r * scale + shift
@@ -432,11 +438,7 @@ std::vector<torch::Tensor> backward_dropout_avgpool(torch::Tensor grad, torch::T
       for (int c = 0; c < C; ++c) { s[c] += s1[c]; s[C + c] += s2[c]; }
     }
   });
-  auto sums = torch::zeros({2, C}, noise.options().dtype(torch::kFloat64));
-  double* sp = sums.data_ptr<double>();
-  for (int t = 0; t < nt; ++t)
-    for (int j = 0; j < 2 * C; ++j) sp[j] += part[static_cast<size_t>(t) * 2 * C + j];
-  return {gk, sums};
+  return {gk, sum_thread_parts(part, nt, 2, C)};
 }
 
 template <int C>
@@ -528,11 +530,7 @@ std::vector<torch::Tensor> backward(torch::Tensor xpad, torch::Tensor r, torch::
       for (int64_t j = 0; j < (K + 1) * C; ++j) dst[j] += gw[j];
     }
   });
-  auto out = torch::zeros({K + 1, C}, xpad.options().dtype(torch::kFloat64));
-  double* op = out.data_ptr<double>();
-  for (int t = 0; t < nt; ++t)
-    for (int64_t j = 0; j < (K + 1) * C; ++j) op[j] += part[static_cast<size_t>(t) * (K + 1) * C + j];
-  return {out};
+  return {sum_thread_parts(part, nt, K + 1, C)};
 }
 
 }  // namespace
