@@ -59,8 +59,8 @@ __attribute__((noinline)) void window_stats_row(const float* __restrict row, int
   for (int64_t pw = 0; pw < PW; ++pw) {
     float* __restrict w = st + pw * 4 * C;  // largest, its offset, smallest, its offset
 #if defined(__AVX2__)
-    // written out: GCC's code for the plain loop below ran 7x slower (store forwarding of the running
-    // values through the stack), costing more than the convolution itself on an AMD EPYC
+    // written out: GCC's vectorised code for the same loop over running values ran 7x slower on an
+    // AMD EPYC (a batch of 256 measured alone: 8.5 against 1.2 ms), more than the convolution itself
     static_assert(C % 8 == 0, "the stem kernel is built for 8, 16 or 32 channels");
     for (int c0 = 0; c0 < C; c0 += 8) {
       __m256 hi = _mm256_loadu_ps(w + c0), hk = _mm256_loadu_ps(w + C + c0);
