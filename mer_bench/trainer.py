@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from mer_bench import kernels, runtime
+from mer_bench.kernels.conv3d import single_frame_conv3d
 from mer_bench.kernels.dropout import same_mask_dropout
 
 __all__ = ["TrainConfig", "fit_classifier", "predict_logits", "lr_factor", "autocast_dtype", "autocast", "FoldData",
@@ -240,8 +241,10 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     loop = _Loop(model=model, forward=model, fold=fold, cfg=cfg, opt=opt, sched=lr_schedule(opt, setup, cfg.schedule),
                  loss_fn=nn.CrossEntropyLoss(weight=fold.weight), augment=augment, setup=setup,
                  description=description)
-    fast_dropout = same_mask_dropout(model) if device == "cpu" and kernels.enabled() else contextlib.nullcontext()
-    with training_mode(device, setup.rt), fast_dropout:
+    fast = device == "cpu" and kernels.enabled()
+    fast_dropout = same_mask_dropout(model) if fast else contextlib.nullcontext()
+    frame_conv = single_frame_conv3d(model) if fast else contextlib.nullcontext()
+    with training_mode(device, setup.rt), fast_dropout, frame_conv:
         loop.monitor = None if select_on is None else _EpochSelector(model, select_on, cfg.precision)
         loop.forward = _compiled(model) if setup.rt.compile else model
         _train_loop(loop)
@@ -455,12 +458,14 @@ def predict_logits(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: i
     if fmt is not None:
         model.to(memory_format=fmt)
     out = []
-    for start in range(0, len(Xt), batch_size):
-        xb = Xt[start:start + batch_size].to(device)
-        if fmt is not None:
-            xb = xb.contiguous(memory_format=fmt)
-        with autocast(device, amp):
-            out.append(model(xb).float().cpu())
+    frame_conv = single_frame_conv3d(model) if device == "cpu" and kernels.enabled() else contextlib.nullcontext()
+    with frame_conv:
+        for start in range(0, len(Xt), batch_size):
+            xb = Xt[start:start + batch_size].to(device)
+            if fmt is not None:
+                xb = xb.contiguous(memory_format=fmt)
+            with autocast(device, amp):
+                out.append(model(xb).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 

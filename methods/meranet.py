@@ -221,6 +221,10 @@ class MERANet3D(nn.Module):
     In that layout, with mer-bench's fast paths, each block's channel and spatio-temporal attention
     runs fused (:mod:`mer_bench.kernels.attention3d`: the same function up to rounding, a maximum's
     gradient at its first occurrence under exact ties); ``--no-kernels`` runs the modules.
+    A one-frame clip (a flow image or apex frame, e.g. the MEGC 2019 composite) trains with every
+    ``Conv3d`` computed as the 2D convolution of the one temporal tap that meets the frame
+    (:class:`mer_bench.kernels.conv3d.SingleFrameConv3d`; the other taps meet only zero padding):
+    the same function up to rounding.
     """
 
     #: the trainer's default memory format on a CPU (:func:`mer_bench.trainer._memory_format`)

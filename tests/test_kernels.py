@@ -376,3 +376,78 @@ def test_meranet_fit_with_and_without_the_fast_paths_agrees(attention_kernel):
     other_seed = _tiny_meranet_fit(True, seed=2)[1]
     assert np.abs(proba_on - proba_off).max() < 0.02 * np.abs(proba_on - other_seed).max()
     assert proba_on.std(0).max() > 1e-3  # the predictions depend on the input
+
+
+@pytest.mark.parametrize("conv_kwargs", [
+    dict(kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),  # MERANet's stem
+    dict(kernel_size=3, stride=2, padding=1),                                      # a block's first conv
+    dict(kernel_size=1, stride=2),                                                 # a downsample
+    dict(kernel_size=5, padding=(4, 2, 2), dilation=(2, 1, 1), groups=2),          # tap 2, grouped
+])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_one_frame_conv3d_as_conv2d_equals_conv3d(conv_kwargs, channels_last):
+    from mer_bench.kernels.conv3d import SingleFrameConv3d
+
+    torch.manual_seed(0)
+    conv = nn.Conv3d(4, 6, **conv_kwargs).double()
+    fast = copy.deepcopy(conv)
+    fast.__class__ = SingleFrameConv3d
+    x = torch.randn(3, 4, 1, 11, 10, dtype=torch.float64)
+    if channels_last:
+        x, conv, fast = (t.to(memory_format=torch.channels_last_3d) for t in (x, conv, fast))
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    want, got = conv(xa), fast(xb)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want)
+    if channels_last:
+        assert got.is_contiguous(memory_format=torch.channels_last_3d)
+    g = torch.randn_like(want)
+    (want * g).sum().backward()
+    (got * g).sum().backward()
+    torch.testing.assert_close(xb.grad, xa.grad)
+    for a, b in zip(conv.parameters(), fast.parameters()):
+        torch.testing.assert_close(b.grad, a.grad)
+    tap = conv.padding[0] // conv.dilation[0]
+    off = [j for j in range(conv.kernel_size[0]) if j != tap]
+    assert all((fast.weight.grad[:, :, j] == 0).all() for j in off)  # the padding's taps: exactly zero
+
+
+def test_the_one_frame_path_applies_only_to_one_frame_in_one_frame_out():
+    from mer_bench.kernels.conv3d import single_frame_tap
+
+    assert single_frame_tap(nn.Conv3d(2, 2, 3, padding=1), 1) == 1
+    assert single_frame_tap(nn.Conv3d(2, 2, 3, padding=1), 2) is None        # two frames
+    assert single_frame_tap(nn.Conv3d(2, 2, 3, padding=2), 1) is None        # three output frames
+    assert single_frame_tap(nn.Conv3d(2, 2, 3, padding=1, padding_mode="replicate"), 1) is None
+    assert single_frame_tap(nn.Conv3d(2, 2, 3, padding="same"), 1) is None
+    assert single_frame_tap(nn.Conv3d(2, 2, 3, padding=(1, 0, 0), dilation=(2, 1, 1)), 1) is None  # no tap meets it
+
+
+def test_meranet_on_one_frame_clips_trains_through_the_one_frame_path_and_agrees(attention_kernel, monkeypatch):
+    """The composite feeds MERANet flow images as one-frame clips: a tiny fit on such input with
+    the fast paths (its convolutions as 2D ones) agrees with the plain layers after one epoch, and
+    the one-frame path is really taken."""
+    from mer_bench.data import Samples
+    from mer_bench.kernels import conv3d
+    from mer_bench.registry import METHODS
+
+    calls = []
+    real = conv3d.SingleFrameConv3d.forward
+    monkeypatch.setattr(conv3d.SingleFrameConv3d, "forward", lambda self, x: calls.append(x.shape[2]) or real(self, x))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(48, 3, 16, 16)).astype(np.float32)
+    y = np.arange(48) % 3
+    X[y == 1, :, 4:8, 4:8] += 1.5
+    mk = lambda X, y: Samples(X=X, y=y, subject=np.full(len(X), "s"), sample_id=np.arange(len(X)).astype(str),  # noqa: E731
+                              classes=("a", "b", "c"), representation="flow")
+    out = {}
+    for on in (True, False):
+        with runtime.use(device="cpu", kernels=on):
+            m = METHODS.get("meranet")(width=8, epochs=1, batch_size=8, lr=3e-3, warmup=4, random_state=1).fit(mk(X, y))
+            out[on] = m.predict_proba(mk(X[:24], None))
+        if on:
+            assert calls and set(calls) == {1}
+            calls.clear()
+    assert not calls  # kernels off: nn.Conv3d itself
+    np.testing.assert_allclose(out[True], out[False], atol=1e-5)
+    assert out[True].std(0).max() > 1e-3
