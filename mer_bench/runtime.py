@@ -22,7 +22,7 @@ class Runtime:
         progress: ``progress(description, completed, total)`` callback, or ``None``.
         channels_last: use the channels-last memory format for the model and its batches
             (``True``/``False``); ``None`` (the default): the network's own choice on a CPU, its
-            ``cpu_channels_last`` attribute (MERANet and the 3D ResNet set it), else off.
+            ``cpu_channels_last`` attribute (MERANet, the 3D ResNet and RCN set it), else off.
         cudnn_benchmark: ``torch.backends.cudnn.benchmark`` during training (GPU).
         compile: train through ``torch.compile``.
         kernels: allow mer-bench's own CPU fast paths (:mod:`mer_bench.kernels`).

@@ -232,3 +232,28 @@ def test_networks_that_ask_for_channels_last_get_it_on_the_cpu_by_default():
         with runtime.use(device="cpu", channels_last=wanted):
             fit_classifier(other, x, y, cfg)
         assert other[0].weight.is_contiguous() is expect
+
+
+def test_rcn_trains_in_channels_last_on_the_cpu_by_default_and_agrees_with_contiguous():
+    from mer_bench.methods.rcn import RCNModel
+
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 3, 28, 28), dtype=np.float32)
+    y = np.arange(16) % 3
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=1e-2, seed=2, optimizer="sgd", momentum=0.9)
+
+    def make():
+        torch.manual_seed(0)
+        return RCNModel(3, 3, featuremaps=8, pool_size=7)
+
+    with runtime.use(device="cpu"):
+        auto = fit_classifier(make(), x, y, cfg)
+        auto_logits = predict_logits(auto, x)
+    with runtime.use(device="cpu", channels_last=False):
+        plain = fit_classifier(make(), x, y, cfg)
+        plain_logits = predict_logits(plain, x)
+    w = auto.layer.rrconv[0].weight  # (8, 8, 3, 3)
+    assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    assert plain.layer.rrconv[0].weight.is_contiguous()
+    np.testing.assert_allclose(auto_logits, plain_logits, rtol=1e-4, atol=1e-5)
+    assert auto_logits.std(0).max() > 1e-4  # the logits depend on the input

@@ -48,7 +48,7 @@ def add_parser(sub) -> None:
     r.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels-last memory format (same results up to floating-point noise; with "
                         "--set precision=bf16 the fast path: see mer-bench bench). Default: as the network "
-                        "asks on a CPU (MERANet and the 3D ResNet: on, measured faster there), else off")
+                        "asks on a CPU (MERANet, the 3D ResNet, RCN: on, measured faster there), else off")
     r.add_argument("--stack-folds", type=int, default=1, metavar="K",
                    help="train K folds at once with their networks stacked (torch.func): fills a GPU that one "
                         "fold of a small network cannot; the same results up to floating-point noise "
