@@ -17,16 +17,22 @@ the kernels off.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
 import sys
 import threading
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-__all__ = ["load", "enabled", "KernelWarning", "cache_dir"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["load", "enabled", "KernelWarning", "cache_dir", "swap_class", "class_swapped"]
 
 _LOCK = threading.Lock()
 #: bump when the compiler flags change, so cached builds are rebuilt
@@ -46,6 +52,30 @@ def enabled() -> bool:
     if os.environ.get("MER_BENCH_KERNELS", "1").strip().lower() in ("0", "off", "false", "no"):
         return False
     return runtime.current().kernels
+
+
+def swap_class(model: nn.Module, old: type, new: type, where: Callable[[nn.Module], bool] | None = None
+               ) -> list[nn.Module]:
+    """Make every module of ``model`` whose class is exactly ``old`` (not a subclass), and for which
+    ``where`` holds, an instance of ``new``, a subclass with the same parameters and ``state_dict``
+    that computes the same function another way; returns the modules swapped."""
+    swapped = [m for m in model.modules() if type(m) is old and (where is None or where(m))]
+    for m in swapped:
+        m.__class__ = new
+    return swapped
+
+
+@contextlib.contextmanager
+def class_swapped(model: nn.Module, old: type, new: type,
+                  where: Callable[[nn.Module], bool] | None = None) -> Iterator[int]:
+    """Within the block, :func:`swap_class`; the modules get ``old`` back afterwards. Yields how
+    many were swapped (none where an enclosing block already swapped them)."""
+    swapped = swap_class(model, old, new, where)
+    try:
+        yield len(swapped)
+    finally:
+        for m in swapped:
+            m.__class__ = old
 
 
 def cache_dir() -> Path:

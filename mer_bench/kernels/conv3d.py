@@ -19,11 +19,12 @@ function and gradients up to floating-point rounding (tested).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mer_bench.kernels import class_swapped, swap_class
 
 __all__ = ["conv3d_as_conv2d", "single_frame_tap", "SingleFrameConv3d", "swap_in_single_frame_conv3d",
            "single_frame_conv3d"]
@@ -101,19 +102,10 @@ class SingleFrameConv3d(nn.Conv3d):
 def swap_in_single_frame_conv3d(model: nn.Module) -> list[nn.Module]:
     """Make every ``nn.Conv3d`` of ``model`` (the exact class, not subclasses) a
     :class:`SingleFrameConv3d`; returns the modules swapped."""
-    swapped = [m for m in model.modules() if type(m) is nn.Conv3d]
-    for m in swapped:
-        m.__class__ = SingleFrameConv3d
-    return swapped
+    return swap_class(model, nn.Conv3d, SingleFrameConv3d)
 
 
-@contextlib.contextmanager
-def single_frame_conv3d(model: nn.Module) -> Iterator[int]:
+def single_frame_conv3d(model: nn.Module) -> contextlib.AbstractContextManager[int]:
     """Within the block, :func:`swap_in_single_frame_conv3d`; restored afterwards. Yields how many
     were swapped."""
-    swapped = swap_in_single_frame_conv3d(model)
-    try:
-        yield len(swapped)
-    finally:
-        for m in swapped:
-            m.__class__ = nn.Conv3d
+    return class_swapped(model, nn.Conv3d, SingleFrameConv3d)

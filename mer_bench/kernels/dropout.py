@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+from mer_bench.kernels import class_swapped, swap_class
 
 __all__ = ["SameMaskDropout", "same_mask_dropout", "swap_in_same_mask_dropout", "draws_like_bernoulli"]
 
@@ -55,23 +56,17 @@ def draws_like_bernoulli(p: float = 0.5) -> bool:
     return bool(torch.equal(a, b) and torch.equal(after_a, after_b))
 
 
+def _confirmed(m: nn.Module) -> bool:
+    return 0.0 < m.p < 1.0 and draws_like_bernoulli(float(m.p))
+
+
 def swap_in_same_mask_dropout(model: nn.Module) -> list[nn.Module]:
     """Make every ``nn.Dropout`` of ``model`` (the exact class, not subclasses) whose masks
     :func:`draws_like_bernoulli` confirms a :class:`SameMaskDropout`; returns the modules swapped."""
-    swapped = [m for m in model.modules()
-               if type(m) is nn.Dropout and 0.0 < m.p < 1.0 and draws_like_bernoulli(float(m.p))]
-    for m in swapped:
-        m.__class__ = SameMaskDropout
-    return swapped
+    return swap_class(model, nn.Dropout, SameMaskDropout, _confirmed)
 
 
-@contextlib.contextmanager
-def same_mask_dropout(model: nn.Module) -> Iterator[int]:
+def same_mask_dropout(model: nn.Module) -> contextlib.AbstractContextManager[int]:
     """Within the block, :func:`swap_in_same_mask_dropout`; restored afterwards. Yields how many
     were swapped."""
-    swapped = swap_in_same_mask_dropout(model)
-    try:
-        yield len(swapped)
-    finally:
-        for m in swapped:
-            m.__class__ = nn.Dropout
+    return class_swapped(model, nn.Dropout, SameMaskDropout, _confirmed)
