@@ -222,7 +222,7 @@ class MERANet3D(nn.Module):
     runs fused (:mod:`mer_bench.kernels.attention3d`: the same function up to rounding, a maximum's
     gradient at its first occurrence under exact ties); ``--no-kernels`` runs the modules.
     A one-frame clip (a flow image or apex frame, e.g. the MEGC 2019 composite) trains with every
-    ``Conv3d`` computed as the 2D convolution of the one temporal tap that meets the frame
+    ``Conv3d`` computed with only the temporal tap that meets the frame
     (:class:`mer_bench.kernels.conv3d.SingleFrameConv3d`; the other taps meet only zero padding):
     the same function up to rounding.
     """

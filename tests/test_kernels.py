@@ -385,22 +385,23 @@ def test_meranet_fit_with_and_without_the_fast_paths_agrees(attention_kernel):
     dict(kernel_size=5, padding=(4, 2, 2), dilation=(2, 1, 1), groups=2),          # tap 2, grouped
 ])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_a_one_frame_conv3d_as_conv2d_equals_conv3d(conv_kwargs, channels_last):
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_one_frame_conv3d_with_its_one_tap_equals_conv3d(conv_kwargs, channels_last, dtype):
     from mer_bench.kernels.conv3d import SingleFrameConv3d
 
     torch.manual_seed(0)
-    conv = nn.Conv3d(4, 6, **conv_kwargs).double()
+    conv = nn.Conv3d(4, 6, **conv_kwargs).to(dtype)
     fast = copy.deepcopy(conv)
     fast.__class__ = SingleFrameConv3d
-    x = torch.randn(3, 4, 1, 11, 10, dtype=torch.float64)
+    x = torch.randn(3, 4, 1, 11, 10, dtype=dtype)
     if channels_last:
         x, conv, fast = (t.to(memory_format=torch.channels_last_3d) for t in (x, conv, fast))
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     want, got = conv(xa), fast(xb)
     assert got.shape == want.shape
-    torch.testing.assert_close(got, want)
-    if channels_last:
-        assert got.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(got, want)  # float32: the default tolerances, rounding only
+    for fmt in (torch.channels_last_3d, torch.contiguous_format):  # the layout the plain layer gives
+        assert got.is_contiguous(memory_format=fmt) == want.is_contiguous(memory_format=fmt)
     g = torch.randn_like(want)
     (want * g).sum().backward()
     (got * g).sum().backward()

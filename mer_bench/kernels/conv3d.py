@@ -1,6 +1,6 @@
 """3D convolutions computed as 2D ones where that is the same function: a convolution with few
 channels as one banded 2D convolution (:func:`conv3d_as_conv2d`), and any 3D convolution of a
-one-frame clip as the 2D convolution of its one temporal tap (:class:`SingleFrameConv3d`).
+one-frame clip as the convolution with its one temporal tap (:class:`SingleFrameConv3d`).
 
 ``Conv3d(Cin -> Cout, k x k x k, stride 1, padding p)`` on ``(N, Cin, T, H, W)`` equals a
 ``Conv2d(Cin*T -> Cout*T_out, k x k, padding p)`` over ``(H, W)`` whose weight is *banded* in time:
@@ -77,26 +77,30 @@ def single_frame_tap(conv: nn.Conv3d, frames: int) -> int | None:
 
 
 class SingleFrameConv3d(nn.Conv3d):
-    """``nn.Conv3d`` that computes a one-frame input ``(N, C, 1, H, W)`` as a 2D convolution with
-    the kernel's one temporal tap that meets the frame (:func:`single_frame_tap`); any other input
-    runs ``nn.Conv3d`` itself.
+    """``nn.Conv3d`` that computes a one-frame input ``(N, C, 1, H, W)`` with only the kernel's one
+    temporal tap that meets the frame (:func:`single_frame_tap`): a ``1 x kh x kw`` kernel without
+    temporal padding; any other input runs ``nn.Conv3d`` itself.
 
     The other taps meet only zero padding, so the output is the same sum without its zero terms
     (equal up to floating-point rounding: oneDNN orders the remaining sum its own way) and their
     weight gradients are exactly zero either way. A flow image or an apex frame fed to MERANet or
     the 3D ResNet as a one-frame clip (the MEGC 2019 composite) is such an input: there oneDNN's
-    3D kernels also multiply the padding (forward + backward, 1 thread, batch 16, channels-last,
-    measured on a 2-core Intel Xeon with AVX-512: 16 -> 16 channels at 28 x 28, 3x3x3 3.8 -> 1.7 ms,
-    5x5x5 15.7 -> 3.6 ms, 7x7x7 39.6 -> 6.1 ms). Same parameters, same ``state_dict``; the
-    trainer swaps the class in for training and prediction on a CPU (:func:`single_frame_conv3d`)."""
+    3D kernels also multiply the padding. Forward + backward, 16 -> 16 channels at 28 x 28, batch
+    16, 1 thread, channels-last, on a 2-core Intel Xeon with AVX-512 (back to back, while two other
+    training processes ran: read the ratios): 3x3x3 5.3 -> 3.0 ms, 5x5x5 24.6 -> 4.8 ms, 7x7x7
+    65.4 -> 7.5 ms. Same parameters, same ``state_dict``; the trainer swaps the class in for
+    training and prediction on a CPU (:func:`single_frame_conv3d`).
+
+    (A first version ran ``F.conv2d`` on the frame; with two threads its backward corrupted the
+    heap now and then, on a 2-core Xeon, in about one run in three of a width-4 MERANet; the
+    one-tap ``conv3d`` is as fast there and did not.)"""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tap = single_frame_tap(self, x.shape[2]) if x.ndim == 5 else None
         if tap is None:
             return super().forward(x)
-        out = F.conv2d(x[:, :, 0], self.weight[:, :, tap], self.bias, self.stride[1:], self.padding[1:],
-                       self.dilation[1:], self.groups)
-        return out.unsqueeze(2)
+        return F.conv3d(x, self.weight[:, :, tap:tap + 1], self.bias, self.stride, (0, *self.padding[1:]),
+                        self.dilation, self.groups)
 
 
 def swap_in_single_frame_conv3d(model: nn.Module) -> list[nn.Module]:
