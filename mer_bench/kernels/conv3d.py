@@ -91,9 +91,11 @@ class SingleFrameConv3d(nn.Conv3d):
     65.4 -> 7.5 ms. Same parameters, same ``state_dict``; the trainer swaps the class in for
     training and prediction on a CPU (:func:`single_frame_conv3d`).
 
-    (A first version ran ``F.conv2d`` on the frame; with two threads its backward corrupted the
-    heap now and then, on a 2-core Xeon, in about one run in three of a width-4 MERANet; the
-    one-tap ``conv3d`` is as fast there and did not.)"""
+    (A first version selected the frame, ``x[:, :, 0]``, and ran ``F.conv2d`` on it; with two
+    threads a backward of that path corrupted the heap now and then, on a 2-core Xeon, in about one
+    run in three of a width-4 MERANet on the composite, also with the frame made contiguous first;
+    which operator was not narrowed down. The one-tap ``conv3d`` selects nothing from the
+    activations, is as fast there, and ran clean.)"""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tap = single_frame_tap(self, x.shape[2]) if x.ndim == 5 else None
