@@ -25,3 +25,31 @@ def test_the_ststnet_loso_benchmark_runs_and_reports_both_paths_and_the_peak():
     assert out.returncode == 0, out.stderr[-2000:]
     for line in ("mer-bench :", "reference :", "speed-up  :", "% of peak", "fp32 matmul peak measured here"):
         assert line in out.stdout, out.stdout
+
+
+def test_the_composite_board_script_runs_commands_the_cli_accepts():
+    """``benchmarks/composite_board.sh`` with ``MER_BENCH=echo``: every part prints commands that
+    mer-bench's own parser accepts, with the store and data root passed through; an unknown part
+    is refused."""
+    import shlex
+    import shutil
+
+    from mer_bench.cli import build_parser
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash here")
+    script = REPO / "benchmarks" / "composite_board.sh"
+    out = subprocess.run(["bash", str(script), "S.sqlite", "DATA"], capture_output=True, text=True,
+                         env={**os.environ, "MER_BENCH": "echo"}, check=True).stdout
+    commands = [shlex.split(line) for line in out.splitlines() if not line.startswith("==")]
+    parts = [line.split()[1] for line in out.splitlines() if line.startswith("==")]
+    assert parts == ["floors", "board", "rcn", "ablations", "report", "ablation-boards"]
+    assert len(commands) == 12  # floors 2, board 4, rcn 1, ablations 2, report 1, ablation boards 2
+    parser = build_parser()
+    for argv in commands:
+        args = parser.parse_args(argv)
+        assert args.store == "S.sqlite"
+        assert getattr(args, "data_root", "DATA") == "DATA"
+    bad = subprocess.run(["bash", str(script), "S.sqlite", "DATA", "boards"], capture_output=True, text=True,
+                         env={**os.environ, "MER_BENCH": "echo"})
+    assert bad.returncode == 2 and "unknown part 'boards'" in bad.stderr
