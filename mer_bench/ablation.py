@@ -29,7 +29,7 @@ from mer_bench.atomic import save_figure
 from mer_bench.commands import mer_bench_command
 
 __all__ = ["Arm", "leakage_arms", "method_ablations", "DEFAULT_METHOD", "expand_grid", "arms_for", "ablation_table",
-           "render_ablation", "plot_ablation", "ablation_provenance"]
+           "render_ablation", "plot_ablation", "ablation_provenance", "identical_to_reference"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,22 @@ def arms_for(name: str, method: str | None, protocol: str,
         raise ValueError(f"unknown ablation {name!r}; presets: {', '.join(['leakage', *sorted(declared)])}")
     return [Arm(label, m, protocol, dict(overrides), dict(protocol_options or {}))
             for label, m, overrides in declared[name][1]]
+
+
+def identical_to_reference(arms: list[Arm], predictions: list[list[pd.DataFrame]]) -> list[str]:
+    """The labels of the arms (after the first, the reference) whose predictions equal the
+    reference's on every clip and seed: the same clips, the same predicted classes and the same
+    probabilities, to the last bit. Such settings compute the same function from the same start
+    here, so their difference is exactly zero, not an estimate. ``predictions``: per arm, per seed,
+    the store's predictions of that run."""
+    def same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+        a, b = a.sort_values("sample_id").reset_index(drop=True), b.sort_values("sample_id").reset_index(drop=True)
+        return (len(a) == len(b) and a["sample_id"].equals(b["sample_id"]) and a["y_pred"].equals(b["y_pred"])
+                and all(list(p) == list(q) for p, q in zip(a["proba"], b["proba"])))
+
+    reference = predictions[0]
+    return [arm.label for arm, runs in zip(arms[1:], predictions[1:])
+            if len(runs) == len(reference) and all(same(r, q) for r, q in zip(runs, reference))]
 
 
 def ablation_table(arms: list[Arm], predictions: list[list[pd.DataFrame]], n_classes: int,

@@ -94,3 +94,21 @@ def test_power_cli_simulates_from_two_runs(tmp_path, capsys):
     assert "| 4 |" in out and "| 16 |" in out and "disagreeing on" in out
     assert main(["power", ids[0], "nope-s0", "--store", store]) == 2
     assert "not a complete run" in capsys.readouterr().err
+
+
+def test_arms_identical_to_the_reference_are_named_as_exactly_equal():
+    import pandas as pd
+
+    from mer_bench.ablation import Arm, identical_to_reference
+
+    def run(pred, p0=0.6):
+        return pd.DataFrame({"sample_id": ["b", "a"], "fold_index": [0, 1], "subject": ["s2", "s1"],
+                             "dataset": ["d", "d"], "y_true": [0, 1], "y_pred": pred,
+                             "proba": [[p0, 1 - p0], [0.3, 0.7]]})
+
+    arms = [Arm("ref", "m", "loso"), Arm("same", "m", "loso"), Arm("other class", "m", "loso"),
+            Arm("other proba", "m", "loso")]
+    ref = [run([0, 1]), run([1, 1])]
+    preds = [ref, [r.iloc[::-1] for r in ref],  # the same rows in another order
+             [run([0, 1]), run([0, 1])], [run([0, 1], 0.6000001), run([1, 1])]]
+    assert identical_to_reference(arms, preds) == ["same"]

@@ -83,7 +83,14 @@ def power_note(reference: list, n_classes: int, effect: float = 0.03) -> str:
 
 
 def main(args) -> int:
-    from mer_bench.ablation import ablation_provenance, ablation_table, arms_for, expand_grid, render_ablation
+    from mer_bench.ablation import (
+        ablation_provenance,
+        ablation_table,
+        arms_for,
+        expand_grid,
+        identical_to_reference,
+        render_ablation,
+    )
     from mer_bench.leaderboard import write_leaderboard
     from mer_bench.method import parse_overrides
     from mer_bench.pipeline import prepare
@@ -134,6 +141,11 @@ def main(args) -> int:
     title = f"Ablation: {args.ablation or ', '.join(args.grid)} ({dataset})"
     note = (f"Arms: {'; '.join(a.label for a in arms)}. Reference: {arms[0].label}. Seeds: "
             f"{', '.join(map(str, seeds))}. " + power_note(preds[0], len(classes)))
+    same = identical_to_reference(arms, preds)
+    if same:
+        note += (f" **{'; '.join(same)}: the same predictions and probabilities as the reference on every clip and "
+                 "seed**: these settings compute the same function from the same initial weights here, so the "
+                 "difference is exactly zero, not an estimate.")
     if args.write:
         from mer_bench.ablation import plot_ablation
         from mer_bench.leaderboard import UnpublishableError
