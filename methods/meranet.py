@@ -83,7 +83,16 @@ class ChannelAttention3d(nn.Module):
         reduction: r, the bottleneck has ``max(1, C // r)`` channels (paper: 16).
         shared: ``"cnn"`` (1x1x1 convolutions, CN-SCNN, the paper's choice) or ``"mlp"``
             (linear layers, CN-SMLP). On 1x1x1 descriptors both are the same map with the same
-            parameter count; they differ only in how the weights are laid out.
+            parameter count; they differ only in how the weights are laid out. The paper (Section
+            5.2, Fig. 5) reports CN-SCNN better and credits a "sliding window" that 1x1x1
+            convolutions on 1x1x1 descriptors (its Eq. 8 and text) do not have. Here both also start
+            from the same weights (Xavier draws of the same shapes in the same order), and with
+            mer-bench's CPU fast paths both run as the same ``F.linear`` products, so they train to
+            bit-identical predictions: the shared ablation on the composite shows a difference of
+            exactly zero (``leaderboards/ablation-shared-megc2019-cde.md``, 3 seeds). With
+            ``--no-kernels`` the two differ by rounding only (oneDNN's convolutions against the
+            linear layers' GEMMs), which training amplifies to seed-sized differences: a one-seed
+            board of that path once showed -0.024, p_Holm .045, from rounding alone.
 
     Raises:
         ValueError: on an unknown ``shared`` value or a non-positive reduction.
