@@ -241,7 +241,7 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
     loop = _Loop(model=model, forward=model, fold=fold, cfg=cfg, opt=opt, sched=lr_schedule(opt, setup, cfg.schedule),
                  loss_fn=nn.CrossEntropyLoss(weight=fold.weight), augment=augment, setup=setup,
                  description=description)
-    fast = device == "cpu" and kernels.enabled()
+    fast = _cpu_fast_paths(device)
     fast_dropout = same_mask_dropout(model) if fast else contextlib.nullcontext()
     frame_conv = single_frame_conv3d(model) if fast else contextlib.nullcontext()
     with training_mode(device, setup.rt), fast_dropout, frame_conv:
@@ -254,6 +254,11 @@ def fit_classifier(model: nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray
             model.load_state_dict(loop.monitor.best_state)
             model.selected_epoch = loop.monitor.best_epoch
     return model.eval()
+
+
+def _cpu_fast_paths(device: str) -> bool:
+    """Whether mer-bench's CPU fast paths (:mod:`mer_bench.kernels`) apply to a model on ``device``."""
+    return device == "cpu" and kernels.enabled()
 
 
 @contextlib.contextmanager
@@ -311,7 +316,7 @@ def make_optimizer(params, cfg: TrainConfig, device: str | None = None) -> torch
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
-        fused = True if (device == "cpu" and kernels.enabled()) or str(device).startswith("cuda") else None
+        fused = True if _cpu_fast_paths(str(device)) or str(device).startswith("cuda") else None
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=fused)
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
 
@@ -458,7 +463,7 @@ def predict_logits(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: i
     if fmt is not None:
         model.to(memory_format=fmt)
     out = []
-    frame_conv = single_frame_conv3d(model) if device == "cpu" and kernels.enabled() else contextlib.nullcontext()
+    frame_conv = single_frame_conv3d(model) if _cpu_fast_paths(device) else contextlib.nullcontext()
     with frame_conv:
         for start in range(0, len(Xt), batch_size):
             xb = Xt[start:start + batch_size].to(device)
