@@ -19,6 +19,7 @@ from mer_bench.cli import (
     importing,
     leaderboard,
     listing,
+    pack,
     power,
     predict,
     profile,
@@ -26,6 +27,7 @@ from mer_bench.cli import (
     run,
     saliency,
     train,
+    unpack,
 )
 from mer_bench.cli.options import err
 
@@ -34,8 +36,8 @@ __all__ = ["main", "build_parser"]
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: subcommands in the order ``--help`` lists them
-COMMANDS = (run, train, predict, importing, export, listing, data, profile, ablate, power, saliency, report, bench,
-            leaderboard)
+COMMANDS = (run, train, predict, importing, export, pack, unpack, listing, data, profile, ablate, power, saliency,
+            report, bench, leaderboard)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mer_bench.store.errors import StoreError
 
-__all__ = ["SCHEMA", "APPLICATION_ID", "SCHEMA_VERSION", "SchemaMixin"]
+__all__ = ["SCHEMA", "APPLICATION_ID", "PACKED_APPLICATION_ID", "SCHEMA_VERSION", "SchemaMixin"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -78,6 +78,9 @@ CREATE TABLE IF NOT EXISTS predictions (
 
 #: ``PRAGMA application_id`` of a mer-bench store: the bytes ``MERB``
 APPLICATION_ID = 0x4D455242
+#: ``PRAGMA application_id`` of a *packed* store (:mod:`mer_bench.packing`: the ground-truth labels
+#: removed, for publishing): the bytes ``MERP``. Never opened as a store
+PACKED_APPLICATION_ID = 0x4D455250
 #: ``PRAGMA user_version``: 1 = the first stores (no id, no lease columns), 2 = leases, 3 = this layout
 #: (the facts a board needs, stored at run time: ``overrides``, ``trains_epochs``, ``selection_code``,
 #: ``representation``; NULL in runs made before), 4 = the CPU (model, instruction set, bf16) and
@@ -103,6 +106,10 @@ class SchemaMixin:
         app_id = db.execute("PRAGMA application_id").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if app_id == PACKED_APPLICATION_ID:
+            raise StoreError(f"{self.path} is a packed mer-bench store (its ground-truth labels are removed); nothing "
+                             f"was changed. Unpack it first: mer-bench unpack {self.path} --store NEW.sqlite "
+                             f"--data-root DIR")
         if app_id not in (0, APPLICATION_ID):
             raise StoreError(f"{self.path} is not a mer-bench results store (it is another program's SQLite database, "
                              f"application id {app_id:#x}); nothing was changed. Give a new file with --store PATH.")
