@@ -5,6 +5,9 @@
 #   bash benchmarks/composite_board.sh [STORE] [DATA_ROOT] [PART ...]
 #
 # PART (default: all of them, in this order):
+#   unpack     add the runs of the packed store $PACK (default leaderboards/stores/megc2019-cde.pack, the
+#              published board's runs without their licensed labels) to STORE, labels restored from
+#              DATA_ROOT; the runs there are reused, so only what is missing is computed
 #   floors     chance and majority, 5 seeds (seconds)
 #   board      meranet and resnet3d18 (fast preset), 3 seeds; ststnet and its best-on-test twin, 3 seeds;
 #              STSTNet's published log imported
@@ -13,7 +16,9 @@
 #              shared=cnn are the board's meranet runs, reused)
 #   report           leaderboards/megc2019-cde.md and its plots from the store (needs floors, board, rcn)
 #   ablation-boards  leaderboards/ablation-{kernel,shared}-megc2019-cde.md (needs ablations)
-# Both refuse rows measured with uncommitted code.
+#   pack       write STORE, without its labels, to $PACK: commit it with the boards, so they can be checked
+#              from their predictions and the next session resumes from it
+# report and ablation-boards refuse rows measured with uncommitted code.
 #
 # Wall time per seed with 2 workers on a 2-core AVX-512 Xeon (2026-12-03; an AVX2 machine takes about
 # 1.5-2x): meranet about 10 min, resnet3d18 about 6, ststnet about 12, rcn about 30; an ablation arm as
@@ -23,7 +28,8 @@ set -euo pipefail
 STORE=${1:-${MER_BENCH_STORE:-composite.sqlite}}
 DATA=${2:-../shared/data/megc2019-composite}
 shift $(( $# > 2 ? 2 : $# ))
-PARTS=${*:-floors board rcn ablations report ablation-boards}
+PARTS=${*:-unpack floors board rcn ablations report ablation-boards pack}
+PACK=${PACK:-leaderboards/stores/megc2019-cde.pack}
 MB=${MER_BENCH:-mer-bench}
 COMMON=(--protocol megc2019-cde --dataset megc2019-flow --data-root "$DATA" --store "$STORE")
 SEEDS=(--seed 0 --seed 1 --seed 2)
@@ -31,6 +37,12 @@ SEEDS=(--seed 0 --seed 1 --seed 2)
 for part in $PARTS; do
   echo "== $part $(date -u +%FT%TZ)"
   case $part in
+    unpack)
+      if [ -f "$PACK" ]; then
+        $MB unpack "$PACK" --store "$STORE" --data-root "$DATA"
+      else
+        echo "no packed store at $PACK: starting from STORE as it is"
+      fi ;;
     floors)
       for m in chance majority; do
         $MB run --method "$m" "${COMMON[@]}" --seed 0 --seed 1 --seed 2 --seed 3 --seed 4
@@ -53,7 +65,11 @@ for part in $PARTS; do
       for a in kernel shared; do
         $MB ablate --ablation "$a" "${COMMON[@]}" "${SEEDS[@]}" --write --name "ablation-$a-megc2019-cde"
       done ;;
+    pack)
+      mkdir -p "$(dirname "$PACK")"
+      $MB pack --store "$STORE" -o "$PACK" ;;
     *)
-      echo "unknown part '$part' (floors, board, rcn, ablations, report, ablation-boards)" >&2; exit 2 ;;
+      echo "unknown part '$part' (unpack, floors, board, rcn, ablations, report, ablation-boards, pack)" >&2
+      exit 2 ;;
   esac
 done

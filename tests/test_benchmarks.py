@@ -27,7 +27,7 @@ def test_the_ststnet_loso_benchmark_runs_and_reports_both_paths_and_the_peak():
         assert line in out.stdout, out.stdout
 
 
-def test_the_composite_board_script_runs_commands_the_cli_accepts():
+def test_the_composite_board_script_runs_commands_the_cli_accepts(tmp_path):
     """``benchmarks/composite_board.sh`` with ``MER_BENCH=echo``: every part prints commands that
     mer-bench's own parser accepts, with the store and data root passed through; an unknown part
     is refused."""
@@ -39,17 +39,26 @@ def test_the_composite_board_script_runs_commands_the_cli_accepts():
     if shutil.which("bash") is None:
         pytest.skip("no bash here")
     script = REPO / "benchmarks" / "composite_board.sh"
+    pack = tmp_path / "stores" / "board.pack"
+    pack.parent.mkdir()
+    pack.write_bytes(b"")
     out = subprocess.run(["bash", str(script), "S.sqlite", "DATA"], capture_output=True, text=True,
-                         env={**os.environ, "MER_BENCH": "echo"}, check=True).stdout
+                         env={**os.environ, "MER_BENCH": "echo", "PACK": str(pack)}, check=True).stdout
     commands = [shlex.split(line) for line in out.splitlines() if not line.startswith("==")]
     parts = [line.split()[1] for line in out.splitlines() if line.startswith("==")]
-    assert parts == ["floors", "board", "rcn", "ablations", "report", "ablation-boards"]
-    assert len(commands) == 12  # floors 2, board 4, rcn 1, ablations 2, report 1, ablation boards 2
+    assert parts == ["unpack", "floors", "board", "rcn", "ablations", "report", "ablation-boards", "pack"]
+    # unpack 1, floors 2, board 4, rcn 1, ablations 2, report 1, ablation boards 2, pack 1
+    assert len(commands) == 14
     parser = build_parser()
     for argv in commands:
         args = parser.parse_args(argv)
         assert args.store == "S.sqlite"
         assert getattr(args, "data_root", "DATA") == "DATA"
+    assert commands[0][:2] == ["unpack", str(pack)] and commands[-1][-2:] == ["-o", str(pack)]
+    pack.unlink()  # no packed store yet: unpack says so and runs nothing
+    out = subprocess.run(["bash", str(script), "S.sqlite", "DATA", "unpack"], capture_output=True, text=True,
+                         env={**os.environ, "MER_BENCH": "echo", "PACK": str(pack)}, check=True).stdout
+    assert out.splitlines()[1] == f"no packed store at {pack}: starting from STORE as it is"
     bad = subprocess.run(["bash", str(script), "S.sqlite", "DATA", "boards"], capture_output=True, text=True,
                          env={**os.environ, "MER_BENCH": "echo"})
     assert bad.returncode == 2 and "unknown part 'boards'" in bad.stderr
