@@ -62,3 +62,28 @@ def test_the_composite_board_script_runs_commands_the_cli_accepts(tmp_path):
     bad = subprocess.run(["bash", str(script), "S.sqlite", "DATA", "boards"], capture_output=True, text=True,
                          env={**os.environ, "MER_BENCH": "echo"})
     assert bad.returncode == 2 and "unknown part 'boards'" in bad.stderr
+
+
+def test_the_synthetic_design_script_runs_on_development_seeds_only():
+    """``benchmarks/synthetic_design.sh`` prints commands the CLI accepts, all on the development
+    seed given, and refuses the publication seed 0."""
+    import shlex
+    import shutil
+
+    from mer_bench.cli import build_parser
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash here")
+    script = REPO / "benchmarks" / "synthetic_design.sh"
+    env = {**os.environ, "MER_BENCH": "echo"}
+    out = subprocess.run(["bash", str(script), "1", "D.sqlite", "--dataset-set", "amplitude=0.8"],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    commands = [shlex.split(line) for line in out.splitlines() if not line.startswith("==")]
+    assert [c[0] for c in commands] == ["run"] * 5 + ["leaderboard", "saliency"]
+    parser = build_parser()
+    for argv in commands:
+        args = parser.parse_args(argv)
+        if argv[0] != "leaderboard":
+            assert args.dataset_overrides == ["seed=1", "amplitude=0.8"]
+    bad = subprocess.run(["bash", str(script), "0"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "publication seed" in bad.stderr
