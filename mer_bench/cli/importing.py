@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mer_bench.cli.options import add_data_root, add_store
+from mer_bench.cli.options import add_data_root, add_store, dataset_builder
 
 
 def add_parser(sub) -> None:
@@ -70,7 +70,6 @@ def _import_predictions_file(args) -> int:
     from mer_bench import exchange
     from mer_bench.commands import check_name
     from mer_bench.metrics import run_metrics
-    from mer_bench.registry import DATASETS
     from mer_bench.store import Store
 
     if args.name is not None:
@@ -79,16 +78,7 @@ def _import_predictions_file(args) -> int:
         raise ValueError("a predictions file says itself whether a run is leaky and where it comes from; drop "
                          "--leaky / --citation")
     doc = exchange.read_file(args.file)
-    built = {}
-
-    def dataset_for(name, options):
-        key = (name, repr(sorted(options.items())))
-        if key not in built:
-            opts = dict(options)
-            if args.data_root is not None:
-                opts["data_root"] = args.data_root
-            built[key] = DATASETS.get(name)(**opts)
-        return built[key]
+    dataset_for = dataset_builder(args.data_root)
 
     console = Console()
     with Store(args.store) as store:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 __all__ = ["add_store", "add_data_root", "add_device", "add_overrides", "add_dataset_options", "add_json",
-           "kv_options", "err"]
+           "kv_options", "dataset_builder", "err"]
 
 
 def add_store(p, read: bool = False) -> None:
@@ -48,6 +48,29 @@ def kv_options(items, flag: str = "--set") -> dict:
     from mer_bench.method import parse_overrides
 
     return parse_overrides(items, flag)
+
+
+def dataset_builder(data_root):
+    """``dataset_for(name, options) -> Dataset`` for commands that rebuild the datasets of stored or
+    carried runs (``import --format predictions``, ``unpack``): each (name, options) built once,
+    with the user's ``--data-root`` given to the datasets that read files (the embedded one has
+    none, so a store of mixed runs unpacks with one ``--data-root``)."""
+    import inspect
+
+    from mer_bench.registry import DATASETS
+
+    built = {}
+
+    def dataset_for(name, options):
+        key = (name, repr(sorted(options.items())))
+        if key not in built:
+            opts, cls = dict(options), DATASETS.get(name)
+            if data_root is not None and "data_root" in inspect.signature(cls).parameters:
+                opts["data_root"] = data_root
+            built[key] = cls(**opts)
+        return built[key]
+
+    return dataset_for
 
 
 def err(msg: str, level: str = "error") -> None:

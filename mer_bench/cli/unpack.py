@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mer_bench.cli.options import add_data_root, add_store
+from mer_bench.cli.options import add_data_root, add_store, dataset_builder
 
 
 def add_parser(sub) -> None:
@@ -21,27 +21,14 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    import inspect
     import sys
     from collections import Counter
 
     from mer_bench.packing import unpack_store
-    from mer_bench.registry import DATASETS
     from mer_bench.store import default_store_path
 
-    built = {}
-
-    def dataset_for(name, options):
-        key = (name, repr(sorted(options.items())))
-        if key not in built:
-            opts, cls = dict(options), DATASETS.get(name)
-            if args.data_root is not None and "data_root" in inspect.signature(cls).parameters:
-                opts["data_root"] = args.data_root  # real datasets only: the embedded one has no files
-            built[key] = cls(**opts)
-        return built[key]
-
     store = args.store or default_store_path()
-    done = unpack_store(args.file, store, dataset_for)
+    done = unpack_store(args.file, store, dataset_builder(args.data_root))
     n = Counter(status for _, status in done)
     print(f"unpacked {len(done)} run(s) from {args.file} into {store}: {n['added']} added, {n['present']} already "
           f"there (left as they were)", file=sys.stderr)

@@ -25,11 +25,11 @@ computes the new run under :func:`mer_bench.pipeline.runner.pending_id` and swap
 The file is marked as a mer-bench store (``PRAGMA application_id`` = :data:`APPLICATION_ID`,
 ``user_version`` = :data:`SCHEMA_VERSION`); another program's SQLite file, or a newer
 mer-bench's, is refused before anything changes, and so is a *packed* store (its labels removed for
-publishing, :mod:`mer_bench.packing`), which ``mer-bench unpack`` turns back into runs of a store. A run being computed is leased
-(``lease_owner``, ``lease_until``) by its process, so a second process refuses to compute it
-at the same time (:class:`StoreBusyError`); the lease lapses when its process dies. Writes wait
-for another process's lock up to ``$MER_BENCH_STORE_WAIT`` seconds (600), and every SQLite or
-OS error is a :class:`StoreError` naming the file.
+publishing, :mod:`mer_bench.packing`), which ``mer-bench unpack`` turns back into runs of a store.
+A run being computed is leased (``lease_owner``, ``lease_until``) by its process, so a second
+process refuses to compute it at the same time (:class:`StoreBusyError`); the lease lapses when
+its process dies. Writes wait for another process's lock up to ``$MER_BENCH_STORE_WAIT`` seconds
+(600), and every SQLite or OS error is a :class:`StoreError` naming the file.
 """
 
 from __future__ import annotations
