@@ -5,9 +5,9 @@
 #   bash benchmarks/composite_board.sh [STORE] [DATA_ROOT] [PART ...]
 #
 # PART (default: all of them, in this order):
-#   unpack     add the runs of the packed store $PACK (default leaderboards/stores/megc2019-cde.pack, the
-#              published board's runs without their licensed labels) to STORE, labels restored from
-#              DATA_ROOT; the runs there are reused, so only what is missing is computed
+#   unpack     add the runs of the packed stores in $PACKS (default leaderboards/stores/megc2019-cde/: the
+#              board's runs without their licensed labels, one file per group) to STORE, labels restored
+#              from DATA_ROOT; the runs there are reused, so only what is missing is computed
 #   floors     chance and majority, 5 seeds (seconds)
 #   board      meranet and resnet3d18 (fast preset), 3 seeds; ststnet and its best-on-test twin, 3 seeds;
 #              STSTNet's published log imported
@@ -16,8 +16,10 @@
 #              shared=cnn are the board's meranet runs, reused)
 #   report           leaderboards/megc2019-cde.md and its plots from the store (needs floors, board, rcn)
 #   ablation-boards  leaderboards/ablation-{kernel,shared}-megc2019-cde.md (needs ablations)
-#   pack       write STORE, without its labels, to $PACK: commit it with the boards, so they can be checked
-#              from their predictions and the next session resumes from it
+#   pack       write the runs of STORE, without their labels, to $PACKS, one file per group (floors, meranet
+#              with its ablation arms, resnet3d18, ststnet with its twin and the published log, rcn with its twin): commit
+#              them with the boards, so the boards can be checked from their predictions and a later session
+#              resumes from them (a group's file stays byte-identical once its runs are complete)
 # report and ablation-boards refuse rows measured with uncommitted code.
 #
 # Wall time per seed with 2 workers on a 2-core AVX-512 Xeon (2026-12-03; an AVX2 machine takes about
@@ -29,7 +31,7 @@ STORE=${1:-${MER_BENCH_STORE:-composite.sqlite}}
 DATA=${2:-../shared/data/megc2019-composite}
 shift $(( $# > 2 ? 2 : $# ))
 PARTS=${*:-unpack floors board rcn ablations report ablation-boards pack}
-PACK=${PACK:-leaderboards/stores/megc2019-cde.pack}
+PACKS=${PACKS:-leaderboards/stores/megc2019-cde}
 MB=${MER_BENCH:-mer-bench}
 COMMON=(--protocol megc2019-cde --dataset megc2019-flow --data-root "$DATA" --store "$STORE")
 SEEDS=(--seed 0 --seed 1 --seed 2)
@@ -38,11 +40,13 @@ for part in $PARTS; do
   echo "== $part $(date -u +%FT%TZ)"
   case $part in
     unpack)
-      if [ -f "$PACK" ]; then
-        $MB unpack "$PACK" --store "$STORE" --data-root "$DATA"
-      else
-        echo "no packed store at $PACK: starting from STORE as it is"
-      fi ;;
+      found=0
+      for f in "$PACKS"/*.pack; do
+        [ -f "$f" ] || continue
+        found=1
+        $MB unpack "$f" --store "$STORE" --data-root "$DATA"
+      done
+      [ $found = 1 ] || echo "no packed store in $PACKS: starting from STORE as it is" ;;
     floors)
       for m in chance majority; do
         $MB run --method "$m" "${COMMON[@]}" --seed 0 --seed 1 --seed 2 --seed 3 --seed 4
@@ -66,8 +70,13 @@ for part in $PARTS; do
         $MB ablate --ablation "$a" "${COMMON[@]}" "${SEEDS[@]}" --write --name "ablation-$a-megc2019-cde"
       done ;;
     pack)
-      mkdir -p "$(dirname "$PACK")"
-      $MB pack --store "$STORE" -o "$PACK" ;;
+      mkdir -p "$PACKS"
+      P=(--dataset megc2019-flow --protocol megc2019-cde --store "$STORE")
+      $MB pack "${P[@]}" --method chance --method majority -o "$PACKS/floors.pack"
+      $MB pack "${P[@]}" --method meranet -o "$PACKS/meranet.pack"
+      $MB pack "${P[@]}" --method resnet3d18 -o "$PACKS/resnet3d18.pack"
+      $MB pack "${P[@]}" --method ststnet --method ststnet-published -o "$PACKS/ststnet.pack"
+      $MB pack "${P[@]}" --method rcn -o "$PACKS/rcn.pack" ;;
     *)
       echo "unknown part '$part' (unpack, floors, board, rcn, ablations, report, ablation-boards, pack)" >&2
       exit 2 ;;

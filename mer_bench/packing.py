@@ -52,24 +52,43 @@ def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(str(path), timeout=30, isolation_level=None)
 
 
-def pack_store(store_path: str | os.PathLike, out: str | os.PathLike) -> dict[str, Any]:
+def pack_store(store_path: str | os.PathLike, out: str | os.PathLike,
+               run_ids: list[str] | None = None) -> dict[str, Any]:
     """Write the packed copy of the store at ``store_path`` to ``out`` (atomically).
+
+    Args:
+        run_ids: only these runs (complete or not); default every run of the store. Packing a
+            board's runs in groups (one file per method, say) keeps each file unchanged once its
+            runs are complete, so a repository stores it once.
 
     Returns:
         ``{"runs": n, "complete": n, "predictions": n, "bytes": size}``.
 
     Raises:
         StoreError: ``store_path`` is not a readable mer-bench store, or is damaged.
+        ValueError: a run id that is not in the store, or nothing to pack.
         OSError: ``out`` cannot be written (the old file, if any, is left as it was).
     """
     out = Path(out)
     with Store(store_path, readonly=True) as store:
+        have = set(store.runs(None)["run_id"])
+        if run_ids is not None:
+            missing = [r for r in run_ids if r not in have]
+            if missing:
+                raise ValueError(f"no run {', '.join(missing)} in {store.path}")
+        if not (have if run_ids is None else run_ids):
+            raise ValueError(f"nothing to pack: no run in {store.path}")
         with atomic_path(out) as tmp:
             tmp.unlink()  # sqlite creates it
             dest = _connect(tmp)
             try:
                 store._db.backup(dest)
                 dest.execute("BEGIN")
+                if run_ids is not None:
+                    dest.execute("CREATE TEMP TABLE keep (run_id TEXT PRIMARY KEY)")
+                    dest.executemany("INSERT OR IGNORE INTO keep VALUES (?)", [(r,) for r in run_ids])
+                    for table in ("predictions", "curves", "folds", "runs"):
+                        dest.execute(f"DELETE FROM {table} WHERE run_id NOT IN (SELECT run_id FROM keep)")
                 dest.execute("UPDATE predictions SET y_true = ?", (NO_LABEL,))
                 dest.execute("UPDATE runs SET lease_owner = NULL, lease_until = NULL")
                 dest.execute("COMMIT")

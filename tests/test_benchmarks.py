@@ -39,26 +39,31 @@ def test_the_composite_board_script_runs_commands_the_cli_accepts(tmp_path):
     if shutil.which("bash") is None:
         pytest.skip("no bash here")
     script = REPO / "benchmarks" / "composite_board.sh"
-    pack = tmp_path / "stores" / "board.pack"
-    pack.parent.mkdir()
-    pack.write_bytes(b"")
+    packs = tmp_path / "stores"
+    packs.mkdir()
+    for name in ("floors.pack", "rcn.pack"):
+        (packs / name).write_bytes(b"")
+    env = {**os.environ, "MER_BENCH": "echo", "PACKS": str(packs)}
     out = subprocess.run(["bash", str(script), "S.sqlite", "DATA"], capture_output=True, text=True,
-                         env={**os.environ, "MER_BENCH": "echo", "PACK": str(pack)}, check=True).stdout
+                         env=env, check=True).stdout
     commands = [shlex.split(line) for line in out.splitlines() if not line.startswith("==")]
     parts = [line.split()[1] for line in out.splitlines() if line.startswith("==")]
     assert parts == ["unpack", "floors", "board", "rcn", "ablations", "report", "ablation-boards", "pack"]
-    # unpack 1, floors 2, board 4, rcn 1, ablations 2, report 1, ablation boards 2, pack 1
-    assert len(commands) == 14
+    # unpack 2 (one a file), floors 2, board 4, rcn 1, ablations 2, report 1, ablation boards 2, pack 5
+    assert len(commands) == 19
     parser = build_parser()
     for argv in commands:
         args = parser.parse_args(argv)
         assert args.store == "S.sqlite"
         assert getattr(args, "data_root", "DATA") == "DATA"
-    assert commands[0][:2] == ["unpack", str(pack)] and commands[-1][-2:] == ["-o", str(pack)]
-    pack.unlink()  # no packed store yet: unpack says so and runs nothing
+    assert [c[:2] for c in commands[:2]] == [["unpack", str(packs / f)] for f in ("floors.pack", "rcn.pack")]
+    written = [c[-1] for c in commands if c[0] == "pack"]
+    assert written == [str(packs / f"{g}.pack") for g in ("floors", "meranet", "resnet3d18", "ststnet", "rcn")]
+    for p in packs.iterdir():  # no packed store yet: unpack says so and runs nothing
+        p.unlink()
     out = subprocess.run(["bash", str(script), "S.sqlite", "DATA", "unpack"], capture_output=True, text=True,
-                         env={**os.environ, "MER_BENCH": "echo", "PACK": str(pack)}, check=True).stdout
-    assert out.splitlines()[1] == f"no packed store at {pack}: starting from STORE as it is"
+                         env=env, check=True).stdout
+    assert out.splitlines()[1] == f"no packed store in {packs}: starting from STORE as it is"
     bad = subprocess.run(["bash", str(script), "S.sqlite", "DATA", "boards"], capture_output=True, text=True,
                          env={**os.environ, "MER_BENCH": "echo"})
     assert bad.returncode == 2 and "unknown part 'boards'" in bad.stderr

@@ -134,3 +134,22 @@ def test_a_composite_store_travels_without_the_licensed_labels(tmp_path, capsys)
     assert main(["unpack", str(pack), "--store", str(out), "--data-root", str(ROOT)]) == 0
     assert _rows(out, "predictions") == _rows(store, "predictions")
     assert _board(out, capsys) == _board(store, capsys)
+
+
+def test_a_pack_of_some_runs_holds_those_runs_only(packed, tmp_path, capsys):
+    store, _ = packed
+    part = tmp_path / "floors.pack"
+    assert main(["pack", "--store", str(store), "--method", "chance", "--method", "majority", "-o", str(part)]) == 0
+    out = tmp_path / "b.sqlite"
+    assert main(["unpack", str(part), "--store", str(out)]) == 0
+    with Store(out) as s:
+        runs = s.runs(None)
+    assert sorted(runs["method"]) == ["chance", "chance", "majority", "majority"]
+    kept = set(runs["run_id"])
+    assert {r[0] for r in _rows(out, "predictions")} == kept
+    assert [r for r in _rows(store, "predictions") if r[0] in kept] == _rows(out, "predictions")
+    capsys.readouterr()
+    assert main(["pack", "--store", str(store), "--method", "nope", "-o", str(tmp_path / "x.pack")]) == 2
+    assert "no run in" in capsys.readouterr().err and not (tmp_path / "x.pack").exists()
+    assert main(["pack", "--store", str(store), "abc-s0", "-o", str(tmp_path / "x.pack")]) == 2
+    assert "no run abc-s0" in capsys.readouterr().err
