@@ -12,8 +12,8 @@ def add_parser(sub) -> None:
                                    "fingerprint) and that every predicted clip is there under the same subject; then "
                                    "add its runs to --store (created if absent). Runs already in the store are left "
                                    "as they are.",
-                       epilog="e.g. mer-bench unpack leaderboards/stores/megc2019-cde/rcn.pack --store composite.sqlite "
-                              "--data-root ../shared/data/megc2019-composite")
+                       epilog="e.g. mer-bench unpack leaderboards/stores/megc2019-cde/rcn.pack --store "
+                              "composite.sqlite --data-root ../shared/data/megc2019-composite")
     p.add_argument("file", help="the packed store")
     add_data_root(p)
     add_store(p)
