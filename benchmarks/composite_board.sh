@@ -9,8 +9,8 @@
 #              board's runs without their licensed labels, one file per group) to STORE, labels restored
 #              from DATA_ROOT; the runs there are reused, so only what is missing is computed
 #   floors     chance and majority, 5 seeds (seconds)
-#   board      meranet and resnet3d18 (fast preset), 3 seeds; ststnet and its best-on-test twin, 3 seeds;
-#              STSTNet's published log imported
+#   board      meranet and resnet3d18 (fast preset), 5 seeds (a seed takes under 10 minutes); ststnet and its
+#              best-on-test twin, 3 seeds; STSTNet's published log imported
 #   rcn        rcn and its best-on-test twin, 3 seeds
 #   ablations  the kernel (3/5/7) and shared (cnn/mlp) ablations of MERANet, 3 seeds (kernel_size=5 and
 #              shared=cnn are the board's meranet runs, reused)
@@ -22,9 +22,9 @@
 #              resumes from them (a group's file stays byte-identical once its runs are complete)
 # report and ablation-boards refuse rows measured with uncommitted code.
 #
-# Wall time per seed with 2 workers on a 2-core AVX-512 Xeon (2026-12-03; an AVX2 machine takes about
-# 1.5-2x): meranet about 10 min, resnet3d18 about 6, ststnet about 12, rcn about 30; an ablation arm as
-# meranet. Completed folds stay in the store: run the same command again to resume. Publish from a
+# Wall time per seed with 2 workers on a 2-core AVX-512 machine (Intel Xeon and AMD EPYC, 2026-12-03; an
+# AVX2 machine takes about 1.5-2x): meranet about 8-10 min, resnet3d18 about 6, ststnet about 12, rcn about
+# 29 (its 3 seeds with the twin: 85.6 min on the EPYC); an ablation arm as meranet. Completed folds stay in the store: run the same command again to resume. Publish from a
 # clean commit, with every part complete (a board shows complete runs only).
 set -euo pipefail
 STORE=${1:-${MER_BENCH_STORE:-composite.sqlite}}
@@ -52,8 +52,8 @@ for part in $PARTS; do
         $MB run --method "$m" "${COMMON[@]}" --seed 0 --seed 1 --seed 2 --seed 3 --seed 4
       done ;;
     board)
-      $MB run --method meranet "${COMMON[@]}" "${SEEDS[@]}"
-      $MB run --method resnet3d18 "${COMMON[@]}" "${SEEDS[@]}"
+      $MB run --method meranet "${COMMON[@]}" "${SEEDS[@]}" --seed 3 --seed 4
+      $MB run --method resnet3d18 "${COMMON[@]}" "${SEEDS[@]}" --seed 3 --seed 4
       $MB run --method ststnet "${COMMON[@]}" --select-epoch both "${SEEDS[@]}"
       $MB import "$DATA/ststnet_logfile.txt" --format megc-log --name ststnet-published --dataset megc2019-flow \
         --protocol megc2019-cde --data-root "$DATA" --store "$STORE" --force ;;
