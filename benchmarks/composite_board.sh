@@ -75,8 +75,10 @@ for part in $PARTS; do
       $MB pack "${P[@]}" --method chance --method majority -o "$PACKS/floors.pack"
       $MB pack "${P[@]}" --method meranet -o "$PACKS/meranet.pack"
       $MB pack "${P[@]}" --method resnet3d18 -o "$PACKS/resnet3d18.pack"
-      $MB pack "${P[@]}" --method ststnet --method ststnet-published -o "$PACKS/ststnet.pack"
-      $MB pack "${P[@]}" --method rcn -o "$PACKS/rcn.pack" ;;
+      $MB pack "${P[@]}" --method ststnet --method ststnet-published --select-epoch last -o "$PACKS/ststnet.pack"
+      $MB pack "${P[@]}" --method ststnet --select-epoch best-on-test -o "$PACKS/ststnet-best-on-test.pack"
+      $MB pack "${P[@]}" --method rcn --select-epoch last -o "$PACKS/rcn.pack"
+      $MB pack "${P[@]}" --method rcn --select-epoch best-on-test -o "$PACKS/rcn-best-on-test.pack" ;;
     *)
       echo "unknown part '$part' (unpack, floors, board, rcn, ablations, report, ablation-boards, pack)" >&2
       exit 2 ;;

@@ -49,8 +49,8 @@ def test_the_composite_board_script_runs_commands_the_cli_accepts(tmp_path):
     commands = [shlex.split(line) for line in out.splitlines() if not line.startswith("==")]
     parts = [line.split()[1] for line in out.splitlines() if line.startswith("==")]
     assert parts == ["unpack", "floors", "board", "rcn", "ablations", "report", "ablation-boards", "pack"]
-    # unpack 2 (one a file), floors 2, board 4, rcn 1, ablations 2, report 1, ablation boards 2, pack 5
-    assert len(commands) == 19
+    # unpack 2 (one a file), floors 2, board 4, rcn 1, ablations 2, report 1, ablation boards 2, pack 7
+    assert len(commands) == 21
     parser = build_parser()
     for argv in commands:
         args = parser.parse_args(argv)
@@ -58,7 +58,8 @@ def test_the_composite_board_script_runs_commands_the_cli_accepts(tmp_path):
         assert getattr(args, "data_root", "DATA") == "DATA"
     assert [c[:2] for c in commands[:2]] == [["unpack", str(packs / f)] for f in ("floors.pack", "rcn.pack")]
     written = [c[-1] for c in commands if c[0] == "pack"]
-    assert written == [str(packs / f"{g}.pack") for g in ("floors", "meranet", "resnet3d18", "ststnet", "rcn")]
+    groups = ("floors", "meranet", "resnet3d18", "ststnet", "ststnet-best-on-test", "rcn", "rcn-best-on-test")
+    assert written == [str(packs / f"{g}.pack") for g in groups]
     for p in packs.iterdir():  # no packed store yet: unpack says so and runs nothing
         p.unlink()
     out = subprocess.run(["bash", str(script), "S.sqlite", "DATA", "unpack"], capture_output=True, text=True,

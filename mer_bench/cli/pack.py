@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--protocol", default=None, help="... and of this protocol")
     p.add_argument("--method", action="append", default=None,
                    help="... and of this method (or imported name); repeat for several")
+    p.add_argument("--select-epoch", choices=["last", "best-on-test"], default=None,
+                   help="... and of this model selection (a run and its best-on-test twin in two files)")
     p.add_argument("-o", "--output", required=True, help="the packed file to write")
     add_store(p, read=True)
     p.set_defaults(handler=main)
@@ -31,7 +33,7 @@ def main(args) -> int:
     from mer_bench.store import Store, default_store_path
 
     path = args.store or default_store_path()
-    filters = (args.dataset, args.protocol, args.method)
+    filters = (args.dataset, args.protocol, args.method, args.select_epoch)
     ids = list(args.run_ids) or None
     if ids and any(f is not None for f in filters):
         raise ValueError("give RUN_IDs or --dataset/--protocol/--method filters, not both")
@@ -43,6 +45,8 @@ def main(args) -> int:
                 runs = runs[runs[col] == value]
         if args.method:
             runs = runs[runs["method"].isin(args.method)]
+        if args.select_epoch:
+            runs = runs[runs["selection_code"].fillna("last") == args.select_epoch]
         if runs.empty:
             raise ValueError(f"no run in {path} matches " + ", ".join(
                 f"--{k} {v}" for k, v in (("dataset", args.dataset), ("protocol", args.protocol),
