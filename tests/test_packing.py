@@ -153,3 +153,17 @@ def test_a_pack_of_some_runs_holds_those_runs_only(packed, tmp_path, capsys):
     assert "no run in" in capsys.readouterr().err and not (tmp_path / "x.pack").exists()
     assert main(["pack", "--store", str(store), "abc-s0", "-o", str(tmp_path / "x.pack")]) == 2
     assert "no run abc-s0" in capsys.readouterr().err
+
+
+def test_a_run_and_its_best_on_test_twin_pack_into_two_files(tmp_path):
+    store = tmp_path / "a.sqlite"
+    assert main(["run", "--method", "ststnet", *SMALL, "--set", "epochs=2", "--select-epoch", "both",
+                 "--store", str(store)]) == 0
+    for selection in ("last", "best-on-test"):
+        part, out = tmp_path / f"{selection}.pack", tmp_path / f"{selection}.sqlite"
+        assert main(["pack", "--store", str(store), "--method", "ststnet", "--select-epoch", selection,
+                     "-o", str(part)]) == 0
+        assert main(["unpack", str(part), "--store", str(out)]) == 0
+        runs = Store(out).runs(None)
+        assert len(runs) == 1 and runs["selection_code"].iloc[0] == selection
+        assert bool(runs["leaky"].iloc[0]) == (selection == "best-on-test")
