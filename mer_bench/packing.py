@@ -113,6 +113,23 @@ def _check_packed(db: sqlite3.Connection, where: Path) -> None:
                         f"{SCHEMA_VERSION}); upgrade mer-bench to unpack it")
 
 
+def _copy_packed(packed: Path, work: Path) -> sqlite3.Connection:
+    """``packed``, checked to be a packed store, copied to ``work``; the open copy."""
+    src = sqlite3.connect(f"{packed.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    tmp = None
+    try:
+        _check_packed(src, packed)
+        tmp = _connect(work)
+        src.backup(tmp)
+        return tmp
+    except sqlite3.DatabaseError as exc:
+        if tmp is not None:
+            tmp.close()
+        raise PackError(f"{packed} is not a packed mer-bench store ({exc})") from None
+    finally:
+        src.close()
+
+
 def unpack_store(packed: str | os.PathLike, store_path: str | os.PathLike,
                  dataset_for: Callable[[str, dict[str, Any]], Any]) -> list[tuple[str, str]]:
     """Put the labels of the packed store ``packed`` back from the data and add its runs to the
@@ -136,16 +153,7 @@ def unpack_store(packed: str | os.PathLike, store_path: str | os.PathLike,
         have = set(target.runs(None)["run_id"])
     work = store_path.parent / f".{store_path.name}.unpack.tmp"
     try:
-        src = sqlite3.connect(f"{packed.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
-            try:
-                _check_packed(src, packed)
-                tmp = _connect(work)
-                src.backup(tmp)
-            except sqlite3.DatabaseError as exc:
-                raise PackError(f"{packed} is not a packed mer-bench store ({exc})") from None
-        finally:
-            src.close()
+        tmp = _copy_packed(packed, work)
         try:
             runs = tmp.execute("SELECT run_id, method, dataset, dataset_options, dataset_fingerprint, representation "
                                "FROM runs ORDER BY run_id").fetchall()
