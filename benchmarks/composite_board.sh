@@ -19,7 +19,8 @@
 #   pack       write the runs of STORE, without their labels, to $PACKS, one file per group (floors, meranet
 #              with its ablation arms, resnet3d18, ststnet with its twin and the published log, rcn with its twin): commit
 #              them with the boards, so the boards can be checked from their predictions and a later session
-#              resumes from them (a group's file stays byte-identical once its runs are complete)
+#              resumes from them (a group's file stays byte-identical once its runs are complete, whichever
+#              store it is packed from)
 # report and ablation-boards refuse rows measured with uncommitted code.
 #
 # Wall time per seed with 2 workers on a 2-core AVX-512 machine (Intel Xeon and AMD EPYC, 2026-12-03; an

@@ -3,6 +3,7 @@ restores to the same runs, boards and resumable partial runs. Tests on the real 
 ``../shared/data/megc2019-composite`` and skip with the reason when it is absent."""
 
 import hashlib
+import lzma
 import sqlite3
 from pathlib import Path
 
@@ -29,6 +30,17 @@ def _rows(path, table):
         return sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
 
 
+def _inside(pack) -> Path:
+    """The SQLite database inside a packed file (xz-compressed), written beside it."""
+    db = Path(pack).with_suffix(".inside.sqlite")
+    db.write_bytes(lzma.decompress(Path(pack).read_bytes()))
+    return db
+
+
+def _repack(db, pack) -> None:
+    Path(pack).write_bytes(lzma.compress(Path(db).read_bytes()))
+
+
 def _digest(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -47,7 +59,8 @@ def packed(tmp_path):
 
 def test_a_packed_store_has_no_labels_and_is_never_read_as_a_store(packed):
     store, pack = packed
-    labels = {row[0] for row in sqlite3.connect(pack).execute("SELECT DISTINCT y_true FROM predictions")}
+    assert pack.read_bytes()[:6] == b"\xfd7zXZ\x00"  # an xz stream
+    labels = {row[0] for row in sqlite3.connect(_inside(pack)).execute("SELECT DISTINCT y_true FROM predictions")}
     assert labels == {NO_LABEL}
     assert {row[0] for row in sqlite3.connect(store).execute("SELECT DISTINCT y_true FROM predictions")} != {NO_LABEL}
     before = _digest(pack)
@@ -56,6 +69,31 @@ def test_a_packed_store_has_no_labels_and_is_never_read_as_a_store(packed):
     with pytest.raises(StoreError, match="packed"):
         Store(pack)  # not even for writing: nothing is changed
     assert _digest(pack) == before
+    inside = _inside(pack)
+    with pytest.raises(StoreError, match="packed mer-bench store.*mer-bench unpack"):
+        Store(inside)  # decompressed by hand, it is still refused
+
+
+def test_a_pack_is_the_same_bytes_from_whichever_store_holds_the_runs(packed, tmp_path, capsys):
+    store, pack = packed
+    other = tmp_path / "other.sqlite"  # the same runs, added in another order
+    assert main(["unpack", str(pack), "--store", str(other)]) == 0
+    with sqlite3.connect(other) as db:
+        rows = db.execute("SELECT * FROM predictions ORDER BY sample_id DESC").fetchall()
+        db.execute("DELETE FROM predictions")
+        db.executemany(f"INSERT INTO predictions VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    again = tmp_path / "again.pack"
+    assert main(["pack", "--store", str(other), "-o", str(again)]) == 0
+    assert again.read_bytes() == pack.read_bytes()
+
+
+def test_a_pack_written_before_compression_still_unpacks(packed, tmp_path, capsys):
+    store, pack = packed
+    legacy = tmp_path / "legacy.pack"
+    legacy.write_bytes(lzma.decompress(pack.read_bytes()))  # packs were the SQLite file itself
+    out = tmp_path / "b.sqlite"
+    assert main(["unpack", str(legacy), "--store", str(out)]) == 0
+    assert _rows(out, "predictions") == _rows(store, "predictions")
 
 
 def test_unpacking_restores_the_same_runs_and_boards(packed, tmp_path, capsys):
@@ -91,10 +129,11 @@ def test_an_unpacked_partial_run_resumes_where_it_stopped(packed, tmp_path, caps
 def test_unpacking_against_other_data_is_a_clear_error_that_adds_nothing(packed, tmp_path):
     _, pack = packed
     bad = tmp_path / "bad.pack"
-    bad.write_bytes(pack.read_bytes())
-    with sqlite3.connect(bad) as db:
+    inside = _inside(pack)
+    with sqlite3.connect(inside) as db:
         run_id = db.execute("SELECT run_id FROM runs WHERE method = 'majority' ORDER BY run_id").fetchone()[0]
         db.execute("UPDATE runs SET dataset_fingerprint = 'feedfacefeed' WHERE run_id = ?", (run_id,))
+    _repack(inside, bad)
     out = tmp_path / "b.sqlite"
     from mer_bench.registry import DATASETS
 
@@ -104,15 +143,20 @@ def test_unpacking_against_other_data_is_a_clear_error_that_adds_nothing(packed,
     with pytest.raises(PackError, match=f"run {run_id} \\(majority on synthetic\\): made on other data"):
         unpack_store(bad, out, dataset_for)
     assert Store(out).runs(None).empty  # nothing was added
-    bad.write_bytes(pack.read_bytes())
-    with sqlite3.connect(bad) as db:
+    inside = _inside(pack)
+    with sqlite3.connect(inside) as db:
         db.execute("UPDATE predictions SET sample_id = 'synthetic/s99/s99_01' WHERE rowid = "
                    "(SELECT MIN(rowid) FROM predictions)")
+    _repack(inside, bad)
     with pytest.raises(PackError, match="predicts clip 'synthetic/s99/s99_01', which the data here does not have"):
         unpack_store(bad, out, dataset_for)
     assert Store(out).runs(None).empty
     with pytest.raises(PackError, match="not a packed mer-bench store"):
         unpack_store(tmp_path / "a.sqlite", out, dataset_for)  # an ordinary store
+    bad.write_bytes(pack.read_bytes()[: len(pack.read_bytes()) // 2])  # cut short in the carrying
+    with pytest.raises(PackError, match="not a packed mer-bench store \\(damaged compression"):
+        unpack_store(bad, out, dataset_for)
+    assert Store(out).runs(None).empty
     with pytest.raises(PackError, match="no packed store"):
         unpack_store(tmp_path / "missing.pack", out, dataset_for)
     assert not list(tmp_path.glob(".*.unpack.tmp"))  # no work file left behind
@@ -126,7 +170,8 @@ def test_a_composite_store_travels_without_the_licensed_labels(tmp_path, capsys)
     assert main(["import", str(ROOT / "ststnet_logfile.txt"), "--name", "ststnet-published", "--data-root",
                  str(ROOT), "--store", str(store)]) == 0
     assert main(["pack", "--store", str(store), "-o", str(pack)]) == 0
-    assert {r[0] for r in sqlite3.connect(pack).execute("SELECT DISTINCT y_true FROM predictions")} == {NO_LABEL}
+    inside = sqlite3.connect(_inside(pack))
+    assert {r[0] for r in inside.execute("SELECT DISTINCT y_true FROM predictions")} == {NO_LABEL}
     capsys.readouterr()
     assert main(["unpack", str(pack), "--store", str(out), "--data-root", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err

@@ -54,5 +54,10 @@ def main(args) -> int:
         ids = list(runs["run_id"])
     done = pack_store(path, args.output, ids)
     print(f"packed {done['runs']} run(s) ({done['complete']} complete), {done['predictions']} predictions without "
-          f"their labels, into {args.output} ({done['bytes'] / 1e6:.1f} MB)", file=sys.stderr)
+          f"their labels, into {args.output} ({_size(done['bytes'])}, xz-compressed)", file=sys.stderr)
     return 0
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+

@@ -50,7 +50,7 @@ import pandas as pd
 
 from mer_bench.store.errors import StoreBusyError, StoreError, StoreWarning, describe
 from mer_bench.store.leases import LEASE_RENEW_S, LEASE_S, LeaseMixin
-from mer_bench.store.schema import APPLICATION_ID, SCHEMA_VERSION, SchemaMixin
+from mer_bench.store.schema import APPLICATION_ID, PACKED_MAGIC, SCHEMA_VERSION, SchemaMixin, packed_message
 
 __all__ = ["Store", "StoreError", "StoreBusyError", "StoreWarning", "default_store_path", "APPLICATION_ID",
            "SCHEMA_VERSION", "LEASE_S", "LEASE_RENEW_S"]
@@ -71,6 +71,14 @@ def _wait_s() -> float:
         return max(0.0, float(os.environ.get("MER_BENCH_STORE_WAIT", "600")))
     except ValueError:
         return 600.0
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:  # absent or unreadable: the opening below says which
+        return False
 
 
 class Store(LeaseMixin, SchemaMixin):
@@ -97,6 +105,8 @@ class Store(LeaseMixin, SchemaMixin):
         if self.path.is_dir():
             raise StoreError(f"results store {self.path} is a directory; "
                              f"give a file path such as {self.path / 'results.sqlite'}")
+        if _starts_with(self.path, PACKED_MAGIC):  # a packed file as written (compressed)
+            raise StoreError(packed_message(self.path))
         if readonly and not self.path.is_file():
             raise StoreError(f"no results store at {self.path}; run something first (mer-bench run ...) or give "
                              f"the store with --store PATH or $MER_BENCH_STORE")

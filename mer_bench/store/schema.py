@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mer_bench.store.errors import StoreError
 
-__all__ = ["SCHEMA", "APPLICATION_ID", "PACKED_APPLICATION_ID", "SCHEMA_VERSION", "SchemaMixin"]
+__all__ = ["SCHEMA", "APPLICATION_ID", "PACKED_APPLICATION_ID", "PACKED_MAGIC", "SCHEMA_VERSION", "SchemaMixin"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -81,6 +81,8 @@ APPLICATION_ID = 0x4D455242
 #: ``PRAGMA application_id`` of a *packed* store (:mod:`mer_bench.packing`: the ground-truth labels
 #: removed, for publishing): the bytes ``MERP``. Never opened as a store
 PACKED_APPLICATION_ID = 0x4D455250
+#: the first bytes of a packed file as written (an xz stream of the packed SQLite database)
+PACKED_MAGIC = b"\xfd7zXZ\x00"
 #: ``PRAGMA user_version``: 1 = the first stores (no id, no lease columns), 2 = leases, 3 = this layout
 #: (the facts a board needs, stored at run time: ``overrides``, ``trains_epochs``, ``selection_code``,
 #: ``representation``; NULL in runs made before), 4 = the CPU (model, instruction set, bf16) and
@@ -96,6 +98,12 @@ _OUR_TABLES = {"runs": {"run_id", "config_hash", "method", "dataset", "protocol"
                "predictions": {"run_id", "sample_id", "fold_index", "y_true", "y_pred"}}
 
 
+def packed_message(path) -> str:
+    """The error for a packed file given as a store."""
+    return (f"{path} is a packed mer-bench store (its ground-truth labels are removed); nothing was changed. "
+            f"Unpack it first: mer-bench unpack {path} --store NEW.sqlite --data-root DIR")
+
+
 class SchemaMixin:
     """Opening checks of :class:`mer_bench.store.Store` (it provides ``_db``, ``path`` and
     ``_transaction``)."""
@@ -107,9 +115,7 @@ class SchemaMixin:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if app_id == PACKED_APPLICATION_ID:
-            raise StoreError(f"{self.path} is a packed mer-bench store (its ground-truth labels are removed); nothing "
-                             f"was changed. Unpack it first: mer-bench unpack {self.path} --store NEW.sqlite "
-                             f"--data-root DIR")
+            raise StoreError(packed_message(self.path))
         if app_id not in (0, APPLICATION_ID):
             raise StoreError(f"{self.path} is not a mer-bench results store (it is another program's SQLite database, "
                              f"application id {app_id:#x}); nothing was changed. Give a new file with --store PATH.")
