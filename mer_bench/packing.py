@@ -46,9 +46,6 @@ __all__ = ["pack_store", "unpack_store", "PackError", "PACKED_APPLICATION_ID", "
 
 #: the ``y_true`` of every prediction in a packed store
 NO_LABEL = -1
-#: a packed file is an xz stream (these are its first bytes) of a SQLite database; files packed
-#: before the compression are the SQLite database itself, and unpack reads both
-_XZ_MAGIC = PACKED_MAGIC
 #: the tables a packed file holds, each copied in the order of its primary key
 _TABLES = {"runs": "run_id", "folds": "run_id, fold_index", "predictions": "run_id, sample_id",
            "curves": "run_id, fold_index, epoch"}
@@ -89,37 +86,29 @@ def pack_store(store_path: str | os.PathLike, out: str | os.PathLike,
                 raise ValueError(f"no run {', '.join(missing)} in {store.path}")
         if not (have if run_ids is None else run_ids):
             raise ValueError(f"nothing to pack: no run in {store.path}")
-        work = out.parent / f".{out.name}.pack.tmp"
         canon = out.parent / f".{out.name}.canon.tmp"
         try:
-            for leftover in (work, canon):
-                leftover.unlink(missing_ok=True)
-            dest = _connect(work)
-            try:
-                store._db.backup(dest)
-            finally:
-                dest.close()
-            counts = _canonical_copy(work, canon, run_ids)
+            canon.unlink(missing_ok=True)
+            counts = _canonical_copy(store.path, canon, run_ids)
             with atomic_path(out) as tmp:
                 with open(canon, "rb") as src, lzma.open(tmp, "wb", preset=9) as xz:
                     shutil.copyfileobj(src, xz, 1 << 20)
         finally:
-            for leftover in (work, canon):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
+            with contextlib.suppress(OSError):
+                canon.unlink()
     return {**counts, "bytes": out.stat().st_size}
 
 
-def _canonical_copy(work: Path, canon: Path, run_ids: list[str] | None) -> dict[str, int]:
-    """The runs of the store copy ``work`` (``run_ids``, default all), labels removed and leases
+def _canonical_copy(store_path: Path, canon: Path, run_ids: list[str] | None) -> dict[str, int]:
+    """The runs of the store at ``store_path`` (``run_ids``, default all), labels removed and leases
     cleared, written to a fresh database ``canon`` of this layout in primary-key order, marked
     packed and compacted. Returns the counts of :func:`pack_store`."""
     with Store(canon):  # a fresh store: this mer-bench's tables, columns in their canonical order
         pass
-    db = _connect(canon)
+    db = sqlite3.connect(str(canon), timeout=30, isolation_level=None, uri=True)
     try:
-        db.execute("ATTACH DATABASE ? AS src", (str(work),))
-        db.execute("BEGIN")
+        db.execute("ATTACH DATABASE ? AS src", (f"{store_path.resolve().as_uri()}?mode=ro",))
+        db.execute("BEGIN")  # one transaction: a consistent snapshot of the store, even while it is written
         if run_ids is not None:
             db.execute("CREATE TEMP TABLE keep (run_id TEXT PRIMARY KEY)")
             db.executemany("INSERT OR IGNORE INTO keep VALUES (?)", [(r,) for r in run_ids])
@@ -156,26 +145,15 @@ def _copy_packed(packed: Path, work: Path) -> sqlite3.Connection:
     """``packed``, checked to be a packed store, copied (decompressed) to ``work``; the open copy."""
     try:
         with open(packed, "rb") as f:
-            compressed = f.read(len(_XZ_MAGIC)) == _XZ_MAGIC
+            compressed = f.read(len(PACKED_MAGIC)) == PACKED_MAGIC
         if compressed:
             with lzma.open(packed, "rb") as xz, open(work, "wb") as out:
                 shutil.copyfileobj(xz, out, 1 << 20)
         else:  # packed before the compression: the SQLite database itself
-            src = sqlite3.connect(f"{packed.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-            try:
-                _check_packed(src, packed)
-                dest = _connect(work)
-                try:
-                    src.backup(dest)
-                finally:
-                    dest.close()
-            finally:
-                src.close()
-        tmp = _connect(work)
+            shutil.copyfile(packed, work)
     except (lzma.LZMAError, EOFError) as exc:
         raise PackError(f"{packed} is not a packed mer-bench store (damaged compression: {exc})") from None
-    except sqlite3.DatabaseError as exc:
-        raise PackError(f"{packed} is not a packed mer-bench store ({exc})") from None
+    tmp = _connect(work)
     try:
         _check_packed(tmp, packed)
     except sqlite3.DatabaseError as exc:
