@@ -13,7 +13,8 @@ localisation score on the embedded dataset, whose clips come with known motion m
 * :func:`saliency_study`: trains each method once on the training side of a subject hold-out of
   the synthetic dataset, computes Grad-CAM on the held-out subjects' clips (for the predicted
   class) and reports the localisation score with a subject-cluster bootstrap interval, plus
-  example images. The MERANet paper claims its attention focuses on the right facial regions:
+  example images and its provenance (the commit, marked when uncommitted; the CPU, threads,
+  torch; each training's wall time). The MERANet paper claims its attention focuses on the right facial regions:
   this measures it against MERANet's attention-free baseline.
 """
 
@@ -113,6 +114,8 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
     Raises:
         ValueError: a method without a network (Grad-CAM needs gradients), or an unknown layer.
     """
+    import time
+
     import torch
 
     from mer_bench import stats
@@ -129,7 +132,12 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
     fold = SubjectHoldout(test_size=0.25).folds(table, seed)[0]
     masks = ds.motion_mask(fold.test)
     subjects = table["subject"].to_numpy()[fold.test]
+    from mer_bench.pipeline.runner import git_commit
+    from mer_bench.runtime import cpu_description
+
     result: dict[str, Any] = {"dataset": "synthetic", "dataset_options": ds.options(), "seed": seed,
+                              "provenance": {"commit": git_commit(), "cpu": cpu_description(),
+                                             "threads": torch.get_num_threads(), "torch": torch.__version__},
                               "layer": layer or "last feature-map stage",
                               "test_clips": int(len(fold.test)), "test_subjects": int(len(set(subjects))),
                               "mask_area": float(masks.mean()), "methods": {}}
@@ -139,7 +147,9 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
         chosen = preset if preset in (getattr(cls, "presets", None) or {}) else ds.preset_for(cls)
         params = {**resolve_params(cls, chosen, overrides or {}), "random_state": seed}
         rep = cls.info.choose_representation(ds.representations)
+        started = time.perf_counter()
         method = cls(**params).fit(ds.samples(rep, fold.train))
+        train_s = time.perf_counter() - started
         x = method._prepare(ds.load(rep, fold.test))
         torch.manual_seed(0)
         target = None
@@ -157,8 +167,8 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
         boot = _subject_bootstrap_mean(s, subjects)
         result["methods"][name] = {"params": params, "preset": chosen, "representation": rep,
                                    "localisation": float(s.mean()),
-                                   "ci": boot, "accuracy": float((pred == table["label"].to_numpy()[fold.test])
-                                                                 .mean())}
+                                   "ci": boot, "train_s": train_s,
+                                   "accuracy": float((pred == table["label"].to_numpy()[fold.test]).mean())}
         if out_dir is not None:
             tag = name if layer is None else f"{name}-{layer}"
             result["methods"][name]["figure"] = str(_figure(tag, ds.load(rep, fold.test[:n_examples]),
@@ -213,6 +223,17 @@ def _figure(name: str, inputs: np.ndarray, maps: np.ndarray, masks: np.ndarray, 
     return path
 
 
+def _provenance(res: dict[str, Any]) -> str:
+    """One line: the commit (marked when uncommitted), CPU, threads, torch and each training's time."""
+    from mer_bench.provenance import clean_commit, wall_text
+
+    p = res["provenance"]
+    commit = p["commit"] if clean_commit(p["commit"]) else f"{p['commit']} (**uncommitted code**: not reproducible)"
+    times = "; ".join(f"{n} trained in {wall_text(r['train_s'])}" for n, r in res["methods"].items() if "train_s" in r)
+    return (f"- commit {commit}; on cpu ({p['cpu']}, {p['threads']} thread(s)); torch {p['torch']}"
+            + (f"; {times}" if times else ""))
+
+
 def render_saliency(res: dict[str, Any], methods: list[str], preset: str | None, seed: int, overrides: list[str],
                     layer: str | None) -> str:
     """The markdown of a saliency study (:func:`saliency_study`'s result), with the command that
@@ -240,8 +261,10 @@ def render_saliency(res: dict[str, Any], methods: list[str], preset: str | None,
             bayes = d["bayes"]
             lines[-1] += (f" Bayesian signed-rank over subjects (ROPE ±0.01): P({a} better) {bayes['p_a_better']:.2f}, "
                           f"P(equivalent) {bayes['p_equivalent']:.2f}, P({b} better) {bayes['p_b_better']:.2f}.")
-    lines += ["", *[f"![{n}]({Path(r['figure']).name})" for n, r in res["methods"].items()], "",
-              "Reproduce: `" + mer_bench_command(
+    lines += ["", *[f"![{n}]({Path(r['figure']).name})" for n, r in res["methods"].items()]]
+    if "provenance" in res:
+        lines += ["", "## Provenance", "", _provenance(res)]
+    lines += ["", "Reproduce: `" + mer_bench_command(
                   "saliency", *[a for m in methods for a in ("--method", m)], *(["--preset", preset] if preset else []),
                   "--seed", seed,
                   *[a for k, v in res["dataset_options"].items() for a in ("--dataset-set", f"{k}={v}")],

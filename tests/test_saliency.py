@@ -52,6 +52,13 @@ def test_saliency_cli_compares_two_methods(tmp_path, capsys):
     # the embedded dataset's suggestion (testbed) for both; the options given are in the command
     assert "| meranet | testbed |" in md and "| resnet3d18 | testbed |" in md and "meranet minus resnet3d18" in md
     assert "--dataset-set n_subjects=8" in md
+    # provenance: the commit (marked when uncommitted), the CPU and threads, each training's time
+    from mer_bench.pipeline.runner import git_commit
+    from mer_bench.runtime import cpu_description
+
+    prov = md.split("## Provenance", 1)[1]
+    assert f"commit {git_commit()}" in prov and cpu_description() in prov and "meranet trained in" in prov
+    assert ("uncommitted code" in prov) == git_commit().endswith("-dirty")
     assert (tmp_path / "saliency-meranet.png").stat().st_size > 5000
     assert main(["saliency", "--method", "chance", "--out", str(tmp_path)]) == 2
     assert "Grad-CAM needs a neural method" in capsys.readouterr().err
