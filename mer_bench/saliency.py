@@ -14,8 +14,8 @@ localisation score on the embedded dataset, whose clips come with known motion m
   the synthetic dataset, computes Grad-CAM on the held-out subjects' clips (for the predicted
   class) and reports the localisation score with a subject-cluster bootstrap interval, plus
   example images and its provenance (the commit, marked when uncommitted; the CPU, threads,
-  torch; each training's wall time). The MERANet paper claims its attention focuses on the right facial regions:
-  this measures it against MERANet's attention-free baseline.
+  torch; each training's wall time). The MERANet paper claims its attention focuses on the right
+  facial regions: this measures it against MERANet's attention-free baseline.
 """
 
 from __future__ import annotations
@@ -121,8 +121,10 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
     from mer_bench import stats
     from mer_bench.datasets.synthetic import SyntheticMER
     from mer_bench.method import resolve_params
+    from mer_bench.pipeline.runner import git_commit
     from mer_bench.protocols.holdout import SubjectHoldout
     from mer_bench.registry import METHODS
+    from mer_bench.runtime import cpu_description
 
     for name in methods:  # before any data is rendered
         if not hasattr(METHODS.get(name), "build_model"):
@@ -132,9 +134,6 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
     fold = SubjectHoldout(test_size=0.25).folds(table, seed)[0]
     masks = ds.motion_mask(fold.test)
     subjects = table["subject"].to_numpy()[fold.test]
-    from mer_bench.pipeline.runner import git_commit
-    from mer_bench.runtime import cpu_description
-
     result: dict[str, Any] = {"dataset": "synthetic", "dataset_options": ds.options(), "seed": seed,
                               "provenance": {"commit": git_commit(), "cpu": cpu_description(),
                                              "threads": torch.get_num_threads(), "torch": torch.__version__},
@@ -229,9 +228,8 @@ def _provenance(res: dict[str, Any]) -> str:
 
     p = res["provenance"]
     commit = p["commit"] if clean_commit(p["commit"]) else f"{p['commit']} (**uncommitted code**: not reproducible)"
-    times = "; ".join(f"{n} trained in {wall_text(r['train_s'])}" for n, r in res["methods"].items() if "train_s" in r)
-    return (f"- commit {commit}; on cpu ({p['cpu']}, {p['threads']} thread(s)); torch {p['torch']}"
-            + (f"; {times}" if times else ""))
+    times = "; ".join(f"{n} trained in {wall_text(r['train_s'])}" for n, r in res["methods"].items())
+    return f"- commit {commit}; on cpu ({p['cpu']}, {p['threads']} thread(s)); torch {p['torch']}; {times}"
 
 
 def render_saliency(res: dict[str, Any], methods: list[str], preset: str | None, seed: int, overrides: list[str],
@@ -261,9 +259,8 @@ def render_saliency(res: dict[str, Any], methods: list[str], preset: str | None,
             bayes = d["bayes"]
             lines[-1] += (f" Bayesian signed-rank over subjects (ROPE ±0.01): P({a} better) {bayes['p_a_better']:.2f}, "
                           f"P(equivalent) {bayes['p_equivalent']:.2f}, P({b} better) {bayes['p_b_better']:.2f}.")
-    lines += ["", *[f"![{n}]({Path(r['figure']).name})" for n, r in res["methods"].items()]]
-    if "provenance" in res:
-        lines += ["", "## Provenance", "", _provenance(res)]
+    lines += ["", *[f"![{n}]({Path(r['figure']).name})" for n, r in res["methods"].items()],
+              "", "## Provenance", "", _provenance(res)]
     lines += ["", "Reproduce: `" + mer_bench_command(
                   "saliency", *[a for m in methods for a in ("--method", m)], *(["--preset", preset] if preset else []),
                   "--seed", seed,
