@@ -52,6 +52,14 @@ def test_saliency_cli_compares_two_methods(tmp_path, capsys):
     # the embedded dataset's suggestion (testbed) for both; the options given are in the command
     assert "| meranet | testbed |" in md and "| resnet3d18 | testbed |" in md and "meranet minus resnet3d18" in md
     assert "--dataset-set n_subjects=8" in md
+    # per class motion: one row per AU group of the held-out clips, with its masks' chance and each method's share
+    rows = [r for r in md.splitlines() if r.startswith("| AU") and not r.startswith("| AU (class)")]
+    assert rows and all(r.count("|") == 6 for r in rows)
+    assert "| AU1+2 (surprise) |" in md and "| AU12 (positive) |" in md
+    cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
+    overall = float(next(r for r in md.splitlines() if r.startswith("| meranet |")).split("|")[3].split()[0])
+    weighted = sum(int(c[1]) * float(c[3]) for c in cells) / sum(int(c[1]) for c in cells)
+    assert weighted == pytest.approx(overall, abs=2e-3)  # the groups partition the held-out clips
     # provenance: the commit (marked when uncommitted), the CPU and threads, each training's time
     from mer_bench.pipeline.runner import git_commit
     from mer_bench.runtime import cpu_description
