@@ -29,7 +29,8 @@ import numpy as np
 
 from mer_bench.atomic import save_figure
 
-__all__ = ["render_saliency", "grad_cam", "default_target_layer", "localisation_score", "saliency_study"]
+__all__ = ["render_saliency", "grad_cam", "default_target_layer", "localisation_score", "localisation_ceiling",
+           "saliency_study"]
 
 
 def default_target_layer(model, x) -> Any:
@@ -105,6 +106,39 @@ def localisation_score(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.where(mass > 0, inside / np.where(mass > 0, mass, 1), area)
 
 
+def localisation_ceiling(masks: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """The best localisation score ``(N,)`` that any non-negative map on a ``grid`` = ``(h, w)`` of
+    cells reaches on each mask ``(N, H, W)`` once upsampled bilinearly to ``(H, W)``, as Grad-CAM
+    upsamples a layer's map: the score is a ratio of two linear functions of the cells' weights, so
+    its maximum over non-negative weights is at one cell (the best single cell). A layer whose map
+    is ``1 x 2 x 2`` cannot score much above chance even when it points at the right quadrant; this
+    says how far above chance its resolution allows.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    h, w = (int(v) for v in grid)
+    basis = torch.eye(h * w, dtype=torch.float64).view(h * w, 1, h, w)
+    up = F.interpolate(basis, size=masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0].numpy()
+    share = np.einsum("khw,nhw->nk", up, masks.astype(np.float64)) / up.sum(axis=(1, 2))[None]
+    return share.max(axis=1)
+
+
+def _output_grid(model, layer, x) -> tuple[int, int]:
+    """The spatial ``(h, w)`` of ``layer``'s output on inputs ``x``."""
+    import torch
+
+    shape: list = []
+    hook = layer.register_forward_hook(lambda m, i, o: shape.append(tuple(o.shape)))
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(x)
+    finally:
+        hook.remove()
+    return shape[0][-2], shape[0][-1]
+
+
 def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0, out_dir: str | Path | None = None,
                    n_examples: int = 4, dataset_options: dict | None = None,
                    overrides: dict[str, Any] | None = None, layer: str | None = None) -> dict[str, Any]:
@@ -142,7 +176,7 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
     result: dict[str, Any] = {"dataset": "synthetic", "dataset_options": ds.options(), "seed": seed,
                               "provenance": {"commit": git_commit(), "cpu": cpu_description(),
                                              "threads": torch.get_num_threads(), "torch": torch.__version__},
-                              "layer": layer or "last feature-map stage",
+                              "layer": layer or "the last feature-map stage",
                               "test_clips": int(len(fold.test)), "test_subjects": int(len(set(subjects))),
                               "mask_area": float(masks.mean()),
                               "by_au": [{"aus": a, "emotion": str(emotions[aus == a][0]),
@@ -167,6 +201,8 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
                 top = [n for n in modules if n and "." not in n]
                 raise ValueError(f"{name} has no layer {layer!r}; top-level modules: {', '.join(top)}")
             target = modules[layer]
+        target = target if target is not None else default_target_layer(method.model_, x)
+        grid = _output_grid(method.model_, target, x[:1])
         maps, pred = grad_cam(method.model_, x, target)
         if maps.shape[-2:] != masks.shape[-2:]:
             raise ValueError(f"{name}: maps {maps.shape} do not match the masks {masks.shape}; use size=None")
@@ -177,6 +213,7 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
                                    "localisation": float(s.mean()),
                                    "ci": boot, "train_s": train_s,
                                    "by_au": {a: float(s[aus == a].mean()) for a in au_groups},
+                                   "grid": list(grid), "ceiling": float(localisation_ceiling(masks, grid).mean()),
                                    "accuracy": float((pred == table["label"].to_numpy()[fold.test]).mean())}
         if out_dir is not None:
             tag = name if layer is None else f"{name}-{layer}"
@@ -256,10 +293,15 @@ def render_saliency(res: dict[str, Any], methods: list[str], preset: str | None,
              "class. Localisation: the share of the saliency mass inside the clip's known motion mask (energy-based "
              f"pointing game), averaged over clips; chance (the masks' area share) is {res['mask_area']:.3f}. "
              "Intervals: 95 % subject-cluster bootstrap.", "",
-             "| method | preset | localisation [95% CI] | accuracy on held-out clips |", "|---|---|---|---|"]
+             "*Ceiling*: the best score any non-negative map on the layer's grid reaches once upsampled "
+             "(`mer_bench.saliency.localisation_ceiling`): a coarse layer cannot score far above chance.", "",
+             "| method | preset | localisation [95% CI] | layer grid | ceiling | accuracy on held-out clips |",
+             "|---|---|---|---|---|---|"]
     for name, r in res["methods"].items():
+        grid = "x".join(str(v) for v in r["grid"]) if "grid" in r else "n/a"
+        ceiling = f"{r['ceiling']:.3f}" if "ceiling" in r else "n/a"
         lines.append(f"| {name} | {r.get('preset') or 'defaults'} | {r['localisation']:.3f} "
-                     f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | "
+                     f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {grid} | {ceiling} | "
                      f"{r['accuracy']:.3f} |")
     if res.get("by_au"):
         names = list(res["methods"])

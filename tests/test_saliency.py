@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mer_bench.cli import main
-from mer_bench.saliency import grad_cam, localisation_score
+from mer_bench.saliency import grad_cam, localisation_ceiling, localisation_score
 
 
 class _Probe(nn.Module):
@@ -36,6 +36,28 @@ def test_grad_cam_finds_the_evidence_and_scores_it():
     assert localisation_score(np.zeros((1, 8, 8)), mask[:1])[0] == pytest.approx(0.25)  # no mass: chance
 
 
+def test_localisation_ceiling_is_what_the_layer_resolution_allows():
+    masks = np.zeros((2, 32, 32), bool)
+    masks[0, 2:6, 4:12] = True  # a brow-like band in the top-left quadrant
+    masks[1, 14:18, 14:18] = True  # a spot at the centre, where four cells of a 2x2 grid meet
+    # one cell covering the frame: the map is uniform, the score is the mask's share (chance)
+    assert localisation_ceiling(masks, (1, 1)) == pytest.approx(masks.mean(axis=(1, 2)))
+    # a cell per pixel: a map can sit inside the mask
+    assert localisation_ceiling(masks, (32, 32)) == pytest.approx([1.0, 1.0])
+    coarse, fine = localisation_ceiling(masks, (2, 2)), localisation_ceiling(masks, (8, 8))
+    chance = masks.mean(axis=(1, 2))
+    assert chance[0] < coarse[0] and (coarse < fine).all() and (fine < 1).all()
+    assert coarse[1] == pytest.approx(chance[1])  # four cells meet at the centre: a 2x2 map cannot point there
+    # no non-negative 2x2 map does better than the best cell (a ratio of linear functions)
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    w = torch.as_tensor(rng.random((500, 1, 2, 2)))
+    maps = F.interpolate(w, size=(32, 32), mode="bilinear", align_corners=False)[:, 0].numpy()
+    assert localisation_score(maps, np.repeat(masks[:1], 500, 0)).max() <= coarse[0] + 1e-9
+
+
 def test_grad_cam_on_a_3d_network():
     from mer_bench.methods.meranet import MERANet3D
 
@@ -60,6 +82,10 @@ def test_saliency_cli_compares_two_methods(tmp_path, capsys):
     overall = float(next(r for r in md.splitlines() if r.startswith("| meranet |")).split("|")[3].split()[0])
     weighted = sum(int(c[1]) * float(c[3]) for c in cells) / sum(int(c[1]) for c in cells)
     assert weighted == pytest.approx(overall, abs=2e-3)  # the groups partition the held-out clips
+    # the layer's grid and the ceiling its resolution allows, above chance
+    row = next(r for r in md.splitlines() if r.startswith("| meranet |")).split("|")
+    chance = float(md.split("chance (the masks' area share) is ")[1].split(".", 1)[1][:3]) / 1000
+    assert row[4].strip() == "2x2" and chance < float(row[5]) < 1
     # provenance: the commit (marked when uncommitted), the CPU and threads, each training's time
     from mer_bench.pipeline.runner import git_commit
     from mer_bench.runtime import cpu_description
