@@ -16,8 +16,8 @@ localisation score on the embedded dataset, whose clips come with known motion m
   class motion (the AU that made the clip's class: ``negative`` is AU4, AU9 or AU15, whose masks
   differ in place and size), each against its masks' chance, plus example images and its
   provenance (the commit, marked when uncommitted; the CPU, threads, torch; each training's wall
-  time). The MERANet paper claims its attention focuses on the right
-  facial regions: this measures it against MERANet's attention-free baseline.
+  time). The MERANet paper claims its attention focuses on the right facial regions: this
+  measures it against MERANet's attention-free baseline.
 """
 
 from __future__ import annotations
@@ -171,15 +171,15 @@ def saliency_study(methods: list[str], preset: str | None = None, seed: int = 0,
     masks = ds.motion_mask(fold.test)
     subjects = table["subject"].to_numpy()[fold.test]
     aus = table["aus"].astype(str).to_numpy()[fold.test]
-    emotions = table["emotion"].astype(str).to_numpy()[fold.test]
-    au_groups = sorted(set(aus), key=lambda a: (emotions[aus == a][0], a))
+    emotion_of = dict(zip(aus, table["emotion"].astype(str).to_numpy()[fold.test]))  # an AU makes one class
+    au_groups = sorted(emotion_of, key=lambda a: (emotion_of[a], a))
     result: dict[str, Any] = {"dataset": "synthetic", "dataset_options": ds.options(), "seed": seed,
                               "provenance": {"commit": git_commit(), "cpu": cpu_description(),
                                              "threads": torch.get_num_threads(), "torch": torch.__version__},
                               "layer": layer or "the last feature-map stage",
                               "test_clips": int(len(fold.test)), "test_subjects": int(len(set(subjects))),
                               "mask_area": float(masks.mean()),
-                              "by_au": [{"aus": a, "emotion": str(emotions[aus == a][0]),
+                              "by_au": [{"aus": a, "emotion": emotion_of[a],
                                          "clips": int((aus == a).sum()), "mask_area": float(masks[aus == a].mean())}
                                         for a in au_groups],
                               "methods": {}}
@@ -298,20 +298,17 @@ def render_saliency(res: dict[str, Any], methods: list[str], preset: str | None,
              "| method | preset | localisation [95% CI] | layer grid | ceiling | accuracy on held-out clips |",
              "|---|---|---|---|---|---|"]
     for name, r in res["methods"].items():
-        grid = "x".join(str(v) for v in r["grid"]) if "grid" in r else "n/a"
-        ceiling = f"{r['ceiling']:.3f}" if "ceiling" in r else "n/a"
         lines.append(f"| {name} | {r.get('preset') or 'defaults'} | {r['localisation']:.3f} "
-                     f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {grid} | {ceiling} | "
-                     f"{r['accuracy']:.3f} |")
-    if res.get("by_au"):
-        names = list(res["methods"])
-        lines += ["", "Per class motion (the AU that made the clip's class; its mask is where that motion is): "
-                  "localisation against the chance of those masks.", "",
-                  "| AU (class) | held-out clips | chance | " + " | ".join(names) + " |",
-                  "|---|---|---|" + "---|" * len(names)]
-        for g in res["by_au"]:
-            lines.append(f"| AU{g['aus']} ({g['emotion']}) | {g['clips']} | {g['mask_area']:.3f} | " +
-                         " | ".join(f"{res['methods'][n]['by_au'][g['aus']]:.3f}" for n in names) + " |")
+                     f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {'x'.join(str(v) for v in r['grid'])} | "
+                     f"{r['ceiling']:.3f} | {r['accuracy']:.3f} |")
+    names = list(res["methods"])
+    lines += ["", "Per class motion (the AU that made the clip's class; its mask is where that motion is): "
+              "localisation against the chance of those masks.", "",
+              "| AU (class) | held-out clips | chance | " + " | ".join(names) + " |",
+              "|---|---|---|" + "---|" * len(names)]
+    for g in res["by_au"]:
+        lines.append(f"| AU{g['aus']} ({g['emotion']}) | {g['clips']} | {g['mask_area']:.3f} | " +
+                     " | ".join(f"{res['methods'][n]['by_au'][g['aus']]:.3f}" for n in names) + " |")
     if "difference" in res:
         d = res["difference"]
         a, b = methods
